@@ -1,0 +1,426 @@
+//! The one HTTP execution path every gateway uses.
+//!
+//! Gateway crates describe a request ([`WireRequest`]) and how to read an answer; this module
+//! does everything else, once: deadlines, the response size cap, no redirects, the https rule
+//! (in [`BaseUrl`]), retries that cannot send a second OTP, tracing with masked numbers, and
+//! the mapping of transport failures to error kinds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use tokio::time::Instant;
+use tracing::{field, Instrument};
+
+use crate::{BaseUrl, Error, Gateway, MobileNumber, RetryPolicy, SendReceipt};
+
+/// The default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default whole-request deadline (connect, send, and the whole answer).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default cap on an answer's body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How requests are sent: shared by every gateway client's builder.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_response_bytes: usize,
+    allow_insecure_http: bool,
+    client: Option<reqwest::Client>,
+    retry: RetryPolicy,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            allow_insecure_http: false,
+            client: None,
+            retry: RetryPolicy::none(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The time allowed to open a connection (default 5 s). Ignored for an injected client,
+    /// which keeps its own.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The deadline for one whole request, answer included (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest answer body read (default 64 KiB); a larger one is an unexpected response.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Allows a plain-http base URL to a host that is not loopback. Never do this in production.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Sends through this client, sharing its connection pool. Give it no redirect policy of its
+    /// own: a followed redirect is reported as an unexpected response.
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The retry policy (default: no retry).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Whether plain http to a remote host is allowed.
+    pub fn insecure_http_allowed(&self) -> bool {
+        self.allow_insecure_http
+    }
+}
+
+/// A request as a gateway describes it: a POST of a JSON body to an API path.
+#[derive(Clone)]
+pub struct WireRequest {
+    api_path: &'static str,
+    query: Vec<(&'static str, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl std::fmt::Debug for WireRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values print as "Sensitive" when marked; the body is never printed.
+        f.debug_struct("WireRequest")
+            .field("api_path", &self.api_path)
+            .field("query", &self.query)
+            .field("headers", &self.headers)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
+}
+
+impl WireRequest {
+    /// A JSON POST to `api_path` (appended to the base URL).
+    pub fn post_json(api_path: &'static str, body: impl Into<Bytes>) -> Self {
+        Self { api_path, query: Vec::new(), headers: HeaderMap::new(), body: body.into() }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    /// Adds a header whose value is not secret. An invalid value is refused as input.
+    pub fn header(self, name: &'static str, value: &str) -> Result<Self, Error> {
+        self.insert(name, value, false)
+    }
+
+    /// Adds a header whose value is secret: marked sensitive, so it never shows in `Debug`.
+    pub fn secret_header(self, name: &'static str, value: &str) -> Result<Self, Error> {
+        self.insert(name, value, true)
+    }
+
+    fn insert(mut self, name: &'static str, value: &str, sensitive: bool) -> Result<Self, Error> {
+        let mut value = HeaderValue::from_str(value).map_err(|e| {
+            // The message names the header, never its value.
+            Error::invalid_input(format!("the value of header {name} contains characters HTTP does not allow"))
+                .with_source(e)
+        })?;
+        value.set_sensitive(sensitive);
+        self.headers.insert(HeaderName::from_static(name), value);
+        Ok(self)
+    }
+
+    /// The API path.
+    pub fn api_path(&self) -> &'static str {
+        self.api_path
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The headers, sensitive ones marked.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// An answer as received: status, headers and the body (at most the size cap).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RawResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawResponse")
+            .field("status", &self.status)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawResponse {
+    /// An answer with these parts.
+    pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Self {
+        Self { status, headers, body }
+    }
+
+    /// Decodes the body as JSON into the gateway's answer shape.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// `Retry-After` in its seconds form.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?;
+        value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+}
+
+/// Sends a gateway's requests. Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<TransportInner>,
+}
+
+struct TransportInner {
+    gateway: Gateway,
+    base_url: BaseUrl,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_response_bytes: usize,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("gateway", &self.inner.gateway)
+            .field("base_url", &self.inner.base_url)
+            .field("timeout", &self.inner.timeout)
+            .field("max_response_bytes", &self.inner.max_response_bytes)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport for a gateway at a checked base URL.
+    pub fn new(gateway: Gateway, base_url: BaseUrl, options: &HttpOptions) -> Result<Self, Error> {
+        if !base_url.is_loopback() && base_url.as_str().starts_with("http:") && !options.allow_insecure_http {
+            return Err(Error::configuration("refusing plain http to a non-loopback host"));
+        }
+        if options.timeout.is_zero() {
+            return Err(Error::configuration("the request timeout must be greater than zero"));
+        }
+        let client = match &options.client {
+            Some(client) => client.clone(),
+            None => reqwest::Client::builder()
+                .connect_timeout(options.connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("otp-rs/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::configuration("could not build the HTTP client").with_source(e))?,
+        };
+        Ok(Self {
+            inner: Arc::new(TransportInner {
+                gateway,
+                base_url,
+                client,
+                timeout: options.timeout,
+                max_response_bytes: options.max_response_bytes,
+                retry: options.retry.clone(),
+            }),
+        })
+    }
+
+    /// The gateway this transport sends for.
+    pub fn gateway(&self) -> Gateway {
+        self.inner.gateway
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.inner.base_url
+    }
+
+    /// Sends a request and reads the answer with the gateway's `decode`, retrying only as the
+    /// [`RetryPolicy`] allows. One tracing span per send, with the masked number.
+    pub async fn send<D>(&self, request: WireRequest, mobile: &MobileNumber, decode: D) -> Result<SendReceipt, Error>
+    where
+        D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
+    {
+        let span = tracing::info_span!(
+            "otp.send",
+            gateway = self.inner.gateway.as_str(),
+            api_path = request.api_path,
+            mobile = %mobile,
+            attempts = field::Empty,
+            http_status = field::Empty,
+            elapsed_ms = field::Empty,
+        );
+        let started = Instant::now();
+        let result = self.send_with_retries(&request, &decode, started).instrument(span.clone()).await;
+        let _entered = span.enter();
+        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        match &result {
+            Ok(receipt) => {
+                span.record("http_status", receipt.http_status);
+                tracing::info!(outcome = receipt.outcome.as_str(), provider_code = %receipt.provider_code, "otp send finished");
+            }
+            Err(error) => {
+                if let Some(status) = error.http_status() {
+                    span.record("http_status", status);
+                }
+                tracing::warn!(
+                    kind = error.kind().as_str(),
+                    provider_code = error.provider_code().unwrap_or(""),
+                    retryable = error.is_retryable(),
+                    "otp send failed"
+                );
+            }
+        }
+        result.map_err(|error| error.with_gateway(self.inner.gateway))
+    }
+
+    async fn send_with_retries<D>(&self, request: &WireRequest, decode: &D, started: Instant) -> Result<SendReceipt, Error>
+    where
+        D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
+    {
+        let policy = &self.inner.retry;
+        let deadline = started + if policy.max_attempts() > 1 { policy.deadline() } else { self.inner.timeout };
+        let mut attempt = 1;
+        loop {
+            tracing::Span::current().record("attempts", attempt);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = match self.attempt(request, self.inner.timeout.min(remaining)).await {
+                Ok(response) => decode(&response),
+                Err(error) => Err(error),
+            };
+            let error = match result {
+                Err(error) if attempt < policy.max_attempts() && policy.may_retry(&error) => error,
+                other => return other,
+            };
+            attempt += 1;
+            let delay = policy.delay(attempt, &error);
+            if Instant::now() + delay >= deadline {
+                tracing::debug!(kind = error.kind().as_str(), "no time left for another attempt");
+                return Err(error);
+            }
+            tracing::info!(
+                kind = error.kind().as_str(),
+                delay_ms = delay.as_millis() as u64,
+                attempt,
+                "retrying: the provider cannot have sent an OTP"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, request: &WireRequest, timeout: Duration) -> Result<RawResponse, Error> {
+        let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = self.inner.base_url.join(request.api_path, &query);
+        let builder = self
+            .inner
+            .client
+            .post(url.clone())
+            .headers(request.headers.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(request.body.clone());
+        let exchange = async {
+            let response = builder.send().await.map_err(map_send_error)?;
+            let status = response.status().as_u16();
+            tracing::debug!(http_status = status, "answer headers received");
+            if (300..400).contains(&status) {
+                return Err(Error::unexpected(format!("the provider answered with a redirect (HTTP {status}), which is never followed"))
+                    .with_provider_response(bare_response(status)));
+            }
+            if response.url() != &url {
+                return Err(Error::unexpected("the injected HTTP client followed a redirect; redirects are never accepted")
+                    .with_provider_response(bare_response(status)));
+            }
+            let headers = response.headers().clone();
+            let body = read_capped(response, self.inner.max_response_bytes).await?;
+            Ok(RawResponse { status, headers, body })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Error::timeout(timeout)),
+        }
+    }
+}
+
+fn bare_response(status: u16) -> crate::ProviderResponse {
+    crate::ProviderResponse {
+        http_status: status,
+        code: None,
+        message: None,
+        code_recognised: false,
+        retry_after: None,
+        body: Bytes::new(),
+    }
+}
+
+fn map_send_error(error: reqwest::Error) -> Error {
+    if error.is_connect() {
+        // DNS, TCP or TLS failed before the request was written: no OTP can have gone out.
+        Error::connect(error.without_url())
+    } else if error.is_timeout() {
+        // Only an injected client's own timeout lands here; ours is the deadline around the exchange.
+        Error::timed_out("the HTTP client's own timeout passed; the OTP may or may not have been sent")
+            .with_source(error.without_url())
+    } else if error.is_builder() {
+        Error::configuration("the request could not be built").with_source(error.without_url())
+    } else {
+        Error::transport("the connection failed after the request may have been written").with_source(error.without_url())
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Error> {
+    let status = response.status().as_u16();
+    let over_cap = |declared: String| {
+        Error::unexpected(format!("the answer is larger than the {cap}-byte cap ({declared})"))
+            .with_provider_response(bare_response(status))
+    };
+    let declared = response.content_length();
+    if let Some(length) = declared {
+        if length > cap as u64 {
+            return Err(over_cap(format!("declared {length} bytes")));
+        }
+    }
+    let mut body = BytesMut::with_capacity(declared.map_or(1024, |l| l as usize).min(cap));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Error::transport("the connection broke while the answer was read").with_source(e.without_url()))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(over_cap("streamed".to_owned()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,52 @@
+//! # otp-core
+//!
+//! The foundation of otp-rs, the Rust SDK for sending one-time passwords through Indian payment
+//! gateways (PhonePe, Paytm, iServeU, AOPay). Gateway crates build on it; applications usually
+//! depend on the `otp` umbrella crate instead.
+//!
+//! - [`MobileNumber`]: an Indian mobile number, valid by construction, masked when printed.
+//! - [`SecretString`] and [`IdentityNumber`]: values that print `[redacted]` or masked.
+//! - [`SendReceipt`] and [`Error`]: the unified result of a send, with a stable [`ErrorKind`],
+//!   the provider's code, message and HTTP status kept, and [`Error::is_retryable`].
+//! - [`Transport`]: the one HTTP path — deadlines, a response size cap, no redirects, https
+//!   only (loopback excepted), SMS-safe retries, tracing with masked numbers.
+//! - [`CodeTable`]: a gateway's documented codes, generated from its `spec/codes.toml`.
+//!
+//! ```
+//! use otp_core::{ErrorKind, MobileNumber, SecretString};
+//!
+//! let mobile: MobileNumber = "+91 98765-43210".parse()?;
+//! assert_eq!(mobile.expose_digits(), "9876543210");
+//! assert_eq!(mobile.to_string(), "XXXXXX3210");
+//!
+//! let salt_key = SecretString::new("099eb0cd-02cf-4e2a-8aca-3e6c6aff0399");
+//! assert_eq!(format!("{salt_key:?}"), "[redacted]");
+//!
+//! let refused = MobileNumber::parse("12345").map_err(otp_core::Error::from).unwrap_err();
+//! assert_eq!(refused.kind(), ErrorKind::InvalidRequest);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod codes;
+mod endpoint;
+mod error;
+mod gateway;
+pub mod http;
+mod mobile;
+mod receipt;
+mod retry;
+mod secret;
+
+pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, ProviderAnswer, ReferenceRule};
+pub use endpoint::{BaseUrl, Environment, KnownHosts, UnknownEnvironment};
+pub use error::{Error, ErrorKind, ProviderResponse, Reached};
+pub use gateway::{Gateway, UnknownGateway};
+pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
+pub use mobile::{MobileNumber, MobileNumberError};
+pub use receipt::{Outcome, SendReceipt};
+pub use retry::RetryPolicy;
+pub use secret::{mask_identity_number, IdentityNumber, SecretString};
+
+/// Re-exported so that callers can inject a client without naming reqwest's version.
+pub use reqwest;

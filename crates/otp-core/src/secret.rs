@@ -1,0 +1,138 @@
+//! Secrets and identity numbers: values that must never reach a log line.
+
+use std::fmt;
+
+/// A secret string: a salt key, a client secret, a provider token.
+///
+/// `Debug` and `Display` print `[redacted]`; it has no `Serialize`; the value comes out only
+/// through [`SecretString::expose_secret`], so every place that uses it is easy to audit.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Box<str>);
+
+impl SecretString {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into().into_boxed_str())
+    }
+
+    /// The secret itself. Call it only where the value goes on the wire or to the caller.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the secret is the empty string (a configuration mistake).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// An identity document number (Aadhaar, PAN, voter id …) sent as iServeU's `ovdData`.
+///
+/// `Debug` and `Display` show [`mask_identity_number`] of it; the full value comes out only
+/// through [`IdentityNumber::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityNumber(Box<str>);
+
+impl IdentityNumber {
+    /// Wraps an identity number as given (it is sent exactly so).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into().into_boxed_str())
+    }
+
+    /// The full number, for the wire body only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The masked form, safe to log.
+    pub fn masked(&self) -> String {
+        mask_identity_number(&self.0)
+    }
+}
+
+impl fmt::Debug for IdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityNumber({})", self.masked())
+    }
+}
+
+impl fmt::Display for IdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// Masks an identity document number for logs.
+///
+/// An Aadhaar number (12 digits, spaces and hyphens ignored) becomes `XXXX-XXXX-nnnn`; any
+/// other value keeps at most its last 4 characters, and only when it has at least 8, so that
+/// a short value is never shown in full.
+pub fn mask_identity_number(value: &str) -> String {
+    let digits: Vec<char> = value.chars().filter(|c| *c != ' ' && *c != '-').collect();
+    if digits.len() == 12 && digits.iter().all(char::is_ascii_digit) {
+        let last: String = digits[8..].iter().collect();
+        return format!("XXXX-XXXX-{last}");
+    }
+    let chars: Vec<char> = value.chars().collect();
+    let shown = if chars.len() >= 8 { 4 } else { 0 };
+    let hidden = chars.len() - shown;
+    let mut masked = "X".repeat(hidden);
+    masked.extend(&chars[hidden..]);
+    masked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_redacted_in_debug_and_display() {
+        let secret = SecretString::new("s3cr3t-salt-key");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(format!("{secret}"), "[redacted]");
+        assert_eq!(format!("{:#?}", Some(secret.clone())), "Some(\n    [redacted],\n)");
+        assert_eq!(secret.expose_secret(), "s3cr3t-salt-key");
+    }
+
+    #[test]
+    fn aadhaar_is_masked_to_last_four() {
+        assert_eq!(mask_identity_number("765386439745"), "XXXX-XXXX-9745");
+        assert_eq!(mask_identity_number("7653 8643 9745"), "XXXX-XXXX-9745");
+        assert_eq!(mask_identity_number("7653-8643-9745"), "XXXX-XXXX-9745");
+        let id = IdentityNumber::new("765386439745");
+        assert_eq!(format!("{id}"), "XXXX-XXXX-9745");
+        assert_eq!(format!("{id:?}"), "IdentityNumber(XXXX-XXXX-9745)");
+        assert!(!format!("{id:?}").contains("76538643"));
+    }
+
+    #[test]
+    fn other_identity_numbers_keep_at_most_four_characters() {
+        assert_eq!(mask_identity_number("ABCDE1234F"), "XXXXXX234F");
+        assert_eq!(mask_identity_number("SHORT1"), "XXXXXX");
+        assert_eq!(mask_identity_number(""), "");
+    }
+}

@@ -1,0 +1,335 @@
+//! The one HTTP path against local servers: every failure mode ends as a typed error.
+
+use std::time::{Duration, Instant};
+
+use otp_core::http::{HttpOptions, RawResponse, Transport, WireRequest};
+use otp_core::{
+    BaseUrl, CodeEntry, CodeResult, CodeTable, Error, ErrorKind, Gateway, MobileNumber, Outcome, ProviderAnswer,
+    Reached, ReferenceRule, RetryPolicy, SendReceipt,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wiremock::matchers::{body_bytes, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+static ENTRIES: &[CodeEntry] = &[
+    CodeEntry { code: "OK", result: CodeResult::Outcome(Outcome::Sent), retryable: false, message: "" },
+    CodeEntry { code: "SLOW_DOWN", result: CodeResult::Error(ErrorKind::RateLimited), retryable: true, message: "" },
+];
+static TABLE: CodeTable = CodeTable::new(Gateway::Paytm, ENTRIES);
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    code: Option<String>,
+    reference: Option<String>,
+}
+
+fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
+    let decoded = response
+        .json::<Answer>()
+        .map(|a| ProviderAnswer::new(a.code, None, a.reference.map(Into::into)));
+    TABLE.resolve(response, decoded, ReferenceRule::Required)
+}
+
+fn mobile() -> MobileNumber {
+    MobileNumber::parse("9876543210").unwrap()
+}
+
+fn transport(base: &str, options: HttpOptions) -> Transport {
+    Transport::new(Gateway::Paytm, BaseUrl::parse(base, false).unwrap(), &options).unwrap()
+}
+
+fn request() -> WireRequest {
+    WireRequest::post_json("/api/send", r#"{"phone":"9876543210"}"#)
+        .secret_header("authorization", "Basic c2VjcmV0")
+        .unwrap()
+}
+
+/// A server that answers every connection with `response` after `delay`, then closes.
+async fn raw_server(response: Vec<u8>, delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let _ = socket.write_all(&response).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn sends_the_exact_request_and_reads_a_success() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/prefix/api/send"))
+        .and(header("content-type", "application/json"))
+        .and(header("authorization", "Basic c2VjcmV0"))
+        .and(body_bytes(br#"{"phone":"9876543210"}"#.to_vec()))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"code":"OK","reference":"r-1"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let receipt = transport(&format!("{}/prefix/", server.uri()), HttpOptions::default())
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, Outcome::Sent);
+    assert_eq!(receipt.reference.unwrap().expose_secret(), "r-1");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", format!("{}/elsewhere", server.uri())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/elsewhere")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let error = transport(&server.uri(), HttpOptions::default()).send(request(), &mobile(), decode).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert_eq!(error.http_status(), Some(302));
+    assert_eq!(error.gateway(), Some(Gateway::Paytm));
+}
+
+#[tokio::test]
+async fn an_injected_client_that_follows_redirects_is_caught() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", format!("{}/elsewhere", server.uri())))
+        .mount(&server)
+        .await;
+    Mock::given(path("/elsewhere"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"code":"OK","reference":"r"}"#))
+        .mount(&server)
+        .await;
+    // reqwest only re-POSTs on 307/308; a 302 becomes a GET, which the mock above also answers.
+    let client = otp_core::reqwest::Client::new();
+    let error = transport(&server.uri(), HttpOptions::default().client(client))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse, "{error}");
+}
+
+#[test]
+fn a_remote_http_base_is_refused_before_any_connection() {
+    let error = BaseUrl::parse("http://203.0.113.7:9/", false).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert!(error.is_configuration());
+    assert_eq!(error.reached_provider(), Reached::No);
+}
+
+#[tokio::test]
+async fn connection_refused_is_transport_and_retryable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let error = transport(&format!("http://{addr}"), HttpOptions::default())
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert!(error.is_retryable());
+    assert_eq!(error.reached_provider(), Reached::No);
+    assert_eq!(error.http_status(), None);
+}
+
+#[tokio::test]
+async fn a_server_slower_than_the_deadline_times_out_in_time() {
+    let base = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec(), Duration::from_secs(10)).await;
+    let deadline = Duration::from_millis(500);
+    let started = Instant::now();
+    let error = transport(&base, HttpOptions::default().timeout(deadline))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert!(!error.is_retryable());
+    assert_eq!(error.reached_provider(), Reached::Maybe);
+    assert!(elapsed >= deadline && elapsed < deadline + Duration::from_secs(1), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_past_the_deadline_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n").await;
+        for _ in 0..100 {
+            if socket.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let error = transport(&format!("http://{addr}"), HttpOptions::default().timeout(Duration::from_millis(700)))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_answer_is_transport_not_retryable() {
+    let base = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"code\":".to_vec(), Duration::ZERO).await;
+    let error = transport(&base, HttpOptions::default()).send(request(), &mobile(), decode).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
+    assert!(!error.is_retryable(), "the request was written: an OTP may have gone out");
+    assert_eq!(error.reached_provider(), Reached::Maybe);
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_cap_is_refused_unread() {
+    let base = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 70000\r\n\r\n{}".to_vec(), Duration::ZERO).await;
+    let error = transport(&base, HttpOptions::default()).send(request(), &mobile(), decode).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert!(error.to_string().contains("declared 70000 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_a_custom_cap_is_refused() {
+    let mut response = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
+    response.extend(std::iter::repeat(b'x').take(2048));
+    let base = raw_server(response, Duration::ZERO).await;
+    let error = transport(&base, HttpOptions::default().max_response_bytes(1024))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnexpectedResponse);
+    assert!(error.to_string().contains("streamed"), "{error}");
+}
+
+#[tokio::test]
+async fn a_non_json_5xx_falls_back_to_provider_unavailable() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html><body>Bad Gateway</body></html>"))
+        .mount(&server)
+        .await;
+    let error = transport(&server.uri(), HttpOptions::default()).send(request(), &mobile(), decode).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ProviderUnavailable);
+    assert_eq!(error.http_status(), Some(502));
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn retry_never_resends_after_a_5xx_or_a_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send")).respond_with(ResponseTemplate::new(500)).expect(1).mount(&server).await;
+    let options = HttpOptions::default().retry(RetryPolicy::safe(5).backoff(Duration::from_millis(1), Duration::from_millis(2)));
+    let error = transport(&server.uri(), options.clone()).send(request(), &mobile(), decode).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ProviderUnavailable);
+    server.verify().await;
+
+    let slow = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&slow)
+        .await;
+    let error = transport(&slow.uri(), options.timeout(Duration::from_millis(200)))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn retry_resends_a_throttle_and_honours_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string(r#"{"code":"SLOW_DOWN"}"#),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"code":"OK","reference":"r-2"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let receipt = transport(&server.uri(), HttpOptions::default().retry(RetryPolicy::safe(3)))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap();
+    assert_eq!(receipt.reference.unwrap().expose_secret(), "r-2");
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited as Retry-After asked");
+}
+
+#[tokio::test]
+async fn retry_reconnects_after_refused_connections_up_to_the_limit() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let policy = RetryPolicy::safe(4).backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let error = transport(&format!("http://{addr}"), HttpOptions::default().retry(policy))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+
+    // Now open the port after the first refusal: a later attempt gets through.
+    let base = format!("http://{addr}");
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let body = r#"{"code":"OK","reference":"late"}"#;
+        let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        socket.write_all(response.as_bytes()).await.unwrap();
+    });
+    let policy = RetryPolicy::safe(20).backoff(Duration::from_millis(50), Duration::from_millis(100));
+    let receipt = transport(&base, HttpOptions::default().retry(policy)).send(request(), &mobile(), decode).await.unwrap();
+    assert_eq!(receipt.reference.unwrap().expose_secret(), "late");
+    opener.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_overall_deadline_bounds_every_retry() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let policy = RetryPolicy::safe(1000)
+        .backoff(Duration::from_millis(100), Duration::from_millis(100))
+        .overall_deadline(Duration::from_millis(600));
+    let started = Instant::now();
+    let error = transport(&format!("http://{addr}"), HttpOptions::default().retry(policy))
+        .send(request(), &mobile(), decode)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert!(started.elapsed() < Duration::from_millis(600) + Duration::from_secs(1));
+}
+
+#[test]
+fn debug_of_a_request_hides_secret_headers_and_the_body() {
+    let debug = format!("{:?}", request());
+    assert!(!debug.contains("c2VjcmV0"), "{debug}");
+    assert!(!debug.contains("9876543210"), "{debug}");
+    assert!(debug.contains("Sensitive"), "{debug}");
+}
+
+#[test]
+fn a_header_value_http_cannot_carry_is_invalid_input() {
+    let error = WireRequest::post_json("/x", "{}").header("x-device-id", "bad\nvalue").unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert!(!error.to_string().contains("bad"), "{error}");
+}
