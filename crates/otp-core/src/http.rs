@@ -257,6 +257,17 @@ impl Transport {
         })
     }
 
+    /// A transport for a gateway in an environment (its documented hosts, or a custom base URL).
+    pub fn for_environment(
+        gateway: Gateway,
+        environment: &crate::Environment,
+        hosts: &crate::KnownHosts,
+        options: &HttpOptions,
+    ) -> Result<Self, Error> {
+        let base_url = environment.base_url(gateway, hosts, options.allow_insecure_http)?;
+        Self::new(gateway, base_url, options).map_err(|e| e.with_gateway(gateway))
+    }
+
     /// The gateway this transport sends for.
     pub fn gateway(&self) -> Gateway {
         self.inner.gateway

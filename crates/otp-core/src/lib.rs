@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod codes;
+mod config;
 mod endpoint;
 mod error;
 mod gateway;
@@ -37,8 +38,10 @@ mod mobile;
 mod receipt;
 mod retry;
 mod secret;
+pub mod validate;
 
 pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, ProviderAnswer, ReferenceRule};
+pub use config::RequiredSettings;
 pub use endpoint::{BaseUrl, Environment, KnownHosts, UnknownEnvironment};
 pub use error::{Error, ErrorKind, ProviderResponse, Reached};
 pub use gateway::{Gateway, UnknownGateway};

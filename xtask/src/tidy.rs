@@ -1,0 +1,72 @@
+//! Tidy checks: the architecture rules that a compiler does not enforce.
+
+use std::path::Path;
+
+use crate::codegen::GATEWAY_CRATES;
+
+pub fn check(root: &Path) -> Result<(), String> {
+    let mut problems = Vec::new();
+    gateway_crates_are_independent(root, &mut problems);
+    crate_roots_have_docs_and_forbid_unsafe(root, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("tidy:\n  {}", problems.join("\n  ")))
+    }
+}
+
+fn gateway_crates_are_independent(root: &Path, problems: &mut Vec<String>) {
+    for krate in GATEWAY_CRATES {
+        let manifest = root.join("crates").join(krate).join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            problems.push(format!("crates/{krate}/Cargo.toml is missing"));
+            continue;
+        };
+        let Ok(value) = text.parse::<toml::Table>() else {
+            problems.push(format!("crates/{krate}/Cargo.toml does not parse"));
+            continue;
+        };
+        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = value.get(section).and_then(|d| d.as_table()) else { continue };
+            for name in deps.keys() {
+                if GATEWAY_CRATES.contains(&name.as_str()) || name == "otp" {
+                    problems.push(format!("crates/{krate} depends on {name} ([{section}]): gateway crates depend only on otp-core"));
+                }
+            }
+        }
+    }
+}
+
+fn crate_roots_have_docs_and_forbid_unsafe(root: &Path, problems: &mut Vec<String>) {
+    let mut roots = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root.join("crates")) {
+        for entry in entries.flatten() {
+            for file in ["src/lib.rs", "src/main.rs"] {
+                let path = entry.path().join(file);
+                if path.exists() {
+                    roots.push(path);
+                }
+            }
+        }
+    }
+    roots.push(root.join("xtask/src/main.rs"));
+    roots.sort();
+    for path in roots {
+        let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.trim_start().starts_with("//!") {
+            problems.push(format!("{shown}: the crate root must start with crate docs (//!)"));
+        }
+        if !text.contains("#![forbid(unsafe_code)]") {
+            problems.push(format!("{shown}: the crate root must say #![forbid(unsafe_code)]"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_workspace_is_tidy() {
+        super::check(&crate::workspace_root()).unwrap();
+    }
+}
