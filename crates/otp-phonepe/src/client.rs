@@ -1,0 +1,190 @@
+//! The PhonePe client: configuration, signing, and reading the answer.
+
+use base64::Engine as _;
+use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::{
+    Environment, Error, Gateway, HttpOptions, KnownHosts, ProviderAnswer, ReferenceRule, RequiredSettings,
+    SecretString, SendReceipt,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::generated::codes::CODES;
+use crate::SendOtpRequest;
+
+/// The API path; it is also what X-VERIFY hashes, whatever prefix a custom base URL has.
+pub const API_PATH: &str = "/v3/merchant/otp/send";
+
+/// PhonePe's documented hosts.
+pub const HOSTS: KnownHosts =
+    KnownHosts { uat: "https://mercury-uat.phonepe.com", production: Some("https://mercury-t2.phonepe.com") };
+
+/// Sends OTPs through PhonePe. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct PhonePeClient {
+    merchant_id: String,
+    salt_key: SecretString,
+    salt_index: u32,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for PhonePeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhonePeClient")
+            .field("merchant_id", &self.merchant_id)
+            .field("salt_key", &self.salt_key)
+            .field("salt_index", &self.salt_index)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// Builds a [`PhonePeClient`]; every setting is checked by [`PhonePeClientBuilder::build`].
+#[derive(Debug, Clone, Default)]
+pub struct PhonePeClientBuilder {
+    merchant_id: Option<String>,
+    salt_key: Option<SecretString>,
+    salt_index: Option<u32>,
+    environment: Environment,
+    http: HttpOptions,
+}
+
+impl PhonePeClientBuilder {
+    /// The `merchantId` PhonePe assigned.
+    pub fn merchant_id(mut self, merchant_id: impl Into<String>) -> Self {
+        self.merchant_id = Some(merchant_id.into());
+        self
+    }
+
+    /// The salt key of the salt index in use.
+    pub fn salt_key(mut self, salt_key: impl Into<SecretString>) -> Self {
+        self.salt_key = Some(salt_key.into());
+        self
+    }
+
+    /// The salt index (any positive integer PhonePe issued).
+    pub fn salt_index(mut self, salt_index: u32) -> Self {
+        self.salt_index = Some(salt_index);
+        self
+    }
+
+    /// UAT (default), production, or a custom base URL.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// Timeouts, size cap, retry policy, an injected client.
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Checks the configuration; a missing or invalid setting is a configuration error.
+    pub fn build(self) -> Result<PhonePeClient, Error> {
+        let mut required = RequiredSettings::new();
+        let merchant_id = required.text("merchant id", self.merchant_id);
+        let salt_key = required.secret("salt key", self.salt_key);
+        let salt_index = required.value("salt index", self.salt_index);
+        required.finish(Gateway::PhonePe)?;
+        if salt_index == 0 {
+            return Err(Error::configuration("the PhonePe salt index must be a positive integer"));
+        }
+        if merchant_id.len() > 64 || !merchant_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(Error::configuration("the PhonePe merchant id may contain only letters, digits, _ and -"));
+        }
+        let transport = Transport::for_environment(Gateway::PhonePe, &self.environment, &HOSTS, &self.http)?;
+        Ok(PhonePeClient { merchant_id, salt_key, salt_index, transport })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload<'a> {
+    merchant_id: &'a str,
+    mobile_number: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    short_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_type: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    request: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    code: Option<String>,
+    message: Option<String>,
+    data: Option<AnswerData>,
+}
+
+#[derive(Deserialize)]
+struct AnswerData {
+    #[serde(rename = "otpToken")]
+    otp_token: Option<String>,
+}
+
+/// `X-VERIFY`: lowercase hex SHA-256 of (base64 payload + API path + salt key), `###`, salt index.
+pub fn x_verify(base64_payload: &str, salt_key: &SecretString, salt_index: u32) -> SecretString {
+    let mut hasher = Sha256::new();
+    hasher.update(base64_payload.as_bytes());
+    hasher.update(API_PATH.as_bytes());
+    hasher.update(salt_key.expose_secret().as_bytes());
+    let digest = hasher.finalize();
+    let mut value = String::with_capacity(64 + 3 + 10);
+    for byte in digest {
+        value.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        value.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    value.push_str("###");
+    value.push_str(&salt_index.to_string());
+    SecretString::new(value)
+}
+
+impl PhonePeClient {
+    /// Starts a builder.
+    pub fn builder() -> PhonePeClientBuilder {
+        PhonePeClientBuilder::default()
+    }
+
+    /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
+    pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
+        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::PhonePe))?;
+        self.transport.send(wire, request.mobile(), decode).await
+    }
+
+    /// The exact request that [`PhonePeClient::send_otp`] would send.
+    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+        request.validate()?;
+        let payload = Payload {
+            merchant_id: &self.merchant_id,
+            mobile_number: request.mobile.expose_digits(),
+            email: request.email.as_deref(),
+            short_name: request.short_name.as_deref(),
+            request_type: request.request_type.map(|t| t.as_str()),
+        };
+        let json = serde_json::to_vec(&payload).map_err(|e| Error::invalid_input("unserialisable payload").with_source(e))?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
+        let body = serde_json::to_vec(&Envelope { request: &encoded })
+            .map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let mut wire = WireRequest::post_json(API_PATH, body).secret_header("x-verify", signature.expose_secret())?;
+        if let Some(device_id) = &request.device_id {
+            wire = wire.header("x-device-id", device_id)?;
+        }
+        Ok(wire)
+    }
+}
+
+fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
+    let decoded = response.json::<Answer>().map(|answer| {
+        let reference = answer.data.and_then(|d| d.otp_token).filter(|t| !t.is_empty()).map(SecretString::new);
+        ProviderAnswer::new(answer.code, answer.message, reference)
+    });
+    CODES.resolve(response, decoded, ReferenceRule::Required)
+}

@@ -1,0 +1,100 @@
+//! What a caller asks PhonePe to do.
+
+use otp_core::{validate, Error, MobileNumber};
+
+/// PhonePe's `requestType`: which linking the OTP is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestType {
+    /// Direct debit (`WALLET`).
+    Wallet,
+    /// M2C / instant payout (`CREDIT`).
+    Credit,
+}
+
+impl RequestType {
+    /// The value on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestType::Wallet => "WALLET",
+            RequestType::Credit => "CREDIT",
+        }
+    }
+}
+
+/// The longest `X-DEVICE-ID` PhonePe accepts.
+pub const MAX_DEVICE_ID_CHARS: usize = 64;
+
+/// A "Trigger OTP" request.
+#[derive(Debug, Clone)]
+pub struct SendOtpRequest {
+    pub(crate) mobile: MobileNumber,
+    pub(crate) email: Option<String>,
+    pub(crate) short_name: Option<String>,
+    pub(crate) request_type: Option<RequestType>,
+    pub(crate) device_id: Option<String>,
+}
+
+impl SendOtpRequest {
+    /// An OTP to this number.
+    pub fn new(mobile: MobileNumber) -> Self {
+        Self { mobile, email: None, short_name: None, request_type: None, device_id: None }
+    }
+
+    /// The customer's email (`email`).
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// The customer's name (`shortName`).
+    pub fn short_name(mut self, name: impl Into<String>) -> Self {
+        self.short_name = Some(name.into());
+        self
+    }
+
+    /// The linking type (`requestType`).
+    pub fn request_type(mut self, request_type: RequestType) -> Self {
+        self.request_type = Some(request_type);
+        self
+    }
+
+    /// The device id, sent as `X-DEVICE-ID` (at most 64 characters).
+    pub fn device_id(mut self, device_id: impl Into<String>) -> Self {
+        self.device_id = Some(device_id.into());
+        self
+    }
+
+    /// The number the OTP goes to.
+    pub fn mobile(&self) -> &MobileNumber {
+        &self.mobile
+    }
+
+    /// Checks every field; nothing is sent when this fails.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(email) = &self.email {
+            validate::text("email", email, 254)?;
+            let well_formed = match email.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && !domain.contains('@')
+                        && !email.contains(char::is_whitespace)
+                }
+                None => false,
+            };
+            if !well_formed {
+                return Err(Error::invalid_input("email is not a valid address"));
+            }
+        }
+        if let Some(name) = &self.short_name {
+            validate::text("short name", name, 100)?;
+        }
+        if let Some(device_id) = &self.device_id {
+            validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS)?;
+        }
+        Ok(())
+    }
+}
