@@ -30,7 +30,9 @@ fn gateway_crates_are_independent(root: &Path, problems: &mut Vec<String>) {
             let Some(deps) = value.get(section).and_then(|d| d.as_table()) else { continue };
             for name in deps.keys() {
                 if GATEWAY_CRATES.contains(&name.as_str()) || name == "otp" {
-                    problems.push(format!("crates/{krate} depends on {name} ([{section}]): gateway crates depend only on otp-core"));
+                    problems.push(format!(
+                        "crates/{krate} depends on {name} ([{section}]): gateway crates depend only on otp-core"
+                    ));
                 }
             }
         }

@@ -216,6 +216,16 @@ pub fn status_fallback(status: u16) -> Option<ErrorKind> {
     }
 }
 
+/// A provider code as text, whether it came as a JSON string or a number (`"0"` and `0` alike):
+/// gateways document one and have been seen to send the other.
+pub fn code_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,7 +285,8 @@ mod tests {
             (502, ErrorKind::ProviderUnavailable, true),
         ];
         for (status, kind, retryable) in cases {
-            let error = TABLE.resolve(&response(status), answer(Some("WHAT"), None), ReferenceRule::Required).unwrap_err();
+            let error =
+                TABLE.resolve(&response(status), answer(Some("WHAT"), None), ReferenceRule::Required).unwrap_err();
             assert_eq!((error.kind(), error.is_retryable()), (kind, retryable), "HTTP {status}");
             assert_eq!(error.provider_code(), Some("WHAT"), "code kept verbatim");
             assert!(!error.provider_response().unwrap().code_recognised);
@@ -305,6 +316,4 @@ mod tests {
         }
         assert_eq!(CodeResult::from_name("ok"), None);
     }
-
-    use std::error::Error as _;
 }

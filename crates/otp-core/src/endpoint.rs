@@ -19,9 +19,7 @@ impl BaseUrl {
     pub fn parse(input: &str, allow_insecure_http: bool) -> Result<Self, Error> {
         let url = Url::parse(input.trim())
             .map_err(|e| Error::configuration(format!("invalid base URL: {e}")).with_source(e))?;
-        let host = url
-            .host()
-            .ok_or_else(|| Error::configuration("the base URL has no host"))?;
+        let host = url.host().ok_or_else(|| Error::configuration("the base URL has no host"))?;
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&host) || allow_insecure_http => {}

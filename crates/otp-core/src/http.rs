@@ -317,7 +317,12 @@ impl Transport {
         result.map_err(|error| error.with_gateway(self.inner.gateway))
     }
 
-    async fn send_with_retries<D>(&self, request: &WireRequest, decode: &D, started: Instant) -> Result<SendReceipt, Error>
+    async fn send_with_retries<D>(
+        &self,
+        request: &WireRequest,
+        decode: &D,
+        started: Instant,
+    ) -> Result<SendReceipt, Error>
     where
         D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
     {
@@ -366,12 +371,16 @@ impl Transport {
             let status = response.status().as_u16();
             tracing::debug!(http_status = status, "answer headers received");
             if (300..400).contains(&status) {
-                return Err(Error::unexpected(format!("the provider answered with a redirect (HTTP {status}), which is never followed"))
-                    .with_provider_response(bare_response(status)));
+                return Err(Error::unexpected(format!(
+                    "the provider answered with a redirect (HTTP {status}), which is never followed"
+                ))
+                .with_provider_response(bare_response(status)));
             }
             if response.url() != &url {
-                return Err(Error::unexpected("the injected HTTP client followed a redirect; redirects are never accepted")
-                    .with_provider_response(bare_response(status)));
+                return Err(Error::unexpected(
+                    "the injected HTTP client followed a redirect; redirects are never accepted",
+                )
+                .with_provider_response(bare_response(status)));
             }
             let headers = response.headers().clone();
             let body = read_capped(response, self.inner.max_response_bytes).await?;
@@ -406,7 +415,8 @@ fn map_send_error(error: reqwest::Error) -> Error {
     } else if error.is_builder() {
         Error::configuration("the request could not be built").with_source(error.without_url())
     } else {
-        Error::transport("the connection failed after the request may have been written").with_source(error.without_url())
+        Error::transport("the connection failed after the request may have been written")
+            .with_source(error.without_url())
     }
 }
 

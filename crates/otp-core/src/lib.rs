@@ -30,6 +30,7 @@
 
 mod codes;
 mod config;
+mod date;
 mod endpoint;
 mod error;
 mod gateway;
@@ -40,8 +41,9 @@ mod retry;
 mod secret;
 pub mod validate;
 
-pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, ProviderAnswer, ReferenceRule};
+pub use codes::{code_text, status_fallback, CodeEntry, CodeResult, CodeTable, ProviderAnswer, ReferenceRule};
 pub use config::RequiredSettings;
+pub use date::{rfc3339_utc, Date};
 pub use endpoint::{BaseUrl, Environment, KnownHosts, UnknownEnvironment};
 pub use error::{Error, ErrorKind, ProviderResponse, Reached};
 pub use gateway::{Gateway, UnknownGateway};

@@ -60,10 +60,8 @@ impl MobileNumber {
                 _ => digits,
             }
         };
-        let bytes: [u8; 10] = national
-            .as_bytes()
-            .try_into()
-            .map_err(|_| MobileNumberError::WrongLength(national.len()))?;
+        let bytes: [u8; 10] =
+            national.as_bytes().try_into().map_err(|_| MobileNumberError::WrongLength(national.len()))?;
         if !matches!(bytes[0], b'6'..=b'9') {
             return Err(MobileNumberError::InvalidFirstDigit);
         }

@@ -124,12 +124,18 @@ mod tests {
         assert!(!policy.may_retry(&Error::timeout(Duration::from_secs(1))));
         assert!(!policy.may_retry(&Error::transport("reset mid-answer")));
         assert!(!policy.may_retry(&Error::invalid_input("bad")));
-        let unavailable =
-            Error::provider(ErrorKind::ProviderUnavailable, true, provider(500, "INTERNAL_SERVER_ERROR", true, None), "x");
+        let unavailable = Error::provider(
+            ErrorKind::ProviderUnavailable,
+            true,
+            provider(500, "INTERNAL_SERVER_ERROR", true, None),
+            "x",
+        );
         assert!(!policy.may_retry(&unavailable), "a 5xx may have sent the OTP");
-        let throttled = Error::provider(ErrorKind::RateLimited, true, provider(429, "TOO_MANY_REQUESTS", true, None), "x");
+        let throttled =
+            Error::provider(ErrorKind::RateLimited, true, provider(429, "TOO_MANY_REQUESTS", true, None), "x");
         assert!(policy.may_retry(&throttled));
-        let limit = Error::provider(ErrorKind::RateLimited, false, provider(200, "OTP_LIMIT_EXCEEDED", true, None), "x");
+        let limit =
+            Error::provider(ErrorKind::RateLimited, false, provider(200, "OTP_LIMIT_EXCEEDED", true, None), "x");
         assert!(!policy.may_retry(&limit), "a per-number limit does not pass by waiting");
         let bare_429 = Error::provider(ErrorKind::RateLimited, false, provider(429, "???", false, None), "x");
         assert!(policy.may_retry(&bare_429));

@@ -47,11 +47,9 @@ pub fn positive_amount(field: &str, value: &str) -> Result<(), Error> {
         && digits_only(whole)
         && digits_only(fraction)
         && fraction.len() <= 2
-        && (value.contains('.') == !fraction.is_empty());
+        && value.contains('.') != fraction.is_empty();
     if !well_formed {
-        return Err(Error::invalid_input(format!(
-            "{field} must be a positive number in digits (at most 2 decimals)"
-        )));
+        return Err(Error::invalid_input(format!("{field} must be a positive number in digits (at most 2 decimals)")));
     }
     if value.bytes().all(|b| b == b'0' || b == b'.') {
         return Err(Error::invalid_input(format!("{field} must be greater than zero")));

@@ -1,5 +1,7 @@
 //! The one HTTP path against local servers: every failure mode ends as a typed error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
 use std::time::{Duration, Instant};
 
 use otp_core::http::{HttpOptions, RawResponse, Transport, WireRequest};
@@ -25,9 +27,7 @@ struct Answer {
 }
 
 fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
-    let decoded = response
-        .json::<Answer>()
-        .map(|a| ProviderAnswer::new(a.code, None, a.reference.map(Into::into)));
+    let decoded = response.json::<Answer>().map(|a| ProviderAnswer::new(a.code, None, a.reference.map(Into::into)));
     TABLE.resolve(response, decoded, ReferenceRule::Required)
 }
 
@@ -229,7 +229,8 @@ async fn a_non_json_5xx_falls_back_to_provider_unavailable() {
 async fn retry_never_resends_after_a_5xx_or_a_timeout() {
     let server = MockServer::start().await;
     Mock::given(path("/api/send")).respond_with(ResponseTemplate::new(500)).expect(1).mount(&server).await;
-    let options = HttpOptions::default().retry(RetryPolicy::safe(5).backoff(Duration::from_millis(1), Duration::from_millis(2)));
+    let options =
+        HttpOptions::default().retry(RetryPolicy::safe(5).backoff(Duration::from_millis(1), Duration::from_millis(2)));
     let error = transport(&server.uri(), options.clone()).send(request(), &mobile(), decode).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ProviderUnavailable);
     server.verify().await;
@@ -297,7 +298,8 @@ async fn retry_reconnects_after_refused_connections_up_to_the_limit() {
         socket.write_all(response.as_bytes()).await.unwrap();
     });
     let policy = RetryPolicy::safe(20).backoff(Duration::from_millis(50), Duration::from_millis(100));
-    let receipt = transport(&base, HttpOptions::default().retry(policy)).send(request(), &mobile(), decode).await.unwrap();
+    let receipt =
+        transport(&base, HttpOptions::default().retry(policy)).send(request(), &mobile(), decode).await.unwrap();
     assert_eq!(receipt.reference.unwrap().expose_secret(), "late");
     opener.await.unwrap();
 }

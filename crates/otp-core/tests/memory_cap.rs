@@ -1,6 +1,8 @@
 //! A 10 MiB answer ends as `unexpected_response` without being buffered.
 //! Its own test binary, so that no other test's allocations move the numbers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
 use std::time::Duration;
 
 use otp_core::http::{HttpOptions, Transport, WireRequest};
@@ -44,10 +46,7 @@ async fn send(base: &str) -> Error {
         Transport::new(Gateway::AOPay, BaseUrl::parse(base, false).unwrap(), &HttpOptions::default()).unwrap();
     let mobile = MobileNumber::parse("9876543210").unwrap();
     let request = WireRequest::post_json("/send", "{}");
-    transport
-        .send(request, &mobile, |_| panic!("an over-cap body must never reach the decoder"))
-        .await
-        .unwrap_err()
+    transport.send(request, &mobile, |_| panic!("an over-cap body must never reach the decoder")).await.unwrap_err()
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -168,7 +168,8 @@ impl PhonePeClient {
             short_name: request.short_name.as_deref(),
             request_type: request.request_type.map(|t| t.as_str()),
         };
-        let json = serde_json::to_vec(&payload).map_err(|e| Error::invalid_input("unserialisable payload").with_source(e))?;
+        let json =
+            serde_json::to_vec(&payload).map_err(|e| Error::invalid_input("unserialisable payload").with_source(e))?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
         let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
         let body = serde_json::to_vec(&Envelope { request: &encoded })

@@ -1,5 +1,7 @@
 //! PhonePe "Trigger OTP" against a local mock: exact wire bytes, every code, failure paths.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
 use otp_core::{Environment, ErrorKind, HttpOptions, MobileNumber, Outcome, Reached};
 use otp_phonepe::{PhonePeClient, RequestType, SendOtpRequest};
 use wiremock::matchers::{any, body_string, header, header_exists, method, path, query_param_is_missing};
@@ -141,7 +143,11 @@ async fn the_spec_examples_decode_to_their_documented_results() {
 async fn odd_answers_are_typed() {
     let cases: [(u16, &str, ErrorKind); 6] = [
         (400, "{}", ErrorKind::InvalidRequest),
-        (200, r#"{"success":true,"code":"SUCCESS","message":"ok","data":{"merchantId":"M"}}"#, ErrorKind::UnexpectedResponse),
+        (
+            200,
+            r#"{"success":true,"code":"SUCCESS","message":"ok","data":{"merchantId":"M"}}"#,
+            ErrorKind::UnexpectedResponse,
+        ),
         (200, r#"{"success":true,"code":"SUCCESS","data":null}"#, ErrorKind::UnexpectedResponse),
         (200, r#"{"success":false,"code":"SOMETHING_NEW","message":"?"}"#, ErrorKind::Rejected),
         (502, "<html><body><h1>502 Bad Gateway</h1></body></html>", ErrorKind::ProviderUnavailable),

@@ -1,0 +1,2 @@
+//! Generated from `spec/codes.toml` by `cargo xtask codegen`.
+pub mod codes;

@@ -1,0 +1,243 @@
+//! # otp-paytm
+//!
+//! Send OTPs through Paytm's **"Send OTP API"** (`POST /v4/signin/otp/sv1/?locale=en-IN`), on
+//! otp-core's HTTP path: `Authorization: Basic base64(clientId:clientSecret)`, a mandatory
+//! `x-device-identifier`, an optional `autoReadHash`, and the body `{"phone", "scopes"}`.
+//! The `state_token` Paytm returns is the receipt's reference (a secret) for the verify step.
+//!
+//! ```no_run
+//! use otp_paytm::{PaytmClient, SendOtpRequest};
+//! use otp_core::{Environment, MobileNumber};
+//!
+//! # async fn run() -> Result<(), otp_core::Error> {
+//! let client = PaytmClient::builder()
+//!     .client_id("merchant-client")
+//!     .client_secret(std::env::var("PAYTM_CLIENT_SECRET").unwrap_or_default())
+//!     .environment(Environment::Uat)
+//!     .build()?;
+//! let request = SendOtpRequest::new(MobileNumber::parse("7777777777")?, "8c4afbfab1ae0bd4")
+//!     .scope("paytm")
+//!     .scope("wallet");
+//! let receipt = client.send_otp(&request).await?;
+//! let state_token = receipt.reference; // for the verify call
+//! # let _ = state_token;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Response codes
+//!
+//! A documented `responseCode` decides the result whatever the HTTP status; anything else
+//! falls back to the HTTP status (see otp-core). Generated from `spec/codes.toml`:
+//!
+#![doc = include_str!("generated/codes.md")]
+#![forbid(unsafe_code)]
+
+#[doc(hidden)]
+pub mod generated;
+
+use base64::Engine as _;
+use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::{
+    validate, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
+    RequiredSettings, SecretString, SendReceipt,
+};
+use serde::{Deserialize, Serialize};
+
+pub use generated::codes::CODES;
+
+/// The API path.
+pub const API_PATH: &str = "/v4/signin/otp/sv1/";
+/// The only documented locale, and the default.
+pub const DEFAULT_LOCALE: &str = "en-IN";
+/// Paytm's documented hosts.
+pub const HOSTS: KnownHosts =
+    KnownHosts { uat: "https://accounts-uat.paytm.com", production: Some("https://accounts.paytm.com") };
+
+/// A "Send OTP" request.
+#[derive(Debug, Clone)]
+pub struct SendOtpRequest {
+    mobile: MobileNumber,
+    device_identifier: String,
+    scopes: Vec<String>,
+    auto_read_hash: Option<String>,
+    locale: String,
+}
+
+impl SendOtpRequest {
+    /// An OTP to this number, from this device (Android id, iOS vendor id, or a web cookie id).
+    /// Add at least one scope.
+    pub fn new(mobile: MobileNumber, device_identifier: impl Into<String>) -> Self {
+        Self {
+            mobile,
+            device_identifier: device_identifier.into(),
+            scopes: Vec::new(),
+            auto_read_hash: None,
+            locale: DEFAULT_LOCALE.to_owned(),
+        }
+    }
+
+    /// Adds a scope (`paytm`, `wallet`, … as Paytm shared them).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// The app hash for SMS auto-read (`autoReadHash`).
+    pub fn auto_read_hash(mut self, hash: impl Into<String>) -> Self {
+        self.auto_read_hash = Some(hash.into());
+        self
+    }
+
+    /// The `locale` query parameter (default and only documented value `en-IN`).
+    pub fn locale(mut self, locale: impl Into<String>) -> Self {
+        self.locale = locale.into();
+        self
+    }
+
+    /// The number the OTP goes to.
+    pub fn mobile(&self) -> &MobileNumber {
+        &self.mobile
+    }
+
+    /// Checks every field; nothing is sent when this fails.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate::header_text("device identifier", &self.device_identifier, 128)?;
+        if self.scopes.is_empty() {
+            return Err(Error::invalid_input("at least one scope is required"));
+        }
+        for scope in &self.scopes {
+            validate::text("scope", scope, 64)?;
+        }
+        if let Some(hash) = &self.auto_read_hash {
+            validate::header_text("auto-read hash", hash, 64)?;
+        }
+        let locale_ok = self.locale.len() == 5
+            && self.locale.as_bytes()[2] == b'-'
+            && self.locale[..2].bytes().all(|b| b.is_ascii_lowercase())
+            && self.locale[3..].bytes().all(|b| b.is_ascii_uppercase());
+        if !locale_ok {
+            return Err(Error::invalid_input("locale must look like en-IN"));
+        }
+        Ok(())
+    }
+}
+
+/// Sends OTPs through Paytm. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct PaytmClient {
+    client_id: String,
+    basic_credentials: SecretString,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for PaytmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaytmClient")
+            .field("client_id", &self.client_id)
+            .field("basic_credentials", &self.basic_credentials)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// Builds a [`PaytmClient`]; every setting is checked by [`PaytmClientBuilder::build`].
+#[derive(Debug, Clone, Default)]
+pub struct PaytmClientBuilder {
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    environment: Environment,
+    http: HttpOptions,
+}
+
+impl PaytmClientBuilder {
+    /// The client id Paytm issued.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The client secret Paytm issued.
+    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// Staging (default), production, or a custom base URL.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// Timeouts, size cap, retry policy, an injected client.
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Checks the configuration; a missing or invalid setting is a configuration error.
+    pub fn build(self) -> Result<PaytmClient, Error> {
+        let mut required = RequiredSettings::new();
+        let client_id = required.text("client id", self.client_id);
+        let client_secret = required.secret("client secret", self.client_secret);
+        required.finish(Gateway::Paytm)?;
+        if client_id.contains(':') {
+            return Err(Error::configuration("the Paytm client id must not contain ':' (Basic credentials)"));
+        }
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose_secret()));
+        let basic_credentials = SecretString::new(format!("Basic {encoded}"));
+        let transport = Transport::for_environment(Gateway::Paytm, &self.environment, &HOSTS, &self.http)?;
+        Ok(PaytmClient { client_id, basic_credentials, transport })
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    phone: &'a str,
+    scopes: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    message: Option<String>,
+    #[serde(rename = "responseCode")]
+    response_code: Option<String>,
+    state_token: Option<String>,
+}
+
+impl PaytmClient {
+    /// Starts a builder.
+    pub fn builder() -> PaytmClientBuilder {
+        PaytmClientBuilder::default()
+    }
+
+    /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
+    pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
+        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::Paytm))?;
+        self.transport.send(wire, request.mobile(), decode).await
+    }
+
+    /// The exact request that [`PaytmClient::send_otp`] would send.
+    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+        request.validate()?;
+        let body = serde_json::to_vec(&Body { phone: request.mobile.expose_digits(), scopes: &request.scopes })
+            .map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let mut wire = WireRequest::post_json(API_PATH, body)
+            .query("locale", request.locale.clone())
+            .secret_header("authorization", self.basic_credentials.expose_secret())?
+            .header("x-device-identifier", &request.device_identifier)?;
+        if let Some(hash) = &request.auto_read_hash {
+            wire = wire.header("autoreadhash", hash)?;
+        }
+        Ok(wire)
+    }
+}
+
+fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
+    let decoded = response.json::<Answer>().map(|answer| {
+        let reference = answer.state_token.filter(|t| !t.is_empty()).map(SecretString::new);
+        ProviderAnswer::new(answer.response_code, answer.message, reference)
+    });
+    CODES.resolve(response, decoded, ReferenceRule::Required)
+}

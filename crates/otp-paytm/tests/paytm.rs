@@ -1,0 +1,151 @@
+//! Paytm "Send OTP API" against a local mock: exact headers, query and body; every code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use base64::Engine as _;
+use otp_core::{Environment, ErrorKind, MobileNumber, Outcome, Reached};
+use otp_paytm::{PaytmClient, SendOtpRequest};
+use wiremock::matchers::{any, body_string, header, header_exists, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SECRET: &str = "p4ytm-cl13nt-s3cr3t";
+
+fn client(base: &str) -> PaytmClient {
+    PaytmClient::builder()
+        .client_id("merchant-client")
+        .client_secret(SECRET)
+        .environment(Environment::Custom(base.to_owned()))
+        .build()
+        .unwrap()
+}
+
+fn request() -> SendOtpRequest {
+    SendOtpRequest::new(MobileNumber::parse("+91 77777 77777").unwrap(), "8c4afbfab1ae0bd4").scope("paytm")
+}
+
+const SUCCESS: &str = r#"{"status":"SUCCESS","message":"OTP sent to phone","responseCode":"BE1400001","state_token":"65cb6680-29f6-11e4-aad2-3c970ea8b87f"}"#;
+
+#[tokio::test]
+async fn sends_exact_headers_query_and_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v4/signin/otp/sv1/"))
+        .and(query_param("locale", "en-IN"))
+        .and(header("content-type", "application/json"))
+        .and(header("x-device-identifier", "8c4afbfab1ae0bd4"))
+        .and(header("autoReadHash", "FA+9qCX9VSu"))
+        .and(body_string(r#"{"phone":"7777777777","scopes":["paytm","wallet"]}"#))
+        .and(|request: &Request| {
+            // Decode the Basic credentials independently of the client.
+            let value = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let decoded = value
+                .strip_prefix("Basic ")
+                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            decoded.as_deref() == Some("merchant-client:p4ytm-cl13nt-s3cr3t")
+        })
+        .respond_with(ResponseTemplate::new(200).set_body_string(SUCCESS))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let receipt =
+        client(&server.uri()).send_otp(&request().scope("wallet").auto_read_hash("FA+9qCX9VSu")).await.unwrap();
+    assert_eq!(receipt.outcome, Outcome::Sent);
+    assert_eq!(receipt.provider_code, "BE1400001");
+    assert_eq!(receipt.reference.unwrap().expose_secret(), "65cb6680-29f6-11e4-aad2-3c970ea8b87f");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[0].url.query(), Some("locale=en-IN"), "exactly the locale, nothing else");
+}
+
+#[tokio::test]
+async fn no_auto_read_hash_header_unless_given() {
+    let server = MockServer::start().await;
+    Mock::given(header_exists("autoReadHash")).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(SUCCESS)).expect(1).mount(&server).await;
+    client(&server.uri()).send_otp(&request()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_documented_code_maps_as_gateways_md_says() {
+    // Written from gateways.md, not from the generated table.
+    let cases = [
+        ("434", 400, ErrorKind::InvalidRequest, false),
+        ("BE1423005", 401, ErrorKind::Authentication, false),
+        ("BE1423006", 403, ErrorKind::Authentication, false),
+        ("BE1423012", 400, ErrorKind::InvalidRequest, false),
+        ("BE1424001", 200, ErrorKind::Blocked, false),
+        ("BE1425004", 200, ErrorKind::RateLimited, false),
+        ("BE1425005", 403, ErrorKind::Authentication, false),
+        ("BE1425006", 200, ErrorKind::RateLimited, false),
+        ("BE1426003", 500, ErrorKind::ProviderUnavailable, true),
+        ("BE1426011", 200, ErrorKind::Blocked, false),
+        ("BE1499999", 200, ErrorKind::Rejected, false),
+        ("BE1499999", 503, ErrorKind::ProviderUnavailable, true),
+    ];
+    assert_eq!(otp_paytm::CODES.entries().len(), 11, "ten failures and the success");
+    for (code, status, kind, retryable) in cases {
+        let server = MockServer::start().await;
+        let body = format!(r#"{{"status":"FAILURE","message":"m","responseCode":"{code}"}}"#);
+        Mock::given(any()).respond_with(ResponseTemplate::new(status).set_body_string(body)).mount(&server).await;
+        let error = client(&server.uri()).send_otp(&request()).await.unwrap_err();
+        assert_eq!((error.kind(), error.is_retryable()), (kind, retryable), "{code} {status}");
+        assert_eq!(error.provider_code(), Some(code));
+        assert_eq!(error.http_status(), Some(status));
+    }
+}
+
+#[tokio::test]
+async fn non_json_and_odd_answers_are_typed() {
+    let cases = [
+        (200, "OTP sent", ErrorKind::UnexpectedResponse),
+        (401, "Unauthorized", ErrorKind::Authentication),
+        (429, "", ErrorKind::RateLimited),
+        (200, r#"{"status":"SUCCESS","responseCode":"BE1400001"}"#, ErrorKind::UnexpectedResponse),
+        (200, r#"{"responseCode":1400001}"#, ErrorKind::UnexpectedResponse),
+    ];
+    for (status, body, kind) in cases {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(ResponseTemplate::new(status).set_body_string(body)).mount(&server).await;
+        let error = client(&server.uri()).send_otp(&request()).await.unwrap_err();
+        assert_eq!(error.kind(), kind, "{status} {body}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_input_makes_no_request() {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let client = client(&server.uri());
+    let mobile = MobileNumber::parse("7777777777").unwrap();
+    let invalid = [
+        SendOtpRequest::new(mobile, "device"),
+        SendOtpRequest::new(mobile, "").scope("paytm"),
+        SendOtpRequest::new(mobile, "dev\nice").scope("paytm"),
+        SendOtpRequest::new(mobile, "device").scope(""),
+        SendOtpRequest::new(mobile, "device").scope("paytm").locale("english"),
+        SendOtpRequest::new(mobile, "device").scope("paytm").auto_read_hash("hash\r\nX-Injected: 1"),
+    ];
+    for request in invalid {
+        let error = client.send_otp(&request).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{request:?}");
+        assert_eq!(error.reached_provider(), Reached::No);
+    }
+}
+
+#[tokio::test]
+async fn the_secret_and_basic_value_appear_in_no_debug_or_error() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).set_body_string(r#"{"status":"FAILURE","responseCode":"BE1423005"}"#))
+        .mount(&server)
+        .await;
+    let client = client(&server.uri());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("merchant-client:{SECRET}"));
+    let wire = client.wire_request(&request()).unwrap();
+    let error = client.send_otp(&request()).await.unwrap_err();
+    for text in [format!("{client:?}"), format!("{wire:?}"), format!("{error:?}"), format!("{error}")] {
+        assert!(!text.contains(SECRET) && !text.contains(&basic) && !text.contains("7777777777"), "{text}");
+    }
+    let error = PaytmClient::builder().build().unwrap_err();
+    assert!(error.to_string().contains("client id, client secret"), "{error}");
+}
