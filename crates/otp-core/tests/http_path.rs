@@ -202,7 +202,7 @@ async fn a_declared_length_over_the_cap_is_refused_unread() {
 #[tokio::test]
 async fn a_streamed_body_over_a_custom_cap_is_refused() {
     let mut response = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
-    response.extend(std::iter::repeat(b'x').take(2048));
+    response.extend(std::iter::repeat_n(b'x', 2048));
     let base = raw_server(response, Duration::ZERO).await;
     let error = transport(&base, HttpOptions::default().max_response_bytes(1024))
         .send(request(), &mobile(), decode)

@@ -1,0 +1,414 @@
+//! What each emulated gateway checks and answers, in its own documented codes and shapes.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use otp_core::{validate, Date, Gateway};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::magic::{Magic, BAD_GATEWAY_HTML};
+use crate::server::App;
+
+/// One emulated gateway.
+pub(crate) trait Emulated {
+    const GATEWAY: Gateway;
+    /// The number the request is for, read leniently (for magic numbers).
+    fn mobile(body: &[u8]) -> Option<String>;
+    /// The deterministic answer of a magic number (never [`Magic::Slow`]).
+    fn magic(app: &App, magic: Magic, mobile: &str) -> Response;
+    /// The answer to a body that could not be read at all.
+    fn malformed(status: StatusCode, description: &str) -> Response;
+    /// Every check the real gateway makes, then the answer.
+    fn answer(app: &App, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Response;
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+pub(crate) fn bad_gateway() -> Response {
+    (StatusCode::BAD_GATEWAY, [("content-type", "text/html")], BAD_GATEWAY_HTML).into_response()
+}
+
+/// A 10-digit Indian number exactly as the wire must carry it.
+fn is_wire_mobile(value: &str) -> bool {
+    value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) && matches!(value.as_bytes()[0], b'6'..=b'9')
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(body).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+fn string_field(body: &[u8], name: &str) -> Option<String> {
+    json_object(body)?.get(name)?.as_str().map(str::to_owned)
+}
+
+fn reference() -> String {
+    let hex = |n: usize| (0..n).map(|_| char::from(b"0123456789abcdef"[fastrand::usize(0..16)])).collect::<String>();
+    format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
+}
+
+/// Every value of an object that must be all strings (iServeU, AOPay).
+fn string_map(body: &[u8]) -> Option<Map<String, Value>> {
+    let map = json_object(body)?;
+    map.values().all(Value::is_string).then_some(map)
+}
+
+fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty())
+}
+
+// ---------------------------------------------------------------- PhonePe
+
+pub(crate) struct PhonePe;
+
+impl PhonePe {
+    const API_PATH: &'static str = "/v3/merchant/otp/send";
+
+    fn failure(status: StatusCode, code: &str, message: &str) -> Response {
+        reply(status, json!({"success": false, "code": code, "message": message, "data": {}}))
+    }
+
+    fn payload(body: &[u8]) -> Option<(String, Map<String, Value>)> {
+        let encoded = string_field(body, "request")?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()).ok()?;
+        Some((encoded, json_object(&decoded)?))
+    }
+}
+
+impl Emulated for PhonePe {
+    const GATEWAY: Gateway = Gateway::PhonePe;
+
+    fn mobile(body: &[u8]) -> Option<String> {
+        Self::payload(body).and_then(|(_, p)| get(&p, "mobileNumber").map(str::to_owned))
+    }
+
+    fn magic(_app: &App, magic: Magic, _mobile: &str) -> Response {
+        match magic {
+            Magic::OtpLimit => {
+                Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number")
+            }
+            Magic::Blocked => Self::failure(StatusCode::OK, "USER_BLOCKED", "User is blocked for 1 day."),
+            Magic::ProviderError => Self::failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "The server is busy or the server is not responding",
+            ),
+            Magic::Throttled => Self::failure(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", "Too many requests"),
+            Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn malformed(status: StatusCode, description: &str) -> Response {
+        Self::failure(status, "BAD_REQUEST", description)
+    }
+
+    fn answer(app: &App, headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
+        let Some((encoded, payload)) = Self::payload(body) else {
+            return Self::malformed(StatusCode::BAD_REQUEST, "request must be base64 of a JSON payload");
+        };
+        let config = &app.config;
+        let expected = {
+            let digest = Sha256::digest(format!("{encoded}{}{}", Self::API_PATH, config.phonepe_salt_key));
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}###{}", config.phonepe_salt_index)
+        };
+        if header(headers, "x-verify") != Some(expected.as_str()) {
+            return Self::failure(StatusCode::UNAUTHORIZED, "AUTHORIZATION_FAILED", "Value of X-VERIFY is incorrect");
+        }
+        if get(&payload, "merchantId") != Some(config.phonepe_merchant_id.as_str()) {
+            return Self::malformed(StatusCode::BAD_REQUEST, "Invalid merchantId");
+        }
+        let Some(mobile) = get(&payload, "mobileNumber").filter(|m| is_wire_mobile(m)) else {
+            return Self::malformed(StatusCode::BAD_REQUEST, "Invalid mobileNumber");
+        };
+        if let Some(kind) = payload.get("requestType") {
+            if !matches!(kind.as_str(), Some("WALLET" | "CREDIT")) {
+                return Self::malformed(StatusCode::BAD_REQUEST, "requestType must be WALLET or CREDIT");
+            }
+        }
+        if header(headers, "x-device-id").is_some_and(|d| d.chars().count() > 64) {
+            return Self::malformed(StatusCode::BAD_REQUEST, "X-DEVICE-ID is longer than 64 characters");
+        }
+        if !app.state.admit(Self::GATEWAY, mobile) {
+            return Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number");
+        }
+        let token = format!("OTP{}", reference());
+        app.state.record(Self::GATEWAY, mobile, Some(token.clone()));
+        reply(
+            StatusCode::OK,
+            json!({"success": true, "code": "SUCCESS", "message": "Your request has been successfully completed.",
+                   "data": {"merchantId": config.phonepe_merchant_id, "otpToken": token}}),
+        )
+    }
+}
+
+// ---------------------------------------------------------------- Paytm
+
+pub(crate) struct Paytm;
+
+impl Paytm {
+    fn failure(status: StatusCode, code: &str, message: &str) -> Response {
+        reply(status, json!({"status": "FAILURE", "message": message, "responseCode": code}))
+    }
+}
+
+impl Emulated for Paytm {
+    const GATEWAY: Gateway = Gateway::Paytm;
+
+    fn mobile(body: &[u8]) -> Option<String> {
+        string_field(body, "phone")
+    }
+
+    fn magic(_app: &App, magic: Magic, _mobile: &str) -> Response {
+        match magic {
+            Magic::OtpLimit => Self::failure(StatusCode::OK, "BE1425006", "Oops! You have reached an OTP limit, please raise a query at paytm.com/care."),
+            Magic::Blocked => Self::failure(StatusCode::OK, "BE1424001", "We have found suspicious activity from this number. Therefore, we have blocked this account. Please raise a request at paytm.com/care to unblock your account."),
+            Magic::ProviderError => Self::failure(StatusCode::INTERNAL_SERVER_ERROR, "BE1426003", "There was some issue in processing this request"),
+            Magic::Throttled => Self::failure(StatusCode::OK, "BE1425004", "Mobile number is already pending for verification. Please try after 48 hours."),
+            Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn malformed(status: StatusCode, _description: &str) -> Response {
+        Self::failure(status, "434", "Bad request")
+    }
+
+    fn answer(app: &App, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Response {
+        let has_locale =
+            query.unwrap_or("").split('&').any(|pair| pair.strip_prefix("locale=").is_some_and(|v| !v.is_empty()));
+        if !has_locale {
+            return Self::malformed(StatusCode::BAD_REQUEST, "locale is mandatory");
+        }
+        let config = &app.config;
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", config.paytm_client_id, config.paytm_client_secret));
+        if header(headers, "authorization").and_then(|v| v.strip_prefix("Basic ")) != Some(expected.as_str()) {
+            return Self::failure(StatusCode::UNAUTHORIZED, "BE1423005", "Invalid Authorization");
+        }
+        if header(headers, "x-device-identifier").is_none() {
+            return Self::failure(StatusCode::BAD_REQUEST, "BE1423012", "Device identifier is missing");
+        }
+        let Some(body) = json_object(body) else { return Self::malformed(StatusCode::BAD_REQUEST, "") };
+        let Some(phone) = body.get("phone").and_then(Value::as_str).filter(|p| is_wire_mobile(p)) else {
+            return Self::malformed(StatusCode::BAD_REQUEST, "");
+        };
+        let scopes_ok = body
+            .get("scopes")
+            .and_then(Value::as_array)
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|v| v.as_str().is_some_and(|v| !v.trim().is_empty())));
+        if !scopes_ok {
+            return Self::malformed(StatusCode::BAD_REQUEST, "");
+        }
+        if !app.state.admit(Self::GATEWAY, phone) {
+            return Self::magic(app, Magic::OtpLimit, phone);
+        }
+        let token = reference();
+        app.state.record(Self::GATEWAY, phone, Some(token.clone()));
+        reply(
+            StatusCode::OK,
+            json!({"status": "SUCCESS", "message": "OTP sent to phone", "responseCode": "BE1400001", "state_token": token}),
+        )
+    }
+}
+
+// ---------------------------------------------------------------- iServeU
+
+pub(crate) struct IServeU;
+
+impl IServeU {
+    fn status(status: StatusCode, code: &str, description: &str) -> Response {
+        let outcome = if code == "0" { "SUCCESS" } else { "FAILED" };
+        reply(
+            status,
+            json!({"status": outcome, "statusCode": code, "statusDesc": description, "paramA": "", "paramB": "", "paramC": ""}),
+        )
+    }
+
+    fn invalid(description: &str) -> Response {
+        Self::status(StatusCode::OK, "-1", description)
+    }
+
+    fn check(app: &App, fields: &Map<String, Value>) -> Result<(), &'static str> {
+        let otp_type = get(fields, "otpType");
+        get(fields, "customerMobileNumber").filter(|m| is_wire_mobile(m)).ok_or("customerMobileNumber is invalid")?;
+        if get(fields, "username") != Some(app.config.iserveu_username.as_str()) {
+            return Err("username is invalid");
+        }
+        get(fields, "ovdType").ok_or("ovdType is mandatory")?;
+        if let Some(reference) = get(fields, "externalRefNumber") {
+            if !(6..=22).contains(&reference.chars().count()) {
+                return Err("externalRefNumber must be 6 to 22 characters");
+            }
+        }
+        match otp_type {
+            Some("1") => {
+                get(fields, "ovdData").ok_or("ovdData is mandatory for OTP type 1")?;
+            }
+            Some("2") => {
+                get(fields, "externalRefNumber").ok_or("externalRefNumber is mandatory for OTP type 2")?;
+                let amount = get(fields, "requestedAmount").unwrap_or("");
+                validate::positive_amount("requestedAmount", amount)
+                    .map_err(|_| "Requested Amount Must Not be EMPTY Or Only Number Allowed")?;
+            }
+            _ => return Err("otpType must be 1 or 2"),
+        }
+        if let Some(lat_long) = get(fields, "latLong") {
+            let (lat, long) = lat_long.split_once(',').ok_or("latLong must be \"lat,long\"")?;
+            validate::decimal_in_range("latitude", lat, -90.0, 90.0).map_err(|_| "latLong is invalid")?;
+            validate::decimal_in_range("longitude", long, -180.0, 180.0).map_err(|_| "latLong is invalid")?;
+        }
+        if let Some(ip) = get(fields, "publicIP") {
+            ip.parse::<IpAddr>().map_err(|_| "publicIP is invalid")?;
+        }
+        Ok(())
+    }
+}
+
+impl Emulated for IServeU {
+    const GATEWAY: Gateway = Gateway::IServeU;
+
+    fn mobile(body: &[u8]) -> Option<String> {
+        string_field(body, "customerMobileNumber")
+    }
+
+    fn magic(_app: &App, magic: Magic, _mobile: &str) -> Response {
+        match magic {
+            Magic::OtpLimit | Magic::Blocked | Magic::Throttled => {
+                Self::status(StatusCode::OK, "1", "Failed to send OTP")
+            }
+            Magic::ProviderError => {
+                (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/plain")], "Internal Server Error")
+                    .into_response()
+            }
+            Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn malformed(status: StatusCode, description: &str) -> Response {
+        let status = if status == StatusCode::BAD_REQUEST { StatusCode::OK } else { status };
+        Self::status(status, "-1", description)
+    }
+
+    fn answer(app: &App, headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
+        let config = &app.config;
+        if header(headers, "client_id") != Some(config.iserveu_client_id.as_str())
+            || header(headers, "client_secret") != Some(config.iserveu_client_secret.as_str())
+        {
+            return Self::status(StatusCode::UNAUTHORIZED, "401", "Unauthorized: invalid client_id or client_secret");
+        }
+        let Some(fields) = string_map(body) else {
+            return Self::invalid("request body must be a JSON object of strings");
+        };
+        if let Err(description) = Self::check(app, &fields) {
+            return Self::invalid(description);
+        }
+        let mobile = get(&fields, "customerMobileNumber").unwrap_or_default();
+        if !app.state.admit(Self::GATEWAY, mobile) {
+            return Self::status(StatusCode::OK, "1", "Failed to send OTP");
+        }
+        app.state.record(Self::GATEWAY, mobile, get(&fields, "externalRefNumber").map(str::to_owned));
+        Self::status(StatusCode::OK, "0", "OTP Sent Successfully.")
+    }
+}
+
+// ---------------------------------------------------------------- AOPay
+
+pub(crate) struct AOPay;
+
+impl AOPay {
+    fn failure(status: StatusCode, code: i64, message: &str) -> Response {
+        reply(status, json!({"status": false, "response_code": code, "message": message}))
+    }
+
+    fn check(fields: &Map<String, Value>) -> Result<(), &'static str> {
+        get(fields, "MobileNumber").filter(|m| is_wire_mobile(m)).ok_or("Invalid MobileNumber")?;
+        get(fields, "BeneID").ok_or("BeneID is required")?;
+        if !matches!(get(fields, "Txntype"), Some("IMPS" | "NEFT")) {
+            return Err("Txntype must be IMPS or NEFT");
+        }
+        validate::positive_amount("Amount", get(fields, "Amount").unwrap_or("")).map_err(|_| "Invalid Amount")?;
+        let pincode = get(fields, "Pincode").unwrap_or("");
+        if pincode.len() != 6 || !pincode.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("Invalid Pincode");
+        }
+        get(fields, "Address").ok_or("Address is required")?;
+        Date::parse_dd_mm_yyyy("DOB", get(fields, "DOB").unwrap_or("")).map_err(|_| "Invalid DOB")?;
+        validate::decimal_in_range("Latitude", get(fields, "Latitude").unwrap_or(""), -90.0, 90.0)
+            .map_err(|_| "Invalid Latitude")?;
+        validate::decimal_in_range("Longitute", get(fields, "Longitute").unwrap_or(""), -180.0, 180.0)
+            .map_err(|_| "Invalid Longitute")?;
+        Ok(())
+    }
+}
+
+impl Emulated for AOPay {
+    const GATEWAY: Gateway = Gateway::AOPay;
+
+    fn mobile(body: &[u8]) -> Option<String> {
+        string_field(body, "MobileNumber")
+    }
+
+    fn magic(app: &App, magic: Magic, mobile: &str) -> Response {
+        match magic {
+            Magic::OtpLimit => Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter"),
+            Magic::Blocked => Self::failure(StatusCode::OK, 2, "Remitter is blocked"),
+            Magic::ProviderError => {
+                (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/plain")], "Internal Server Error")
+                    .into_response()
+            }
+            Magic::Throttled => {
+                // Sent for registration: an OTP did go out, so it is recorded.
+                let state = reference();
+                app.state.record(Self::GATEWAY, mobile, Some(state.clone()));
+                reply(
+                    StatusCode::OK,
+                    json!({"status": false, "response_code": 0, "stateresp": state,
+                           "message": "Remitter not registered OTP sent for new registration."}),
+                )
+            }
+            Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn malformed(status: StatusCode, description: &str) -> Response {
+        let status = if status == StatusCode::BAD_REQUEST { StatusCode::OK } else { status };
+        Self::failure(status, 3, description)
+    }
+
+    fn answer(app: &App, _headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
+        let Some(fields) = string_map(body) else {
+            return Self::failure(StatusCode::OK, 3, "request body must be a JSON object of strings");
+        };
+        if get(&fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"response_code": 11, "status": false, "message": "Authentication failed"}),
+            );
+        }
+        if let Err(message) = Self::check(&fields) {
+            return Self::failure(StatusCode::OK, 3, message);
+        }
+        let mobile = get(&fields, "MobileNumber").unwrap_or_default();
+        if !app.state.admit(Self::GATEWAY, mobile) {
+            return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
+        }
+        let state = format!("{:09}", fastrand::u32(100_000_000..1_000_000_000));
+        app.state.record(Self::GATEWAY, mobile, Some(state.clone()));
+        let message = "OTP has been send to the remitter mobile number.";
+        reply(
+            StatusCode::OK,
+            json!({"status": true, "response_code": 1, "message": message, "stateresp": state, "Status": "True", "Value": message}),
+        )
+    }
+}

@@ -1,0 +1,56 @@
+//! # otp-sandbox
+//!
+//! A local, stateful emulator of the four send-OTP APIs otp-rs speaks — PhonePe, Paytm,
+//! iServeU and AOPay — on one loopback port, in the spirit of stripe-mock but stricter: it
+//! checks what the real gateway checks (PhonePe's X-VERIFY, Paytm's Basic credentials,
+//! iServeU's headers and field rules, AOPay's RegistrationID and fields) and answers with the
+//! gateway's own documented codes and body shapes. It never sends an SMS: every OTP "sent" is
+//! recorded in an inbox, readable from the library and at `GET /__sandbox/otps?mobile=…`.
+//!
+//! State: per gateway and number, the 6th send within 10 minutes is refused with the gateway's
+//! limit code; AOPay OTPs expire after 90 seconds. Magic numbers (`9000000001` … `9000000006`)
+//! give deterministic error answers whatever the credentials; see [`magic`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use otp_sandbox::{Sandbox, SandboxConfig};
+//!
+//! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+//! let base_url = sandbox.base_url(); // e.g. http://127.0.0.1:41234 — point a client at it
+//! assert!(base_url.starts_with("http://127.0.0.1:"));
+//! assert!(sandbox.otps("9876543210").is_empty());
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod gateways;
+pub mod magic;
+mod server;
+mod state;
+
+pub use server::{Sandbox, SandboxConfig};
+pub use state::SentOtp;
+
+/// The sandbox's default credentials (sandbox.md).
+pub mod credentials {
+    /// PhonePe merchant id.
+    pub const PHONEPE_MERCHANT_ID: &str = "SANDBOXMERCHANT";
+    /// PhonePe salt key.
+    pub const PHONEPE_SALT_KEY: &str = "sandbox-salt-key";
+    /// PhonePe salt index.
+    pub const PHONEPE_SALT_INDEX: u32 = 1;
+    /// Paytm client id.
+    pub const PAYTM_CLIENT_ID: &str = "sandbox-client";
+    /// Paytm client secret.
+    pub const PAYTM_CLIENT_SECRET: &str = "sandbox-secret";
+    /// iServeU client_id.
+    pub const ISERVEU_CLIENT_ID: &str = "sandbox-client";
+    /// iServeU client_secret.
+    pub const ISERVEU_CLIENT_SECRET: &str = "sandbox-secret";
+    /// iServeU username.
+    pub const ISERVEU_USERNAME: &str = "sandboxuser";
+    /// AOPay RegistrationID.
+    pub const AOPAY_REGISTRATION_ID: &str = "AOP-SANDBOX";
+}

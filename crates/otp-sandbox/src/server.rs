@@ -1,0 +1,233 @@
+//! The HTTP server: routes, the generic gateway handler, the inbox, start and stop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::credentials as default;
+use crate::gateways::{AOPay, Emulated, IServeU, Paytm, PhonePe};
+use crate::magic::{self, Magic};
+use crate::state::{SentOtp, State};
+
+/// The largest request body read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Credentials the sandbox accepts, and how slow its slow magic number is.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SandboxConfig {
+    /// PhonePe `merchantId`.
+    pub phonepe_merchant_id: String,
+    /// PhonePe salt key.
+    pub phonepe_salt_key: String,
+    /// PhonePe salt index.
+    pub phonepe_salt_index: u32,
+    /// Paytm client id.
+    pub paytm_client_id: String,
+    /// Paytm client secret.
+    pub paytm_client_secret: String,
+    /// iServeU `client_id`.
+    pub iserveu_client_id: String,
+    /// iServeU `client_secret`.
+    pub iserveu_client_secret: String,
+    /// iServeU `username`.
+    pub iserveu_username: String,
+    /// AOPay `RegistrationID`.
+    pub aopay_registration_id: String,
+    /// How long `9000000004` waits before answering (35 s: longer than the default timeout).
+    pub slow_answer_delay: Duration,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("phonepe_merchant_id", &self.phonepe_merchant_id)
+            .field("paytm_client_id", &self.paytm_client_id)
+            .field("iserveu_client_id", &self.iserveu_client_id)
+            .field("aopay_registration_id", &self.aopay_registration_id)
+            .field("slow_answer_delay", &self.slow_answer_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            phonepe_merchant_id: default::PHONEPE_MERCHANT_ID.into(),
+            phonepe_salt_key: default::PHONEPE_SALT_KEY.into(),
+            phonepe_salt_index: default::PHONEPE_SALT_INDEX,
+            paytm_client_id: default::PAYTM_CLIENT_ID.into(),
+            paytm_client_secret: default::PAYTM_CLIENT_SECRET.into(),
+            iserveu_client_id: default::ISERVEU_CLIENT_ID.into(),
+            iserveu_client_secret: default::ISERVEU_CLIENT_SECRET.into(),
+            iserveu_username: default::ISERVEU_USERNAME.into(),
+            aopay_registration_id: default::AOPAY_REGISTRATION_ID.into(),
+            slow_answer_delay: Duration::from_secs(35),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The slow magic number's delay (tests use a short one).
+    pub fn slow_answer_delay(mut self, delay: Duration) -> Self {
+        self.slow_answer_delay = delay;
+        self
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct App {
+    pub(crate) config: SandboxConfig,
+    pub(crate) state: State,
+}
+
+/// A running sandbox. Stops when dropped.
+pub struct Sandbox {
+    addr: SocketAddr,
+    app: Arc<App>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Starts on a free loopback port.
+    pub async fn start(config: SandboxConfig) -> io::Result<Self> {
+        Self::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts on this address.
+    pub async fn bind(addr: SocketAddr, config: SandboxConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(App { config, state: State::default() });
+        let router = router(app.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "the sandbox server stopped");
+            }
+        });
+        tracing::info!(%addr, "sandbox listening");
+        Ok(Self { addr, app, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to give a client (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The OTPs sent to a number, newest first.
+    pub fn otps(&self, mobile: &str) -> Vec<SentOtp> {
+        self.app.state.otps(Some(mobile))
+    }
+
+    /// Serves until the server stops (it does not by itself): for `otp sandbox`.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v3/merchant/otp/send", gateway::<PhonePe>())
+        .route("/v4/signin/otp/sv1/", gateway::<Paytm>())
+        .route("/common/dmt-lite/unified/otp/send", gateway::<IServeU>())
+        .route("/api/AOP/DMTV1/TransactionSendOtp", gateway::<AOPay>())
+        .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
+        .route("/__sandbox/health", get(|| async { axum::Json(json!({"status": "ok"})) }).fallback(method_not_allowed))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
+}
+
+fn gateway<G: Emulated + 'static>() -> MethodRouter<Arc<App>> {
+    post(handle::<G>).fallback(method_not_allowed)
+}
+
+async fn handle<G: Emulated>(
+    AxumState(app): AxumState<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return G::malformed(rejection.status(), "the request body could not be read (over 64 KiB?)"),
+    };
+    let json_content = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    if !json_content {
+        return G::malformed(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
+    }
+    if let Some(mobile) = G::mobile(&body) {
+        match magic::lookup(&mobile) {
+            Some(Magic::Slow) => tokio::time::sleep(app.config.slow_answer_delay).await,
+            Some(magic) => return G::magic(&app, magic, &mobile),
+            None => {}
+        }
+    }
+    G::answer(&app, &headers, query.as_deref(), &body)
+}
+
+#[derive(serde::Deserialize)]
+struct InboxQuery {
+    mobile: Option<String>,
+}
+
+async fn inbox(AxumState(app): AxumState<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let query: InboxQuery = match serde_urlencoded_lite(query.as_deref().unwrap_or("")) {
+        Some(query) => query,
+        None => return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "bad query"}))).into_response(),
+    };
+    axum::Json(json!({ "otps": app.state.otps(query.mobile.as_deref()) })).into_response()
+}
+
+/// `mobile=NNN` is the only parameter; anything fancier is refused rather than guessed.
+fn serde_urlencoded_lite(query: &str) -> Option<InboxQuery> {
+    let mut mobile = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=')?;
+        if key == "mobile" {
+            mobile = Some(value.to_owned());
+        }
+    }
+    Some(InboxQuery { mobile })
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not_found", "message": "no such sandbox route"})))
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(json!({"error": "method_not_allowed"}))).into_response()
+}
