@@ -144,7 +144,7 @@ impl Emulated for PhonePe {
             return Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number");
         }
         let token = format!("OTP{}", reference());
-        app.state.record(Self::GATEWAY, mobile, Some(token.clone()));
+        app.state.record(Self::GATEWAY, mobile, Some(token.clone()), None);
         reply(
             StatusCode::OK,
             json!({"success": true, "code": "SUCCESS", "message": "Your request has been successfully completed.",
@@ -214,7 +214,7 @@ impl Emulated for Paytm {
             return Self::magic(app, Magic::OtpLimit, phone);
         }
         let token = reference();
-        app.state.record(Self::GATEWAY, phone, Some(token.clone()));
+        app.state.record(Self::GATEWAY, phone, Some(token.clone()), None);
         reply(
             StatusCode::OK,
             json!({"status": "SUCCESS", "message": "OTP sent to phone", "responseCode": "BE1400001", "state_token": token}),
@@ -317,7 +317,7 @@ impl Emulated for IServeU {
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::status(StatusCode::OK, "1", "Failed to send OTP");
         }
-        app.state.record(Self::GATEWAY, mobile, get(&fields, "externalRefNumber").map(str::to_owned));
+        app.state.record(Self::GATEWAY, mobile, get(&fields, "externalRefNumber").map(str::to_owned), None);
         Self::status(StatusCode::OK, "0", "OTP Sent Successfully.")
     }
 }
@@ -370,7 +370,7 @@ impl Emulated for AOPay {
             Magic::Throttled => {
                 // Sent for registration: an OTP did go out, so it is recorded.
                 let state = reference();
-                app.state.record(Self::GATEWAY, mobile, Some(state.clone()));
+                app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
                 reply(
                     StatusCode::OK,
                     json!({"status": false, "response_code": 0, "stateresp": state,
@@ -404,7 +404,7 @@ impl Emulated for AOPay {
             return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
         }
         let state = format!("{:09}", fastrand::u32(100_000_000..1_000_000_000));
-        app.state.record(Self::GATEWAY, mobile, Some(state.clone()));
+        app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
         let message = "OTP has been send to the remitter mobile number.";
         reply(
             StatusCode::OK,

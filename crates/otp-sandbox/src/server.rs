@@ -48,6 +48,8 @@ pub struct SandboxConfig {
     pub aopay_registration_id: String,
     /// How long `9000000004` waits before answering (35 s: longer than the default timeout).
     pub slow_answer_delay: Duration,
+    /// How long an AOPay OTP stays valid (90 s, as AOPay documents).
+    pub aopay_otp_validity: Duration,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -58,6 +60,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("iserveu_client_id", &self.iserveu_client_id)
             .field("aopay_registration_id", &self.aopay_registration_id)
             .field("slow_answer_delay", &self.slow_answer_delay)
+            .field("aopay_otp_validity", &self.aopay_otp_validity)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +78,7 @@ impl Default for SandboxConfig {
             iserveu_username: default::ISERVEU_USERNAME.into(),
             aopay_registration_id: default::AOPAY_REGISTRATION_ID.into(),
             slow_answer_delay: Duration::from_secs(35),
+            aopay_otp_validity: crate::state::AOPAY_VALIDITY,
         }
     }
 }
@@ -83,6 +87,12 @@ impl SandboxConfig {
     /// The slow magic number's delay (tests use a short one).
     pub fn slow_answer_delay(mut self, delay: Duration) -> Self {
         self.slow_answer_delay = delay;
+        self
+    }
+
+    /// How long an AOPay OTP stays valid (tests use a short one).
+    pub fn aopay_otp_validity(mut self, validity: Duration) -> Self {
+        self.aopay_otp_validity = validity;
         self
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub const LIMIT: usize = 5;
 /// The window of the send limit.
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(600);
-/// How long an AOPay OTP stays valid.
+/// How long an AOPay OTP stays valid by default.
 pub const AOPAY_VALIDITY: Duration = Duration::from_secs(90);
 /// The inbox keeps at most this many OTPs (oldest dropped), so a long soak stays bounded.
 const INBOX_CAP: usize = 10_000;
@@ -70,9 +70,14 @@ impl State {
         true
     }
 
-    /// Records an OTP as sent and returns it.
-    pub fn record(&self, gateway: Gateway, mobile: &str, reference: Option<String>) -> SentOtp {
-        let validity = (gateway == Gateway::AOPay).then_some(AOPAY_VALIDITY);
+    /// Records an OTP as sent and returns it; `validity` for gateways whose OTPs expire.
+    pub fn record(
+        &self,
+        gateway: Gateway,
+        mobile: &str,
+        reference: Option<String>,
+        validity: Option<Duration>,
+    ) -> SentOtp {
         let now = SystemTime::now();
         let otp = SentOtp {
             gateway,

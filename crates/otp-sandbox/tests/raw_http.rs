@@ -1,0 +1,727 @@
+//! The sandbox through raw HTTP built here, not through the gateway crates: every check, every
+//! magic number, the limit, the inbox, and well-formed answers to malformed requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use otp_core::reqwest::{self, StatusCode};
+use otp_sandbox::{Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const PHONEPE: &str = "/v3/merchant/otp/send";
+const PAYTM: &str = "/v4/signin/otp/sv1/";
+const ISERVEU: &str = "/common/dmt-lite/unified/otp/send";
+const AOPAY: &str = "/api/AOP/DMTV1/TransactionSendOtp";
+
+struct Harness {
+    sandbox: Sandbox,
+    http: reqwest::Client,
+}
+
+/// An answer: status, raw body, and the body as JSON when it is JSON.
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(SandboxConfig::default()).await
+}
+
+async fn harness_with(config: SandboxConfig) -> Harness {
+    Harness { sandbox: Sandbox::start(config).await.unwrap(), http: reqwest::Client::new() }
+}
+
+impl Harness {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sandbox.base_url())
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> Answer {
+        let mut request = self.http.post(self.url(path)).header("content-type", "application/json").body(body.into());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_answer(request.send().await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        read_answer(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    async fn inbox(&self, mobile: &str) -> Vec<Value> {
+        let answer = self.get(&format!("/__sandbox/otps?mobile={mobile}")).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.json()["otps"].as_array().unwrap().clone()
+    }
+
+    // ---- one well-formed request per gateway, with the default credentials
+
+    async fn phonepe(&self, mobile: &str) -> Answer {
+        let payload = json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": mobile});
+        self.phonepe_payload(&payload, "sandbox-salt-key", 1).await
+    }
+
+    async fn phonepe_payload(&self, payload: &Value, salt_key: &str, salt_index: u32) -> Answer {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+        let x_verify = x_verify(&encoded, salt_key, salt_index);
+        let body = json!({ "request": encoded }).to_string();
+        self.post(PHONEPE, &[("x-verify", &x_verify)], body).await
+    }
+
+    async fn paytm(&self, mobile: &str) -> Answer {
+        let body = json!({"phone": mobile, "scopes": ["paytm"]}).to_string();
+        self.post(&format!("{PAYTM}?locale=en-IN"), &paytm_headers("sandbox-client", "sandbox-secret"), body).await
+    }
+
+    async fn iserveu(&self, body: &Value) -> Answer {
+        self.iserveu_as("sandbox-client", "sandbox-secret", body).await
+    }
+
+    async fn iserveu_as(&self, client_id: &str, client_secret: &str, body: &Value) -> Answer {
+        self.post(ISERVEU, &[("client_id", client_id), ("client_secret", client_secret)], body.to_string()).await
+    }
+
+    async fn aopay(&self, body: &Value) -> Answer {
+        self.post(AOPAY, &[], body.to_string()).await
+    }
+}
+
+async fn read_answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    Answer { status, content_type, text: response.text().await.unwrap() }
+}
+
+/// PhonePe's signature, computed here independently of the sandbox.
+fn x_verify(encoded: &str, salt_key: &str, salt_index: u32) -> String {
+    let digest = Sha256::digest(format!("{encoded}{PHONEPE}{salt_key}"));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}###{salt_index}")
+}
+
+fn paytm_headers(client_id: &str, client_secret: &str) -> [(&'static str, &'static str); 2] {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{client_secret}"));
+    // Leaked on purpose: a test's header values must outlive the array; a few bytes per test.
+    let authorization: &'static str = Box::leak(format!("Basic {basic}").into_boxed_str());
+    [("authorization", authorization), ("x-device-identifier", "device-0042")]
+}
+
+fn iserveu_transaction(mobile: &str) -> Value {
+    json!({
+        "otpType": "2",
+        "customerMobileNumber": mobile,
+        "username": "sandboxuser",
+        "ovdType": "AADHAAR",
+        "externalRefNumber": "REF123456",
+        "requestedAmount": "1500.50",
+    })
+}
+
+fn aopay_body(mobile: &str) -> Value {
+    json!({
+        "RegistrationID": "AOP-SANDBOX",
+        "MobileNumber": mobile,
+        "BeneID": "BENE1001",
+        "Txntype": "IMPS",
+        "Amount": "2500",
+        "Pincode": "560001",
+        "Address": "12 MG Road, Bengaluru",
+        "DOB": "20/08/1990",
+        "Latitude": "12.9716",
+        "Longitute": "77.5946",
+    })
+}
+
+fn with(mut body: Value, key: &str, value: Value) -> Value {
+    body[key] = value;
+    body
+}
+
+fn without(mut body: Value, key: &str) -> Value {
+    body.as_object_mut().unwrap().remove(key);
+    body
+}
+
+// ------------------------------------------------------------------ PhonePe
+
+#[tokio::test]
+async fn phonepe_signed_send_succeeds_and_lands_in_the_inbox() {
+    let h = harness().await;
+    let answer = h.phonepe("9876543210").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.content_type, "application/json");
+    let body = answer.json();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["code"], "SUCCESS");
+    assert_eq!(body["data"]["merchantId"], "SANDBOXMERCHANT");
+    let token = body["data"]["otpToken"].as_str().unwrap();
+    assert!(token.starts_with("OTP") && token.len() == 39, "{token}");
+
+    let inbox = h.inbox("9876543210").await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["gateway"], "phonepe");
+    assert_eq!(inbox[0]["mobile"], "9876543210");
+    assert_eq!(inbox[0]["reference"], token);
+    let otp = inbox[0]["otp"].as_str().unwrap();
+    assert!(otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_digit()), "{otp}");
+    assert!(inbox[0]["sent_at"].as_str().unwrap().ends_with('Z'));
+    // The library sees the same inbox.
+    let from_library = h.sandbox.otps("9876543210");
+    assert_eq!(from_library.len(), 1);
+    assert_eq!(from_library[0].otp, otp);
+}
+
+#[tokio::test]
+async fn phonepe_accepts_every_documented_optional_field() {
+    let h = harness().await;
+    let payload = json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "9876543210", "email": "a@example.com",
+                         "shortName": "Asha", "requestType": "CREDIT"});
+    let answer = h.phonepe_payload(&payload, "sandbox-salt-key", 1).await;
+    assert_eq!(answer.json()["code"], "SUCCESS", "{}", answer.text);
+}
+
+#[tokio::test]
+async fn phonepe_refuses_a_wrong_salt_key_or_index_with_authorization_failed() {
+    let h = harness().await;
+    let payload = json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "9876543210"});
+    for (salt_key, salt_index) in [("not-the-salt-key", 1), ("sandbox-salt-key", 2)] {
+        let answer = h.phonepe_payload(&payload, salt_key, salt_index).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json()["code"], "AUTHORIZATION_FAILED");
+        assert_eq!(answer.json()["success"], false);
+    }
+    // A signature over a different body does not carry over.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+    let signature = x_verify("c29tZXRoaW5nIGVsc2U=", "sandbox-salt-key", 1);
+    let answer = h.post(PHONEPE, &[("x-verify", &signature)], json!({ "request": encoded }).to_string()).await;
+    assert_eq!(answer.json()["code"], "AUTHORIZATION_FAILED");
+    // No signature at all.
+    let answer = h.post(PHONEPE, &[], json!({ "request": encoded }).to_string()).await;
+    assert_eq!(answer.json()["code"], "AUTHORIZATION_FAILED");
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+#[tokio::test]
+async fn phonepe_checks_the_salt_index_and_key_it_was_started_with() {
+    let mut config = SandboxConfig::default();
+    config.phonepe_salt_key = "another-key".into();
+    config.phonepe_salt_index = 3;
+    config.phonepe_merchant_id = "M2".into();
+    let h = harness_with(config).await;
+    let payload = json!({"merchantId": "M2", "mobileNumber": "9876543210"});
+    assert_eq!(h.phonepe_payload(&payload, "another-key", 1).await.json()["code"], "AUTHORIZATION_FAILED");
+    assert_eq!(h.phonepe_payload(&payload, "sandbox-salt-key", 3).await.json()["code"], "AUTHORIZATION_FAILED");
+    assert_eq!(h.phonepe_payload(&payload, "another-key", 3).await.json()["code"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn phonepe_refuses_bad_payloads_with_bad_request() {
+    let h = harness().await;
+    let cases = [
+        json!({"merchantId": "SOMEONEELSE", "mobileNumber": "9876543210"}),
+        json!({"mobileNumber": "9876543210"}),
+        json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "98765"}),
+        json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "+919876543210"}),
+        json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": 9876543210u64}),
+        json!({"merchantId": "SANDBOXMERCHANT"}),
+        json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "9876543210", "requestType": "LOAN"}),
+    ];
+    for payload in cases {
+        let answer = h.phonepe_payload(&payload, "sandbox-salt-key", 1).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{payload}");
+        assert_eq!(answer.json()["code"], "BAD_REQUEST", "{payload}");
+    }
+    // `request` that is not base64, or base64 of something that is not a JSON object.
+    for request in ["%%% not base64", "bm90IGpzb24=", "WzEsMiwzXQ=="] {
+        let signature = x_verify(request, "sandbox-salt-key", 1);
+        let answer = h.post(PHONEPE, &[("x-verify", &signature)], json!({ "request": request }).to_string()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{request}");
+        assert_eq!(answer.json()["code"], "BAD_REQUEST");
+    }
+    // A device id over 64 characters.
+    let payload = json!({"merchantId": "SANDBOXMERCHANT", "mobileNumber": "9876543210"});
+    let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+    let signature = x_verify(&encoded, "sandbox-salt-key", 1);
+    let long_id = "d".repeat(65);
+    let headers = [("x-verify", signature.as_str()), ("x-device-id", long_id.as_str())];
+    let answer = h.post(PHONEPE, &headers, json!({ "request": encoded }).to_string()).await;
+    assert_eq!(answer.json()["code"], "BAD_REQUEST");
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+// ------------------------------------------------------------------ Paytm
+
+#[tokio::test]
+async fn paytm_send_succeeds_with_a_state_token() {
+    let h = harness().await;
+    let answer = h.paytm("9876543210").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["responseCode"], "BE1400001");
+    assert_eq!(body["status"], "SUCCESS");
+    let token = body["state_token"].as_str().unwrap();
+    let inbox = h.inbox("9876543210").await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["gateway"], "paytm");
+    assert_eq!(inbox[0]["reference"], token);
+}
+
+#[tokio::test]
+async fn paytm_refuses_wrong_credentials_with_be1423005() {
+    let h = harness().await;
+    let body = json!({"phone": "9876543210", "scopes": ["paytm"]}).to_string();
+    let url = format!("{PAYTM}?locale=en-IN");
+    for headers in [paytm_headers("sandbox-client", "wrong"), paytm_headers("other", "sandbox-secret")] {
+        let answer = h.post(&url, &headers, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json()["responseCode"], "BE1423005");
+    }
+    let answer = h.post(&url, &[("x-device-identifier", "d")], body).await;
+    assert_eq!(answer.json()["responseCode"], "BE1423005");
+}
+
+#[tokio::test]
+async fn paytm_requires_a_device_identifier_with_be1423012() {
+    let h = harness().await;
+    let [authorization, _] = paytm_headers("sandbox-client", "sandbox-secret");
+    let body = json!({"phone": "9876543210", "scopes": ["paytm"]}).to_string();
+    let answer = h.post(&format!("{PAYTM}?locale=en-IN"), &[authorization], body).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["responseCode"], "BE1423012");
+}
+
+#[tokio::test]
+async fn paytm_refuses_missing_locale_bad_phone_or_scopes_with_434() {
+    let h = harness().await;
+    let headers = paytm_headers("sandbox-client", "sandbox-secret");
+    let good = json!({"phone": "9876543210", "scopes": ["paytm"]});
+    let answer = h.post(PAYTM, &headers, good.to_string()).await;
+    assert_eq!(answer.json()["responseCode"], "434", "no locale");
+    let answer = h.post(&format!("{PAYTM}?locale="), &headers, good.to_string()).await;
+    assert_eq!(answer.json()["responseCode"], "434", "empty locale");
+    for body in [
+        with(good.clone(), "phone", json!("12345")),
+        with(good.clone(), "phone", json!(9876543210u64)),
+        without(good.clone(), "phone"),
+        with(good.clone(), "scopes", json!([])),
+        with(good.clone(), "scopes", json!("paytm")),
+        with(good.clone(), "scopes", json!([""])),
+        without(good.clone(), "scopes"),
+    ] {
+        let answer = h.post(&format!("{PAYTM}?locale=en-IN"), &headers, body.to_string()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.json()["responseCode"], "434", "{body}");
+    }
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+// ------------------------------------------------------------------ iServeU
+
+#[tokio::test]
+async fn iserveu_both_otp_types_succeed() {
+    let h = harness().await;
+    let answer = h.iserveu(&iserveu_transaction("9876543210")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["statusCode"], "0", "{body}");
+    assert_eq!(body["status"], "SUCCESS");
+
+    let registration = json!({"otpType": "1", "customerMobileNumber": "9876543211", "username": "sandboxuser",
+                              "ovdType": "AADHAAR", "ovdData": "765386439745", "latLong": "12.97,77.59",
+                              "publicIP": "2001:db8::1", "paramA": "x"});
+    assert_eq!(h.iserveu(&registration).await.json()["statusCode"], "0");
+
+    let inbox = h.inbox("9876543210").await;
+    assert_eq!(inbox[0]["gateway"], "iserveu");
+    assert_eq!(inbox[0]["reference"], "REF123456");
+    assert_eq!(h.inbox("9876543211").await[0]["reference"], Value::Null);
+}
+
+#[tokio::test]
+async fn iserveu_refuses_wrong_headers_with_401() {
+    let h = harness().await;
+    let body = iserveu_transaction("9876543210");
+    for (id, secret) in [("sandbox-client", "wrong"), ("wrong", "sandbox-secret")] {
+        let answer = h.iserveu_as(id, secret, &body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json()["statusCode"], "401");
+    }
+    // The documented header names have underscores; the dashed spelling is not the same header.
+    let answer = h
+        .post(ISERVEU, &[("client-id", "sandbox-client"), ("client-secret", "sandbox-secret")], body.to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn iserveu_enforces_every_field_rule_with_minus_one() {
+    let h = harness().await;
+    let good = iserveu_transaction("9876543210");
+    let cases = [
+        (with(good.clone(), "requestedAmount", json!("abc")), "Requested Amount"),
+        (with(good.clone(), "requestedAmount", json!("-5")), "Requested Amount"),
+        (without(good.clone(), "requestedAmount"), "Requested Amount"),
+        (without(good.clone(), "externalRefNumber"), "externalRefNumber"),
+        (with(good.clone(), "externalRefNumber", json!("ABC12")), "externalRefNumber"),
+        (with(good.clone(), "externalRefNumber", json!("A".repeat(23))), "externalRefNumber"),
+        (with(good.clone(), "otpType", json!("3")), "otpType"),
+        (with(good.clone(), "otpType", json!("1")), "ovdData"),
+        (without(good.clone(), "ovdType"), "ovdType"),
+        (with(good.clone(), "customerMobileNumber", json!("5876543210")), "customerMobileNumber"),
+        (with(good.clone(), "username", json!("someoneelse")), "username"),
+        (with(good.clone(), "latLong", json!("91.0,77.5")), "latLong"),
+        (with(good.clone(), "latLong", json!("12.9")), "latLong"),
+        (with(good.clone(), "publicIP", json!("300.1.1.1")), "publicIP"),
+        (with(good.clone(), "requestedAmount", json!(1500)), "JSON object of strings"),
+    ];
+    for (body, says) in cases {
+        let answer = h.iserveu(&body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{body}");
+        let reply = answer.json();
+        assert_eq!(reply["statusCode"], "-1", "{body}");
+        assert!(reply["statusDesc"].as_str().unwrap().contains(says), "{body} -> {reply}");
+    }
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+// ------------------------------------------------------------------ AOPay
+
+#[tokio::test]
+async fn aopay_send_succeeds_and_its_otp_expires() {
+    let h = harness_with(SandboxConfig::default().aopay_otp_validity(Duration::from_millis(300))).await;
+    let answer = h.aopay(&aopay_body("9876543210")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body = answer.json();
+    assert_eq!(body["status"], true, "{body}");
+    assert_eq!(body["response_code"], 1);
+    let state = body["stateresp"].as_str().unwrap();
+    assert!(state.len() == 9 && state.bytes().all(|b| b.is_ascii_digit()), "{state}");
+
+    let inbox = h.inbox("9876543210").await;
+    assert_eq!(inbox[0]["gateway"], "aopay");
+    assert_eq!(inbox[0]["reference"], state);
+    assert_eq!(inbox[0]["expired"], false);
+    assert!(inbox[0]["expires_at"].as_str().unwrap().ends_with('Z'));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(h.inbox("9876543210").await[0]["expired"], true);
+}
+
+#[tokio::test]
+async fn aopay_otps_are_valid_for_90_seconds_by_default() {
+    assert_eq!(SandboxConfig::default().aopay_otp_validity, Duration::from_secs(90));
+    let h = harness().await;
+    h.aopay(&aopay_body("9876543210")).await;
+    let otp = &h.sandbox.otps("9876543210")[0];
+    assert!(!otp.expired);
+    let sent = otp.sent_at.as_str();
+    let expires = otp.expires_at.as_deref().unwrap();
+    // Same date, 90 s later: compare the seconds of the day.
+    let seconds = |t: &str| {
+        let time = &t[11..19];
+        let parts: Vec<u32> = time.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600 + parts[1] * 60 + parts[2]
+    };
+    assert_eq!((seconds(expires) + 86_400 - seconds(sent)) % 86_400, 90, "{sent} -> {expires}");
+}
+
+#[tokio::test]
+async fn aopay_refuses_an_unknown_registration_id_with_401_code_11() {
+    let h = harness().await;
+    for body in [
+        with(aopay_body("9876543210"), "RegistrationID", json!("AOP-OTHER")),
+        without(aopay_body("9876543210"), "RegistrationID"),
+    ] {
+        let answer = h.aopay(&body).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json()["response_code"], 11);
+    }
+}
+
+#[tokio::test]
+async fn aopay_enforces_every_field_rule() {
+    let h = harness().await;
+    let good = aopay_body("9876543210");
+    let cases = [
+        with(good.clone(), "MobileNumber", json!("12345")),
+        without(good.clone(), "BeneID"),
+        with(good.clone(), "Txntype", json!("UPI")),
+        with(good.clone(), "Amount", json!("-10")),
+        with(good.clone(), "Amount", json!("ten")),
+        with(good.clone(), "Pincode", json!("56000")),
+        with(good.clone(), "Pincode", json!("56000a")),
+        without(good.clone(), "Address"),
+        with(good.clone(), "DOB", json!("31/02/2000")),
+        with(good.clone(), "DOB", json!("2000-08-20")),
+        with(good.clone(), "Latitude", json!("95")),
+        with(good.clone(), "Longitute", json!("200")),
+        // The documented key is misspelt; the correct spelling is not it.
+        with(without(good.clone(), "Longitute"), "Longitude", json!("77.5946")),
+        with(good.clone(), "Amount", json!(2500)),
+    ];
+    for body in cases {
+        let answer = h.aopay(&body).await;
+        let reply = answer.json();
+        assert_eq!(reply["status"], false, "{body}");
+        assert_eq!(reply["response_code"], 3, "{body} -> {reply}");
+        assert!(!reply["message"].as_str().unwrap().is_empty());
+    }
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+// ------------------------------------------------------------------ limits
+
+#[tokio::test]
+async fn the_sixth_send_within_ten_minutes_is_refused_with_each_gateways_limit_code() {
+    let h = harness().await;
+    for attempt in 1..=5 {
+        assert_eq!(h.phonepe("9876543210").await.json()["code"], "SUCCESS", "phonepe #{attempt}");
+        assert_eq!(h.paytm("9876543210").await.json()["responseCode"], "BE1400001", "paytm #{attempt}");
+        assert_eq!(h.iserveu(&iserveu_transaction("9876543210")).await.json()["statusCode"], "0");
+        assert_eq!(h.aopay(&aopay_body("9876543210")).await.json()["response_code"], 1);
+    }
+    let phonepe = h.phonepe("9876543210").await;
+    assert_eq!(phonepe.status, StatusCode::OK);
+    assert_eq!(phonepe.json()["code"], "OTP_LIMIT_EXCEEDED");
+    assert_eq!(h.paytm("9876543210").await.json()["responseCode"], "BE1425006");
+    assert_eq!(h.iserveu(&iserveu_transaction("9876543210")).await.json()["statusCode"], "1");
+    assert_eq!(h.aopay(&aopay_body("9876543210")).await.json()["response_code"], 2);
+
+    // 20 OTPs recorded (5 per gateway), none for the refused sends; newest first.
+    let inbox = h.inbox("9876543210").await;
+    assert_eq!(inbox.len(), 20);
+    assert_eq!(inbox[0]["gateway"], "aopay");
+    assert_eq!(inbox[19]["gateway"], "phonepe");
+    // The limit is per number: another number is unaffected.
+    assert_eq!(h.phonepe("9876543211").await.json()["code"], "SUCCESS");
+}
+
+// ------------------------------------------------------------------ magic numbers
+
+#[tokio::test]
+async fn magic_numbers_answer_deterministically_whatever_the_credentials() {
+    let h = harness().await;
+    // Wrong credentials everywhere: the magic answer still comes.
+    let phonepe = |mobile: &str| {
+        let payload = json!({"merchantId": "NOBODY", "mobileNumber": mobile});
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+        json!({ "request": encoded }).to_string()
+    };
+    let paytm = |mobile: &str| json!({"phone": mobile, "scopes": ["paytm"]}).to_string();
+    let iserveu = |mobile: &str| iserveu_transaction(mobile).to_string();
+    let aopay = |mobile: &str| with(aopay_body(mobile), "RegistrationID", json!("WRONG")).to_string();
+    let paytm_url = format!("{PAYTM}?locale=en-IN");
+    let bad_basic = paytm_headers("x", "y");
+    let bad_iserveu = [("client_id", "x"), ("client_secret", "y")];
+
+    // (mobile, phonepe (status, code), paytm (status, code), iserveu status + statusCode, aopay status + code)
+    type Row =
+        (&'static str, (u16, &'static str), (u16, &'static str), (u16, Option<&'static str>), (u16, Option<i64>));
+    let table: [Row; 4] = [
+        ("9000000001", (200, "OTP_LIMIT_EXCEEDED"), (200, "BE1425006"), (200, Some("1")), (200, Some(2))),
+        ("9000000002", (200, "USER_BLOCKED"), (200, "BE1424001"), (200, Some("1")), (200, Some(2))),
+        ("9000000003", (500, "INTERNAL_SERVER_ERROR"), (500, "BE1426003"), (500, None), (500, None)),
+        ("9000000005", (429, "TOO_MANY_REQUESTS"), (200, "BE1425004"), (200, Some("1")), (200, Some(0))),
+    ];
+    for (mobile, phonepe_expected, paytm_expected, iserveu_expected, aopay_expected) in table {
+        let answer = h.post(PHONEPE, &[("x-verify", "wrong###1")], phonepe(mobile)).await;
+        assert_eq!((answer.status.as_u16(), answer.json()["code"].as_str().unwrap()), phonepe_expected, "{mobile}");
+
+        let answer = h.post(&paytm_url, &bad_basic, paytm(mobile)).await;
+        assert_eq!((answer.status.as_u16(), answer.json()["responseCode"].as_str().unwrap()), paytm_expected);
+
+        let answer = h.post(ISERVEU, &bad_iserveu, iserveu(mobile)).await;
+        let code = (answer.status == StatusCode::OK).then(|| answer.json()["statusCode"].as_str().unwrap().to_owned());
+        assert_eq!((answer.status.as_u16(), code.as_deref()), iserveu_expected, "{mobile}: {}", answer.text);
+
+        let answer = h.post(AOPAY, &[], aopay(mobile)).await;
+        let code = (answer.status == StatusCode::OK).then(|| answer.json()["response_code"].as_i64().unwrap());
+        assert_eq!((answer.status.as_u16(), code), aopay_expected, "{mobile}: {}", answer.text);
+    }
+    // 9000000005 on AOPay: sent for registration, so an OTP went out and is in the inbox.
+    let inbox = h.inbox("9000000005").await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["gateway"], "aopay");
+    // Magic numbers do not count towards the limit, and repeat exactly.
+    for _ in 0..7 {
+        let answer = h.post(&paytm_url, &bad_basic, paytm("9000000002")).await;
+        assert_eq!(answer.json()["responseCode"], "BE1424001");
+    }
+}
+
+#[tokio::test]
+async fn magic_9000000006_is_a_proxys_html_502_on_every_gateway() {
+    let h = harness().await;
+    let mobile = "9000000006";
+    let phonepe_payload = json!({"merchantId": "X", "mobileNumber": mobile});
+    let encoded = base64::engine::general_purpose::STANDARD.encode(phonepe_payload.to_string());
+    let requests = [
+        (PHONEPE.to_owned(), json!({ "request": encoded })),
+        (format!("{PAYTM}?locale=en-IN"), json!({"phone": mobile, "scopes": ["s"]})),
+        (ISERVEU.to_owned(), iserveu_transaction(mobile)),
+        (AOPAY.to_owned(), aopay_body(mobile)),
+    ];
+    for (path, body) in requests {
+        let answer = h.post(&path, &[], body.to_string()).await;
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{path}");
+        assert_eq!(answer.content_type, "text/html", "{path}");
+        assert!(answer.text.contains("<h1>502 Bad Gateway</h1>"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn magic_9000000004_answers_only_after_the_slow_delay() {
+    let delay = Duration::from_millis(600);
+    let h = harness_with(SandboxConfig::default().slow_answer_delay(delay)).await;
+    assert_eq!(SandboxConfig::default().slow_answer_delay, Duration::from_secs(35));
+    let started = Instant::now();
+    let answer = h.phonepe("9000000004").await;
+    assert!(started.elapsed() >= delay, "answered after {:?}", started.elapsed());
+    // After the wait it is an ordinary number.
+    assert_eq!(answer.json()["code"], "SUCCESS");
+    let started = Instant::now();
+    assert_eq!(h.paytm("9000000004").await.json()["responseCode"], "BE1400001");
+    assert!(started.elapsed() >= delay);
+}
+
+// ------------------------------------------------------------------ robustness
+
+#[tokio::test]
+async fn malformed_json_gets_each_gateways_own_error_shape() {
+    let h = harness().await;
+    let garbage = "{\"request\": ";
+    let phonepe = h.post(PHONEPE, &[], garbage).await;
+    assert_eq!(phonepe.status, StatusCode::BAD_REQUEST);
+    assert_eq!(phonepe.json()["code"], "BAD_REQUEST");
+    let paytm =
+        h.post(&format!("{PAYTM}?locale=en-IN"), &paytm_headers("sandbox-client", "sandbox-secret"), garbage).await;
+    assert_eq!(paytm.json()["responseCode"], "434");
+    let iserveu = h.iserveu_as("sandbox-client", "sandbox-secret", &json!(null)).await;
+    assert_eq!(iserveu.json()["statusCode"], "-1");
+    let aopay = h.post(AOPAY, &[], vec![0xff, 0xfe, 0x00, 0x7b]).await;
+    assert_eq!(aopay.json()["response_code"], 3);
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_refused_in_the_gateways_shape() {
+    let h = harness().await;
+    let response = h
+        .sandbox
+        .base_url()
+        .parse::<reqwest::Url>()
+        .map(|base| base.join(PHONEPE).unwrap())
+        .map(|url| h.http.post(url).header("content-type", "text/plain").body("request=abc"))
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let answer = read_answer(response).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["code"], "BAD_REQUEST");
+    assert!(answer.json()["message"].as_str().unwrap().contains("Content-Type"));
+
+    let response = h.http.post(h.url(AOPAY)).body(aopay_body("9876543210").to_string()).send().await.unwrap();
+    let answer = read_answer(response).await;
+    assert_eq!(answer.json()["response_code"], 3);
+    assert!(h.inbox("9876543210").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_and_the_server_stays_up() {
+    let h = harness().await;
+    let big = format!("{{\"phone\":\"9876543210\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    for path in [PHONEPE, ISERVEU, AOPAY] {
+        let answer = h.post(path, &[], big.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        answer.json();
+    }
+    // Streamed in chunks without a declared length, over a raw connection.
+    let mut stream = tokio::net::TcpStream::connect(h.sandbox.addr()).await.unwrap();
+    let head = format!(
+        "POST {PAYTM}?locale=en-IN HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        h.sandbox.addr()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in big.as_bytes().chunks(8 * 1024) {
+        // The server may stop reading once over the cap; a refused write is fine.
+        if stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.is_err()
+            || stream.write_all(chunk).await.is_err()
+            || stream.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut reply = vec![0u8; 4096];
+    let read = stream.read(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply[..read]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert_eq!(h.get("/__sandbox/health").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let h = harness().await;
+    let answer = h.get("/nope").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.json()["error"], "not_found");
+    let answer = h.post("/v3/merchant/otp/sendx", &[], "{}").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    answer.json();
+    let answer = h.get(PHONEPE).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.json()["error"], "method_not_allowed");
+    let answer = h.post("/__sandbox/health", &[], "{}").await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn health_and_inbox_answer() {
+    let h = harness().await;
+    let health = h.get("/__sandbox/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+    assert_eq!(h.get("/__sandbox/otps?mobile=9876543210").await.json(), json!({"otps": []}));
+    h.phonepe("9876543210").await;
+    h.phonepe("9876543211").await;
+    // Without a number: everything, newest first.
+    let all = h.get("/__sandbox/otps").await.json();
+    let mobiles: Vec<&str> = all["otps"].as_array().unwrap().iter().map(|o| o["mobile"].as_str().unwrap()).collect();
+    assert_eq!(mobiles, ["9876543211", "9876543210"]);
+    assert_eq!(h.get("/__sandbox/otps?mobile").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_are_safe() {
+    let h = std::sync::Arc::new(harness().await);
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let mobile = format!("98{:08}", i);
+            match i % 4 {
+                0 => h.phonepe(&mobile).await.json()["code"] == "SUCCESS",
+                1 => h.paytm(&mobile).await.json()["responseCode"] == "BE1400001",
+                2 => h.iserveu(&iserveu_transaction(&mobile)).await.json()["statusCode"] == "0",
+                _ => h.aopay(&aopay_body(&mobile)).await.json()["response_code"] == 1,
+            }
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(h.sandbox.otps("9800000007").len(), 1);
+    assert_eq!(h.get("/__sandbox/otps").await.json()["otps"].as_array().unwrap().len(), 200);
+}
