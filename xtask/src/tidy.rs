@@ -8,6 +8,7 @@ pub fn check(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     gateway_crates_are_independent(root, &mut problems);
     crate_roots_have_docs_and_forbid_unsafe(root, &mut problems);
+    one_feature_compiles_one_gateway(root, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -61,6 +62,45 @@ fn crate_roots_have_docs_and_forbid_unsafe(root: &Path, problems: &mut Vec<Strin
         }
         if !text.contains("#![forbid(unsafe_code)]") {
             problems.push(format!("{shown}: the crate root must say #![forbid(unsafe_code)]"));
+        }
+    }
+}
+
+/// `otp` with one gateway feature must pull in that gateway crate and no other: the point of
+/// the umbrella's features. Asked of cargo itself, so a stray dependency cannot hide.
+fn one_feature_compiles_one_gateway(root: &Path, problems: &mut Vec<String>) {
+    for krate in GATEWAY_CRATES {
+        let feature = krate.trim_start_matches("otp-");
+        let output = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["tree", "--locked", "--offline", "-p", "otp", "--no-default-features", "--features", feature])
+            .args(["-e", "normal", "--prefix", "none", "--format", "{p}"])
+            .output();
+        let output = match output {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => {
+                problems.push(format!(
+                    "cargo tree for otp --features {feature} failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+                continue;
+            }
+            Err(error) => {
+                problems.push(format!("cargo tree could not run: {error}"));
+                continue;
+            }
+        };
+        let tree = String::from_utf8_lossy(&output.stdout);
+        let compiled: Vec<&str> = tree
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|n| GATEWAY_CRATES.contains(n))
+            .collect();
+        if !compiled.contains(&krate) {
+            problems.push(format!("otp --features {feature} does not compile {krate}"));
+        }
+        for other in compiled.iter().filter(|name| **name != krate) {
+            problems.push(format!("otp --features {feature} also compiles {other}: features must isolate gateways"));
         }
     }
 }

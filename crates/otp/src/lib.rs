@@ -1,0 +1,174 @@
+//! # otp
+//!
+//! One dependency for applications that send one-time passwords through the Indian payment
+//! gateways they already have contracts with. It re-exports [`otp_core`] (mobile numbers,
+//! secrets, the unified result and error model) and, behind one feature each, the gateway
+//! crates; a consumer that enables one gateway compiles no other.
+//!
+//! | feature | gives | crate |
+//! |---|---|---|
+//! | `phonepe` | [`phonepe`]: PhonePe "Trigger OTP", X-VERIFY signed | `otp-phonepe` |
+//! | `paytm` | [`paytm`]: Paytm "Send OTP" (`/v4/signin/otp/sv1/`) | `otp-paytm` |
+//! | `iserveu` | [`iserveu`]: iServeU DMT-lite unified send OTP | `otp-iserveu` |
+//! | `aopay` | [`aopay`]: AOPay DMTV1 "Transaction Send OTP" | `otp-aopay` |
+//! | `full` | all four | |
+//! | `rustls` (default) / `native-tls` | the TLS backend of the one reqwest stack | |
+//!
+//! Applications that pick the gateway from configuration at run time hold a [`GatewayClient`]
+//! and build a [`SendOtpRequest`] of the same gateway; [`GatewayClient::send_otp`] returns the
+//! unified [`SendReceipt`] or [`Error`] whatever the gateway.
+//!
+//! ```
+//! # #[cfg(feature = "paytm")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = otp_sandbox::Sandbox::start(Default::default()).await?;
+//! # let base_url = sandbox.base_url();
+//! use otp::{paytm, Environment, ErrorKind, GatewayClient, MobileNumber, SendOtpRequest};
+//!
+//! // Built once at start-up from configuration, then shared: clients are cheap to clone.
+//! let client: GatewayClient = paytm::PaytmClient::builder()
+//!     .client_id("sandbox-client")
+//!     .client_secret("sandbox-secret")
+//!     .environment(Environment::Custom(base_url)) // or Environment::Production
+//!     .build()?
+//!     .into();
+//!
+//! let mobile: MobileNumber = "+91 98765 43210".parse()?;
+//! let request = SendOtpRequest::from(paytm::SendOtpRequest::new(mobile, "device-0042").scope("paytm"));
+//! match client.send_otp(&request).await {
+//!     Ok(receipt) => println!("sent: {:?}, keep {:?} for the verify step", receipt.outcome, receipt.reference),
+//!     Err(error) if error.kind() == ErrorKind::RateLimited => println!("ask the customer to wait"),
+//!     Err(error) => return Err(error.into()),
+//! }
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "paytm"))]
+//! # fn main() {}
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub use otp_core::*;
+
+#[cfg(feature = "aopay")]
+pub use otp_aopay as aopay;
+#[cfg(feature = "iserveu")]
+pub use otp_iserveu as iserveu;
+#[cfg(feature = "paytm")]
+pub use otp_paytm as paytm;
+#[cfg(feature = "phonepe")]
+pub use otp_phonepe as phonepe;
+
+/// A client of whichever gateway configuration chose. Cheap to clone; clones share one pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GatewayClient {
+    /// PhonePe.
+    #[cfg(feature = "phonepe")]
+    PhonePe(otp_phonepe::PhonePeClient),
+    /// Paytm.
+    #[cfg(feature = "paytm")]
+    Paytm(otp_paytm::PaytmClient),
+    /// iServeU.
+    #[cfg(feature = "iserveu")]
+    IServeU(otp_iserveu::IServeUClient),
+    /// AOPay.
+    #[cfg(feature = "aopay")]
+    AOPay(otp_aopay::AOPayClient),
+}
+
+/// A send-OTP request for one gateway: each gateway asks for different fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SendOtpRequest {
+    /// PhonePe.
+    #[cfg(feature = "phonepe")]
+    PhonePe(otp_phonepe::SendOtpRequest),
+    /// Paytm.
+    #[cfg(feature = "paytm")]
+    Paytm(otp_paytm::SendOtpRequest),
+    /// iServeU.
+    #[cfg(feature = "iserveu")]
+    IServeU(otp_iserveu::SendOtpRequest),
+    /// AOPay.
+    #[cfg(feature = "aopay")]
+    AOPay(otp_aopay::SendOtpRequest),
+}
+
+impl GatewayClient {
+    /// The gateway this client sends through.
+    pub fn gateway(&self) -> Gateway {
+        match *self {
+            #[cfg(feature = "phonepe")]
+            GatewayClient::PhonePe(_) => Gateway::PhonePe,
+            #[cfg(feature = "paytm")]
+            GatewayClient::Paytm(_) => Gateway::Paytm,
+            #[cfg(feature = "iserveu")]
+            GatewayClient::IServeU(_) => Gateway::IServeU,
+            #[cfg(feature = "aopay")]
+            GatewayClient::AOPay(_) => Gateway::AOPay,
+        }
+    }
+
+    /// Sends one OTP. A request for another gateway than the client's is refused as
+    /// `invalid_request` before anything is sent.
+    pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
+        #[allow(unreachable_patterns)] // With one gateway enabled, the mismatch arm cannot match.
+        match (self, request) {
+            #[cfg(feature = "phonepe")]
+            (GatewayClient::PhonePe(client), SendOtpRequest::PhonePe(request)) => client.send_otp(request).await,
+            #[cfg(feature = "paytm")]
+            (GatewayClient::Paytm(client), SendOtpRequest::Paytm(request)) => client.send_otp(request).await,
+            #[cfg(feature = "iserveu")]
+            (GatewayClient::IServeU(client), SendOtpRequest::IServeU(request)) => client.send_otp(request).await,
+            #[cfg(feature = "aopay")]
+            (GatewayClient::AOPay(client), SendOtpRequest::AOPay(request)) => client.send_otp(request).await,
+            (client, request) => Err(Error::invalid_input(format!(
+                "a {} request cannot be sent through a {} client",
+                request.gateway(),
+                client.gateway()
+            ))
+            .with_gateway(client.gateway())),
+        }
+    }
+}
+
+impl SendOtpRequest {
+    /// The gateway this request is for.
+    pub fn gateway(&self) -> Gateway {
+        match *self {
+            #[cfg(feature = "phonepe")]
+            SendOtpRequest::PhonePe(_) => Gateway::PhonePe,
+            #[cfg(feature = "paytm")]
+            SendOtpRequest::Paytm(_) => Gateway::Paytm,
+            #[cfg(feature = "iserveu")]
+            SendOtpRequest::IServeU(_) => Gateway::IServeU,
+            #[cfg(feature = "aopay")]
+            SendOtpRequest::AOPay(_) => Gateway::AOPay,
+        }
+    }
+}
+
+macro_rules! conversions {
+    ($feature:literal, $variant:ident, $client:ty, $request:ty) => {
+        #[cfg(feature = $feature)]
+        impl From<$client> for GatewayClient {
+            fn from(client: $client) -> Self {
+                GatewayClient::$variant(client)
+            }
+        }
+
+        #[cfg(feature = $feature)]
+        impl From<$request> for SendOtpRequest {
+            fn from(request: $request) -> Self {
+                SendOtpRequest::$variant(request)
+            }
+        }
+    };
+}
+
+conversions!("phonepe", PhonePe, otp_phonepe::PhonePeClient, otp_phonepe::SendOtpRequest);
+conversions!("paytm", Paytm, otp_paytm::PaytmClient, otp_paytm::SendOtpRequest);
+conversions!("iserveu", IServeU, otp_iserveu::IServeUClient, otp_iserveu::SendOtpRequest);
+conversions!("aopay", AOPay, otp_aopay::AOPayClient, otp_aopay::SendOtpRequest);
