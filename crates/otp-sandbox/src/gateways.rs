@@ -331,6 +331,11 @@ impl AOPay {
         reply(status, json!({"status": false, "response_code": code, "message": message}))
     }
 
+    /// `stateresp`: AOPay's references are 9-digit numbers.
+    fn state_reference() -> String {
+        fastrand::u32(100_000_000..1_000_000_000).to_string()
+    }
+
     fn check(fields: &Map<String, Value>) -> Result<(), &'static str> {
         get(fields, "MobileNumber").filter(|m| is_wire_mobile(m)).ok_or("Invalid MobileNumber")?;
         get(fields, "BeneID").ok_or("BeneID is required")?;
@@ -369,7 +374,7 @@ impl Emulated for AOPay {
             }
             Magic::Throttled => {
                 // Sent for registration: an OTP did go out, so it is recorded.
-                let state = reference();
+                let state = Self::state_reference();
                 app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
                 reply(
                     StatusCode::OK,
@@ -403,7 +408,7 @@ impl Emulated for AOPay {
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
         }
-        let state = format!("{:09}", fastrand::u32(100_000_000..1_000_000_000));
+        let state = Self::state_reference();
         app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
         let message = "OTP has been send to the remitter mobile number.";
         reply(

@@ -1,0 +1,236 @@
+//! The command line, exactly as `shared/spec/cli.md` gives it.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Send one-time passwords through Indian payment gateways, or serve their sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "otp", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once per run; boxing would only obscure it.
+pub enum Command {
+    /// Send one OTP through a gateway.
+    Send(SendCommand),
+    /// Serve the gateway sandbox (the same routes as the real gateways) until interrupted.
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SendCommand {
+    #[command(subcommand)]
+    pub gateway: GatewayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxCommand {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayArgs {
+    /// PhonePe "Trigger OTP" (wallet linking), X-VERIFY signed.
+    /// Credentials: OTP_PHONEPE_MERCHANT_ID, OTP_PHONEPE_SALT_KEY, OTP_PHONEPE_SALT_INDEX.
+    Phonepe(PhonePeArgs),
+    /// Paytm "Send OTP". Credentials: OTP_PAYTM_CLIENT_ID, OTP_PAYTM_CLIENT_SECRET.
+    Paytm(PaytmArgs),
+    /// iServeU DMT-lite send OTP.
+    /// Credentials: OTP_ISERVEU_CLIENT_ID, OTP_ISERVEU_CLIENT_SECRET, OTP_ISERVEU_USERNAME (or --username).
+    Iserveu(IServeUArgs),
+    /// AOPay DMTV1 "Transaction Send OTP". Credentials: OTP_AOPAY_REGISTRATION_ID.
+    Aopay(AOPayArgs),
+}
+
+impl GatewayArgs {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            GatewayArgs::Phonepe(args) => &args.common,
+            GatewayArgs::Paytm(args) => &args.common,
+            GatewayArgs::Iserveu(args) => &args.common,
+            GatewayArgs::Aopay(args) => &args.common,
+        }
+    }
+
+    pub fn gateway(&self) -> otp::Gateway {
+        match self {
+            GatewayArgs::Phonepe(_) => otp::Gateway::PhonePe,
+            GatewayArgs::Paytm(_) => otp::Gateway::Paytm,
+            GatewayArgs::Iserveu(_) => otp::Gateway::IServeU,
+            GatewayArgs::Aopay(_) => otp::Gateway::AOPay,
+        }
+    }
+}
+
+/// Flags every gateway takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The customer's mobile number (10 digits; +91, 91 or 0 prefixes and spaces are accepted).
+    #[arg(long)]
+    pub mobile: String,
+    /// Print exactly one JSON object on stdout, success or failure.
+    #[arg(long)]
+    pub json: bool,
+    /// Start the embedded sandbox on a free loopback port and send to it with its credentials.
+    #[arg(long, conflicts_with_all = ["env", "base_url"])]
+    pub sandbox: bool,
+    /// The provider's documented host [default: uat].
+    #[arg(long, value_enum)]
+    pub env: Option<EnvName>,
+    /// Send to this base URL instead; the API path is appended to it.
+    #[arg(long, conflicts_with = "env")]
+    pub base_url: Option<String>,
+    /// Whole-request deadline in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Allow a plain-http base URL that is not loopback (loopback http is always allowed).
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EnvName {
+    Uat,
+    Production,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonePeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The customer's email.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The customer's short name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// WALLET or CREDIT.
+    #[arg(long, value_enum)]
+    pub request_type: Option<PhonePeRequestType>,
+    /// The device id, sent as X-DEVICE-ID (at most 64 characters).
+    #[arg(long)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PhonePeRequestType {
+    Wallet,
+    Credit,
+}
+
+#[derive(Debug, Args)]
+pub struct PaytmArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The device identifier (x-device-identifier).
+    #[arg(long)]
+    pub device_id: String,
+    /// A scope to ask for; repeat for more.
+    #[arg(long = "scope", required = true, value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// The app's SMS auto-read hash.
+    #[arg(long)]
+    pub auto_read_hash: Option<String>,
+    /// The locale query parameter.
+    #[arg(long, default_value = "en-IN")]
+    pub locale: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IServeUArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// registration (1) or transaction (2).
+    #[arg(long, value_parser = parse_otp_type)]
+    pub otp_type: IServeUOtpType,
+    /// The officially valid document type (e.g. AADHAAR).
+    #[arg(long)]
+    pub ovd_type: String,
+    /// The document number: required for registration, optional for transaction.
+    #[arg(long)]
+    pub ovd_data: Option<String>,
+    /// The external reference (6–22 characters): required for transaction.
+    #[arg(long)]
+    pub external_ref: Option<String>,
+    /// The amount: required for transaction.
+    #[arg(long)]
+    pub amount: Option<String>,
+    /// "LAT,LONG".
+    #[arg(long)]
+    pub lat_long: Option<String>,
+    /// The customer's public IP (IPv4 or IPv6).
+    #[arg(long)]
+    pub public_ip: Option<String>,
+    /// The iServeU username (overrides OTP_ISERVEU_USERNAME).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// paramA, returned as sent.
+    #[arg(long)]
+    pub param_a: Option<String>,
+    /// paramB, returned as sent.
+    #[arg(long)]
+    pub param_b: Option<String>,
+    /// paramC, returned as sent.
+    #[arg(long)]
+    pub param_c: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IServeUOtpType {
+    Registration,
+    Transaction,
+}
+
+fn parse_otp_type(value: &str) -> Result<IServeUOtpType, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "registration" | "1" => Ok(IServeUOtpType::Registration),
+        "transaction" | "2" => Ok(IServeUOtpType::Transaction),
+        _ => Err("expected registration, transaction, 1 or 2".into()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AOPayArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The beneficiary id.
+    #[arg(long)]
+    pub bene_id: String,
+    /// imps or neft.
+    #[arg(long)]
+    pub txn_type: String,
+    /// The amount.
+    #[arg(long)]
+    pub amount: String,
+    /// The 6-digit pincode.
+    #[arg(long)]
+    pub pincode: String,
+    /// The remitter's address.
+    #[arg(long)]
+    pub address: String,
+    /// Date of birth, DD/MM/YYYY.
+    #[arg(long)]
+    pub dob: String,
+    /// Latitude (decimal).
+    #[arg(long, allow_hyphen_values = true)]
+    pub latitude: String,
+    /// Longitude (decimal).
+    #[arg(long, allow_hyphen_values = true)]
+    pub longitude: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,55 @@
+//! # otp — the command line of otp-rs
+//!
+//! ```text
+//! otp send <phonepe|paytm|iserveu|aopay> --mobile <NUMBER> [gateway flags] [--json] [--sandbox]
+//! otp sandbox [--addr 127.0.0.1:8080]
+//! ```
+//!
+//! The contract (flags, credential variables, JSON fields, exit codes) is stable for scripts:
+//! exit 0 sent, 2 nothing sent (usage, invalid input, missing configuration), 3 the provider
+//! refused, 4 no usable answer, 1 anything else. Logs go to stderr when `RUST_LOG` asks for them
+//! and never carry a secret, an identity number or a full mobile number.
+#![forbid(unsafe_code)]
+
+mod args;
+mod output;
+mod send;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+use crate::output::Failure;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return output::usage_error(error),
+    };
+    init_logs();
+    // One thread is plenty for one send, and for the sandbox's own loopback traffic.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let failure = Failure::Internal(format!("could not start the async runtime: {error}"));
+            return output::failure(None, &failure, false);
+        }
+    };
+    match cli.command {
+        Command::Send(command) => runtime.block_on(send::run(command)),
+        Command::Sandbox(command) => runtime.block_on(send::serve_sandbox(command)),
+    }
+}
+
+/// Logs only when `RUST_LOG` asks (tracing's filter syntax), always to stderr so stdout stays
+/// the one JSON object scripts parse.
+fn init_logs() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else { return };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,213 @@
+//! What the command prints: one JSON object with `--json`, readable lines otherwise; and the
+//! exit code of cli.md.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use otp::{Error, ErrorKind, Gateway, MobileNumber, Outcome, Reached, SendReceipt};
+use serde::Serialize;
+
+/// Exit codes of cli.md.
+pub mod exit {
+    /// The OTP was sent.
+    pub const SENT: u8 = 0;
+    /// Anything else.
+    pub const OTHER: u8 = 1;
+    /// Nothing was sent: bad usage, invalid input, missing configuration.
+    pub const NOTHING_SENT: u8 = 2;
+    /// The provider answered and refused.
+    pub const REFUSED: u8 = 3;
+    /// No usable answer.
+    pub const NO_ANSWER: u8 = 4;
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The SDK's own error, with its kind.
+    Otp(Error),
+    /// Something around the send failed (the runtime or the embedded sandbox could not start).
+    Internal(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Otp(error)
+    }
+}
+
+#[derive(Serialize)]
+struct SuccessJson<'a> {
+    gateway: &'a str,
+    outcome: &'a str,
+    reference: Option<&'a str>,
+    provider_code: &'a str,
+    http_status: u16,
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FailureJson<'a> {
+    gateway: Option<&'a str>,
+    error: ErrorJson<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    kind: &'a str,
+    provider_code: Option<&'a str>,
+    http_status: Option<u16>,
+    message: &'a str,
+    retryable: bool,
+}
+
+/// A write to a closed stdout (`otp ... | head -c0`) is not worth a panic or a different exit.
+fn print_stdout(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+fn print_stderr(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+pub fn success(receipt: &SendReceipt, mobile: &MobileNumber, json: bool) -> ExitCode {
+    let reference = receipt.reference.as_ref().map(|r| r.expose_secret());
+    if json {
+        let body = SuccessJson {
+            gateway: receipt.gateway.as_str(),
+            outcome: receipt.outcome.as_str(),
+            reference,
+            provider_code: &receipt.provider_code,
+            http_status: receipt.http_status,
+            message: receipt.message.as_deref(),
+        };
+        print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+    } else {
+        let headline = match receipt.outcome {
+            Outcome::SentForRegistration => {
+                format!("OTP sent for registration through {} to {}", receipt.gateway, mobile.masked())
+            }
+            _ => format!("OTP sent through {} to {}", receipt.gateway, mobile.masked()),
+        };
+        let mut lines = vec![
+            headline,
+            format!("  outcome:       {}", receipt.outcome),
+            format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
+        ];
+        if let Some(message) = &receipt.message {
+            lines.push(format!("  message:       {message}"));
+        }
+        lines.push(format!("  reference:     {}", reference.unwrap_or("(none)")));
+        print_stdout(&lines.join("\n"));
+    }
+    ExitCode::from(exit::SENT)
+}
+
+pub fn exit_code(error: &Error) -> u8 {
+    let answered = error.provider_response().is_some();
+    match error.kind() {
+        ErrorKind::InvalidRequest if !answered => exit::NOTHING_SENT,
+        ErrorKind::InvalidRequest
+        | ErrorKind::Authentication
+        | ErrorKind::RateLimited
+        | ErrorKind::Blocked
+        | ErrorKind::Rejected => exit::REFUSED,
+        ErrorKind::ProviderUnavailable | ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::UnexpectedResponse => {
+            exit::NO_ANSWER
+        }
+        _ => exit::OTHER,
+    }
+}
+
+pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitCode {
+    let (kind, provider_code, http_status, message, retryable, code) = match failure {
+        Failure::Otp(error) => (
+            error.kind().as_str(),
+            error.provider_code(),
+            error.http_status(),
+            error.provider_message().unwrap_or(error.description()),
+            error.is_retryable(),
+            exit_code(error),
+        ),
+        // No kind of gateways.md fits a failure of this machine; `transport` is the nearest
+        // ("the connection could not be made"), and the exit code says it is not the provider's.
+        Failure::Internal(message) => ("transport", None, None, message.as_str(), false, exit::OTHER),
+    };
+    if json {
+        let body = FailureJson {
+            gateway: gateway.map(Gateway::as_str),
+            error: ErrorJson { kind, provider_code, http_status, message, retryable },
+        };
+        print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+    } else {
+        match failure {
+            Failure::Otp(error) => {
+                print_stderr(&format!("otp: {error}"));
+                if let Some(hint) = hint(error) {
+                    print_stderr(&format!("  {hint}"));
+                }
+            }
+            Failure::Internal(message) => print_stderr(&format!("otp: {message}")),
+        }
+    }
+    ExitCode::from(code)
+}
+
+/// What an operator should do next, where the kind alone does not say it.
+fn hint(error: &Error) -> Option<&'static str> {
+    if error.reached_provider() == Reached::Maybe {
+        return Some("the OTP may or may not have gone out: check before sending again (a resend is a second SMS)");
+    }
+    if error.is_retryable() {
+        return Some("retryable: nothing suggests the OTP went out; it is safe to try again later");
+    }
+    None
+}
+
+/// A command line clap refused: exit 2, and one JSON object when `--json` was asked for.
+pub fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as Clap;
+    if matches!(error.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--json") {
+        let _ = error.print();
+        return ExitCode::from(exit::NOTHING_SENT);
+    }
+    let gateway = args
+        .iter()
+        .position(|a| a == "send")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|name| name.parse::<Gateway>().ok());
+    // clap's text: "error: ..." over one or more lines, a blank line, then usage and help.
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let message = message.join(" ");
+    let message = message.trim_start_matches("error: ");
+    let body = FailureJson {
+        gateway: gateway.map(Gateway::as_str),
+        error: ErrorJson { kind: "invalid_request", provider_code: None, http_status: None, message, retryable: false },
+    };
+    print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+    ExitCode::from(exit::NOTHING_SENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_invalid_input_and_configuration_exit_2() {
+        assert_eq!(exit_code(&Error::invalid_input("bad")), exit::NOTHING_SENT);
+        assert_eq!(exit_code(&Error::configuration("missing")), exit::NOTHING_SENT);
+    }
+
+    #[test]
+    fn no_answer_kinds_exit_4() {
+        assert_eq!(exit_code(&Error::transport("reset")), exit::NO_ANSWER);
+        assert_eq!(exit_code(&Error::timeout(std::time::Duration::from_secs(1))), exit::NO_ANSWER);
+        assert_eq!(exit_code(&Error::unexpected("html")), exit::NO_ANSWER);
+    }
+}

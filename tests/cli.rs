@@ -1,0 +1,566 @@
+//! End to end: the built `otp` binary against the sandbox — every gateway, every magic number's
+//! exit code and JSON, invalid input and missing credentials (exit 2, nothing sent), a closed
+//! port (exit 4), `otp sandbox`, and logs at TRACE free of secrets and full numbers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+const CREDENTIAL_VARS: [&str; 9] = [
+    "OTP_PHONEPE_MERCHANT_ID",
+    "OTP_PHONEPE_SALT_KEY",
+    "OTP_PHONEPE_SALT_INDEX",
+    "OTP_PAYTM_CLIENT_ID",
+    "OTP_PAYTM_CLIENT_SECRET",
+    "OTP_ISERVEU_CLIENT_ID",
+    "OTP_ISERVEU_CLIENT_SECRET",
+    "OTP_ISERVEU_USERNAME",
+    "OTP_AOPAY_REGISTRATION_ID",
+];
+
+const GATEWAYS: [&str; 4] = ["phonepe", "paytm", "iserveu", "aopay"];
+
+/// The gateway flags of a valid request (besides `--mobile`).
+fn gateway_flags(gateway: &str) -> Vec<&'static str> {
+    match gateway {
+        "phonepe" => {
+            vec!["--email", "asha@example.com", "--name", "Asha", "--request-type", "wallet", "--device-id", "d-42"]
+        }
+        "paytm" => vec!["--device-id", "device-0042", "--scope", "paytm", "--scope", "wallet"],
+        "iserveu" => vec![
+            "--otp-type",
+            "registration",
+            "--ovd-type",
+            "AADHAAR",
+            "--ovd-data",
+            "765386439745",
+            "--lat-long",
+            "12.97,77.59",
+            "--public-ip",
+            "203.0.113.7",
+        ],
+        "aopay" => vec![
+            "--bene-id",
+            "BENE1001",
+            "--txn-type",
+            "imps",
+            "--amount",
+            "2500",
+            "--pincode",
+            "560001",
+            "--address",
+            "12 MG Road, Bengaluru",
+            "--dob",
+            "20/08/1990",
+            "--latitude",
+            "12.9716",
+            "--longitude",
+            "77.5946",
+        ],
+        other => panic!("no such gateway {other}"),
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Exactly one JSON object on stdout.
+    fn json(&self) -> Value {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "stdout must be one JSON line: {:?} (stderr {:?})", self.stdout, self.stderr);
+        let value: Value = serde_json::from_str(lines[0]).unwrap();
+        assert!(value.is_object());
+        value
+    }
+}
+
+/// `otp` with a clean environment: no credentials, no logs, unless a test adds them.
+fn otp(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otp"));
+    command.args(args).env_remove("RUST_LOG");
+    for var in CREDENTIAL_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Run {
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn send(gateway: &str, mobile: &str, extra: &[&str]) -> Command {
+    let mut args = vec!["send", gateway, "--mobile", mobile];
+    args.extend(gateway_flags(gateway));
+    args.extend(extra);
+    otp(&args)
+}
+
+/// A loopback port that accepts nothing on its own: counts whether anyone connected.
+struct Tripwire(TcpListener);
+
+impl Tripwire {
+    fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Self(listener)
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.0.local_addr().unwrap())
+    }
+
+    fn was_contacted(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+fn sandbox_env(command: &mut Command) -> &mut Command {
+    command
+        .env("OTP_PHONEPE_MERCHANT_ID", "SANDBOXMERCHANT")
+        .env("OTP_PHONEPE_SALT_KEY", "sandbox-salt-key")
+        .env("OTP_PHONEPE_SALT_INDEX", "1")
+        .env("OTP_PAYTM_CLIENT_ID", "sandbox-client")
+        .env("OTP_PAYTM_CLIENT_SECRET", "sandbox-secret")
+        .env("OTP_ISERVEU_CLIENT_ID", "sandbox-client")
+        .env("OTP_ISERVEU_CLIENT_SECRET", "sandbox-secret")
+        .env("OTP_ISERVEU_USERNAME", "sandboxuser")
+        .env("OTP_AOPAY_REGISTRATION_ID", "AOP-SANDBOX")
+}
+
+#[test]
+fn every_gateway_sends_through_the_embedded_sandbox() {
+    let expected_codes = [("phonepe", "SUCCESS"), ("paytm", "BE1400001"), ("iserveu", "0"), ("aopay", "1")];
+    for (gateway, code) in expected_codes {
+        let run = run(&mut send(gateway, "+91 98765 43210", &["--sandbox", "--json"]));
+        assert_eq!(run.code, 0, "{gateway}: {} {}", run.stdout, run.stderr);
+        let body = run.json();
+        assert_eq!(body["gateway"], gateway);
+        assert_eq!(body["outcome"], "sent");
+        assert_eq!(body["provider_code"], code);
+        assert_eq!(body["http_status"], 200);
+        assert!(body["message"].is_string());
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 6, "{body}");
+        match gateway {
+            "phonepe" => assert!(body["reference"].as_str().unwrap().starts_with("OTP")),
+            "paytm" => assert!(!body["reference"].as_str().unwrap().is_empty()),
+            "iserveu" => assert_eq!(body["reference"], Value::Null, "a registration OTP without a reference"),
+            _ => assert_eq!(body["reference"].as_str().unwrap().len(), 9),
+        }
+        assert!(run.stderr.is_empty(), "{gateway}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn human_output_names_the_outcome_and_masks_the_number() {
+    let run = run(&mut send("phonepe", "9876543210", &["--sandbox"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("OTP sent through phonepe to XXXXXX3210\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("provider code: SUCCESS (HTTP 200)"));
+    assert!(!run.stdout.contains("9876543210"));
+
+    let failed = self::run(&mut send("paytm", "9000000002", &["--sandbox"]));
+    assert_eq!(failed.code, 3);
+    assert!(failed.stdout.is_empty());
+    assert!(failed.stderr.contains("blocked (paytm)") && failed.stderr.contains("BE1424001"), "{}", failed.stderr);
+}
+
+#[test]
+fn every_magic_number_has_its_exit_code_and_json() {
+    // (mobile, gateway, exit, kind or outcome, provider_code, http_status, retryable)
+    let table: &[(&str, &str, i32, &str, Value, u16, bool)] = &[
+        ("9000000001", "phonepe", 3, "rate_limited", json!("OTP_LIMIT_EXCEEDED"), 200, false),
+        ("9000000001", "paytm", 3, "rate_limited", json!("BE1425006"), 200, false),
+        ("9000000001", "iserveu", 3, "rejected", json!("1"), 200, false),
+        ("9000000001", "aopay", 3, "rejected", json!("2"), 200, false),
+        ("9000000002", "phonepe", 3, "blocked", json!("USER_BLOCKED"), 200, false),
+        ("9000000002", "paytm", 3, "blocked", json!("BE1424001"), 200, false),
+        ("9000000002", "iserveu", 3, "rejected", json!("1"), 200, false),
+        ("9000000002", "aopay", 3, "rejected", json!("2"), 200, false),
+        ("9000000003", "phonepe", 4, "provider_unavailable", json!("INTERNAL_SERVER_ERROR"), 500, true),
+        ("9000000003", "paytm", 4, "provider_unavailable", json!("BE1426003"), 500, true),
+        ("9000000003", "iserveu", 4, "provider_unavailable", Value::Null, 500, true),
+        ("9000000003", "aopay", 4, "provider_unavailable", Value::Null, 500, true),
+        ("9000000005", "phonepe", 3, "rate_limited", json!("TOO_MANY_REQUESTS"), 429, true),
+        ("9000000005", "paytm", 3, "rate_limited", json!("BE1425004"), 200, false),
+        ("9000000005", "iserveu", 3, "rejected", json!("1"), 200, false),
+        ("9000000005", "aopay", 0, "sent_for_registration", json!("0"), 200, false),
+        ("9000000006", "phonepe", 4, "provider_unavailable", Value::Null, 502, true),
+        ("9000000006", "paytm", 4, "provider_unavailable", Value::Null, 502, true),
+        ("9000000006", "iserveu", 4, "provider_unavailable", Value::Null, 502, true),
+        ("9000000006", "aopay", 4, "provider_unavailable", Value::Null, 502, true),
+    ];
+    for (mobile, gateway, exit, kind, code, status, retryable) in table {
+        let run = run(&mut send(gateway, mobile, &["--sandbox", "--json"]));
+        let body = run.json();
+        assert_eq!(run.code, *exit, "{mobile} {gateway}: {body}");
+        assert_eq!(body["gateway"], *gateway);
+        if *exit == 0 {
+            assert_eq!(body["outcome"], *kind);
+            assert_eq!(body["provider_code"], *code);
+            assert!(body["reference"].is_string(), "{body}");
+            continue;
+        }
+        let error = &body["error"];
+        assert_eq!(error["kind"], *kind, "{mobile} {gateway}: {body}");
+        assert_eq!(error["provider_code"], *code, "{mobile} {gateway}: {body}");
+        assert_eq!(error["http_status"], *status, "{mobile} {gateway}: {body}");
+        assert_eq!(error["retryable"], *retryable, "{mobile} {gateway}: {body}");
+        assert!(error["message"].is_string());
+        assert_eq!(error.as_object().unwrap().len(), 5, "{body}");
+    }
+}
+
+#[test]
+fn the_slow_magic_number_times_out_with_exit_4() {
+    for gateway in GATEWAYS {
+        let started = std::time::Instant::now();
+        let run = run(&mut send(gateway, "9000000004", &["--sandbox", "--json", "--timeout", "1"]));
+        assert_eq!(run.code, 4, "{gateway}: {}", run.stdout);
+        let error = &run.json()["error"];
+        assert_eq!(error["kind"], "timeout");
+        assert_eq!(error["provider_code"], Value::Null);
+        assert_eq!(error["http_status"], Value::Null);
+        assert_eq!(error["retryable"], false, "a timed-out send may have gone out: never retryable");
+        assert!(started.elapsed().as_secs_f64() < 10.0);
+    }
+}
+
+#[test]
+fn invalid_input_exits_2_and_sends_nothing() {
+    let tripwire = Tripwire::new();
+    let base = tripwire.base_url();
+    let long_device_id = "d".repeat(65);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("phonepe", vec!["--mobile", "12345"]),
+        ("phonepe", vec!["--mobile", "9876543210", "--device-id", &long_device_id]),
+        ("phonepe", vec!["--mobile", "9876543210", "--request-type", "loan"]),
+        ("paytm", vec!["--mobile", "9876543210", "--device-id", "d"]),
+        ("paytm", vec!["--mobile", "9876543210", "--device-id", "", "--scope", "paytm"]),
+        ("iserveu", vec!["--mobile", "9876543210", "--otp-type", "registration", "--ovd-type", "AADHAAR"]),
+        (
+            "iserveu",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--otp-type",
+                "2",
+                "--ovd-type",
+                "A",
+                "--external-ref",
+                "R1",
+                "--amount",
+                "5",
+            ],
+        ),
+        ("iserveu", vec!["--mobile", "9876543210", "--otp-type", "3", "--ovd-type", "A"]),
+        (
+            "iserveu",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--otp-type",
+                "2",
+                "--ovd-type",
+                "A",
+                "--external-ref",
+                "REF123456",
+                "--amount",
+                "-5",
+            ],
+        ),
+        (
+            "aopay",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--bene-id",
+                "B1",
+                "--txn-type",
+                "upi",
+                "--amount",
+                "1",
+                "--pincode",
+                "560001",
+                "--address",
+                "a",
+                "--dob",
+                "20/08/1990",
+                "--latitude",
+                "1",
+                "--longitude",
+                "1",
+            ],
+        ),
+        (
+            "aopay",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--bene-id",
+                "B1",
+                "--txn-type",
+                "imps",
+                "--amount",
+                "1",
+                "--pincode",
+                "56000",
+                "--address",
+                "a",
+                "--dob",
+                "20/08/1990",
+                "--latitude",
+                "1",
+                "--longitude",
+                "1",
+            ],
+        ),
+        (
+            "aopay",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--bene-id",
+                "B1",
+                "--txn-type",
+                "imps",
+                "--amount",
+                "1",
+                "--pincode",
+                "560001",
+                "--address",
+                "a",
+                "--dob",
+                "31/02/2000",
+                "--latitude",
+                "1",
+                "--longitude",
+                "1",
+            ],
+        ),
+        (
+            "aopay",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--bene-id",
+                "B1",
+                "--txn-type",
+                "imps",
+                "--amount",
+                "1",
+                "--pincode",
+                "560001",
+                "--address",
+                "a",
+                "--dob",
+                "2000-08-20",
+                "--latitude",
+                "1",
+                "--longitude",
+                "1",
+            ],
+        ),
+        (
+            "aopay",
+            vec![
+                "--mobile",
+                "9876543210",
+                "--bene-id",
+                "B1",
+                "--txn-type",
+                "imps",
+                "--amount",
+                "-1",
+                "--pincode",
+                "560001",
+                "--address",
+                "a",
+                "--dob",
+                "20/08/1990",
+                "--latitude",
+                "1",
+                "--longitude",
+                "1",
+            ],
+        ),
+    ];
+    for (gateway, flags) in cases {
+        let mut args = vec!["send", gateway];
+        args.extend(flags.iter().copied());
+        args.extend(["--json", "--base-url", base.as_str()]);
+        let run = run(sandbox_env(&mut otp(&args)));
+        assert_eq!(run.code, 2, "{gateway} {flags:?}: {}", run.stdout);
+        let body = run.json();
+        assert_eq!(body["gateway"], gateway);
+        assert_eq!(body["error"]["kind"], "invalid_request", "{body}");
+        assert_eq!(body["error"]["http_status"], Value::Null);
+        assert!(!tripwire.was_contacted(), "{gateway} {flags:?} opened a connection");
+    }
+    // Unknown gateway and bad usage without --json: clap's text on stderr, exit 2.
+    let run = run(&mut otp(&["send", "razorpay", "--mobile", "9876543210"]));
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty() && run.stderr.contains("razorpay"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_credentials_name_every_variable_and_mention_the_sandbox() {
+    let tripwire = Tripwire::new();
+    let base = tripwire.base_url();
+    let expected: [(&str, &[&str]); 4] = [
+        ("phonepe", &["OTP_PHONEPE_MERCHANT_ID", "OTP_PHONEPE_SALT_KEY", "OTP_PHONEPE_SALT_INDEX"]),
+        ("paytm", &["OTP_PAYTM_CLIENT_ID", "OTP_PAYTM_CLIENT_SECRET"]),
+        ("iserveu", &["OTP_ISERVEU_CLIENT_ID", "OTP_ISERVEU_CLIENT_SECRET", "OTP_ISERVEU_USERNAME"]),
+        ("aopay", &["OTP_AOPAY_REGISTRATION_ID"]),
+    ];
+    for (gateway, vars) in expected {
+        let json = run(&mut send(gateway, "9876543210", &["--json", "--base-url", &base]));
+        assert_eq!(json.code, 2);
+        let message = json.json()["error"]["message"].as_str().unwrap().to_owned();
+        let human = run(&mut send(gateway, "9876543210", &["--base-url", &base]));
+        assert_eq!(human.code, 2);
+        for text in [&message, &human.stderr] {
+            for var in vars {
+                assert!(text.contains(var), "{gateway}: {text} lacks {var}");
+            }
+            assert!(text.contains("--sandbox"), "{text}");
+        }
+        assert!(!tripwire.was_contacted());
+    }
+    // Only what is missing is named.
+    let run = run(send("paytm", "9876543210", &["--json", "--base-url", &base]).env("OTP_PAYTM_CLIENT_ID", "me"));
+    let message = run.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("OTP_PAYTM_CLIENT_SECRET") && !message.contains("OTP_PAYTM_CLIENT_ID"), "{message}");
+    // A salt index that is not a positive integer is a configuration error too.
+    let run = self::run(
+        sandbox_env(&mut send("phonepe", "9876543210", &["--json", "--base-url", &base]))
+            .env("OTP_PHONEPE_SALT_INDEX", "one"),
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("OTP_PHONEPE_SALT_INDEX"));
+    assert!(!tripwire.was_contacted());
+}
+
+#[test]
+fn a_closed_port_exits_4_transport_and_retryable() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    for gateway in GATEWAYS {
+        let run = run(sandbox_env(&mut send(gateway, "9876543210", &["--json", "--base-url", &base])));
+        assert_eq!(run.code, 4, "{gateway}: {}", run.stdout);
+        let error = &run.json()["error"];
+        assert_eq!(error["kind"], "transport");
+        assert_eq!(error["retryable"], true, "nothing was sent");
+        assert_eq!(error["provider_code"], Value::Null);
+        assert_eq!(error["http_status"], Value::Null);
+    }
+}
+
+#[test]
+fn a_remote_plain_http_base_is_refused_unless_allowed() {
+    // 192.0.2.0/24 is TEST-NET-1: never routed, so an allowed attempt fails to connect instead.
+    let run = run(sandbox_env(&mut send("paytm", "9876543210", &["--json", "--base-url", "http://192.0.2.1"])));
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("https"), "{}", run.stdout);
+    let allowed = self::run(sandbox_env(&mut send(
+        "paytm",
+        "9876543210",
+        &["--json", "--base-url", "http://192.0.2.1", "--allow-http", "--timeout", "1"],
+    )));
+    assert_eq!(allowed.code, 4, "{}", allowed.stdout);
+}
+
+/// A child process that is killed if the test fails before stopping it.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn otp_sandbox_serves_the_gateways_until_terminated() {
+    let mut server = Server(otp(&["sandbox", "--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut first_line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
+    let base = first_line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first_line}");
+
+    for gateway in GATEWAYS {
+        let run = run(sandbox_env(&mut send(gateway, "9876543210", &["--json", "--base-url", &base])));
+        assert_eq!(run.code, 0, "{gateway}: {} {}", run.stdout, run.stderr);
+    }
+    let inbox: Value = serde_json::from_str(&http_get(&base, "/__sandbox/otps?mobile=9876543210")).unwrap();
+    assert_eq!(inbox["otps"].as_array().unwrap().len(), 4);
+
+    let killed = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+/// A plain HTTP/1.1 GET over a std socket; returns the body.
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+#[test]
+fn trace_logs_carry_no_secret_identity_number_or_full_mobile_number() {
+    let secrets = [
+        "sandbox-salt-key",
+        "sandbox-secret",
+        "c2FuZGJveC1jbGllbnQ6c2FuZGJveC1zZWNyZXQ", // base64("sandbox-client:sandbox-secret")
+        "765386439745",
+        "7653 8643 9745",
+        "9876543210",
+        "###1", // the tail of an X-VERIFY value
+    ];
+    let mut references = Vec::new();
+    let mut all_logs = String::new();
+    for gateway in GATEWAYS {
+        for mobile in ["9876543210", "9000000001", "9000000006"] {
+            let run = run(send(gateway, mobile, &["--sandbox", "--json"]).env("RUST_LOG", "trace"));
+            assert!(run.code == 0 || run.code == 3 || run.code == 4, "{gateway} {mobile}: {}", run.stdout);
+            if let Some(reference) = run.json()["reference"].as_str() {
+                references.push(reference.to_owned());
+            }
+            all_logs.push_str(&run.stderr);
+        }
+    }
+    assert!(all_logs.contains("otp.send"), "the send span is logged at TRACE:\n{all_logs}");
+    assert!(all_logs.contains("XXXXXX3210"), "numbers are logged masked");
+    for secret in secrets.iter().map(|s| s.to_string()).chain(references) {
+        assert!(!all_logs.contains(&secret), "{secret} leaked into the logs");
+    }
+    // No 64-hex-digit run: an X-VERIFY signature.
+    let hex_run = all_logs.split(|c: char| !c.is_ascii_hexdigit()).any(|word| word.len() >= 64);
+    assert!(!hex_run, "something like a signature leaked");
+    // The Aadhaar number of the iServeU registration shows masked, if at all.
+    assert!(!all_logs.contains("86439745"));
+}
