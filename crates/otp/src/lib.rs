@@ -172,3 +172,8 @@ conversions!("phonepe", PhonePe, otp_phonepe::PhonePeClient, otp_phonepe::SendOt
 conversions!("paytm", Paytm, otp_paytm::PaytmClient, otp_paytm::SendOtpRequest);
 conversions!("iserveu", IServeU, otp_iserveu::IServeUClient, otp_iserveu::SendOtpRequest);
 conversions!("aopay", AOPay, otp_aopay::AOPayClient, otp_aopay::SendOtpRequest);
+
+/// The README's Rust snippets, compiled by `cargo test` so they stay true.
+#[cfg(all(doctest, feature = "full"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
