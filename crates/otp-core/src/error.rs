@@ -201,6 +201,19 @@ impl Error {
         )
     }
 
+    /// The deadline passed while the send waited for its turn among the client's requests in
+    /// flight: nothing was sent.
+    pub fn queued_past_deadline(deadline: Duration) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            Reached::No,
+            format!(
+                "no turn to send within {} ms (the client's max_concurrent_requests were all in flight); nothing was sent",
+                deadline.as_millis()
+            ),
+        )
+    }
+
     /// A timeout described in other words (an injected client's own timeout).
     pub fn timed_out(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::Timeout, Reached::Maybe, description)

@@ -21,6 +21,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default cap on an answer's body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The default number of requests one client has in flight at once (and so of connections).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 
 /// How requests are sent: shared by every gateway client's builder.
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub struct HttpOptions {
     allow_insecure_http: bool,
     client: Option<reqwest::Client>,
     retry: RetryPolicy,
+    max_concurrent_requests: usize,
 }
 
 impl Default for HttpOptions {
@@ -42,6 +45,7 @@ impl Default for HttpOptions {
             allow_insecure_http: false,
             client: None,
             retry: RetryPolicy::none(),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -82,6 +86,14 @@ impl HttpOptions {
     /// The retry policy (default: no retry).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// How many requests one client (and its clones) has in flight at once (default 64). More
+    /// wait their turn within their own deadline, so a burst of sends opens at most this many
+    /// connections to a provider instead of one per send.
+    pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
+        self.max_concurrent_requests = requests;
         self
     }
 
@@ -213,6 +225,7 @@ struct TransportInner {
     timeout: Duration,
     max_response_bytes: usize,
     retry: RetryPolicy,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Transport {
@@ -236,6 +249,10 @@ impl Transport {
         if options.timeout.is_zero() {
             return Err(Error::configuration("the request timeout must be greater than zero"));
         }
+        if options.max_concurrent_requests == 0 || options.max_concurrent_requests > tokio::sync::Semaphore::MAX_PERMITS
+        {
+            return Err(Error::configuration("max_concurrent_requests must be at least 1"));
+        }
         let client = match &options.client {
             Some(client) => client.clone(),
             None => reqwest::Client::builder()
@@ -253,6 +270,7 @@ impl Transport {
                 timeout: options.timeout,
                 max_response_bytes: options.max_response_bytes,
                 retry: options.retry.clone(),
+                in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
             }),
         })
     }
@@ -357,6 +375,14 @@ impl Transport {
     }
 
     async fn attempt(&self, request: &WireRequest, timeout: Duration) -> Result<RawResponse, Error> {
+        // Waiting for a turn counts against the deadline; a send that never got one sent nothing.
+        let queued = Instant::now();
+        let _permit = match tokio::time::timeout(timeout, self.inner.in_flight.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(Error::transport("the client is shutting down")),
+            Err(_elapsed) => return Err(Error::queued_past_deadline(timeout)),
+        };
+        let timeout = timeout.saturating_sub(queued.elapsed());
         let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = self.inner.base_url.join(request.api_path, &query);
         let builder = self
@@ -444,4 +470,38 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use super::*;
+    use crate::{ErrorKind, Gateway, MobileNumber};
+
+    #[tokio::test]
+    async fn a_send_that_never_gets_a_turn_times_out_having_sent_nothing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = BaseUrl::parse(&format!("http://{}", listener.local_addr().unwrap()), false).unwrap();
+        let options = HttpOptions::default().max_concurrent_requests(1).timeout(Duration::from_millis(200));
+        let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
+        // Every turn is taken, as by a send in flight.
+        let _in_flight = transport.inner.in_flight.acquire().await.unwrap();
+        let mobile = MobileNumber::parse("9876543210").unwrap();
+        let error = transport
+            .send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("nothing is sent"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert_eq!(error.reached_provider(), crate::Reached::No);
+        assert!(listener.accept().is_err(), "no connection was opened");
+    }
+
+    #[test]
+    fn zero_concurrent_requests_is_a_configuration_error() {
+        let base = BaseUrl::parse("https://example.com", false).unwrap();
+        let options = HttpOptions::default().max_concurrent_requests(0);
+        assert!(Transport::new(Gateway::Paytm, base, &options).unwrap_err().is_configuration());
+    }
 }

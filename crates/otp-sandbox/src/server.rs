@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use axum::extract::{DefaultBodyLimit, RawQuery, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -101,6 +103,8 @@ impl SandboxConfig {
 pub(crate) struct App {
     pub(crate) config: SandboxConfig,
     pub(crate) state: State,
+    /// TCP connections accepted so far: lets tests and benchmarks see a client's pooling.
+    connections: AtomicU64,
 }
 
 /// A running sandbox. Stops when dropped.
@@ -126,7 +130,11 @@ impl Sandbox {
     pub async fn bind(addr: SocketAddr, config: SandboxConfig) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App { config, state: State::default() });
+        let app = Arc::new(App { config, state: State::default(), connections: AtomicU64::new(0) });
+        let counter = app.clone();
+        let listener = listener.tap_io(move |_connection| {
+            counter.connections.fetch_add(1, Ordering::Relaxed);
+        });
         let router = router(app.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -145,6 +153,11 @@ impl Sandbox {
     /// The base URL to give a client (`http://127.0.0.1:PORT`).
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many TCP connections the sandbox has accepted since it started.
+    pub fn connections_accepted(&self) -> u64 {
+        self.app.connections.load(Ordering::Relaxed)
     }
 
     /// The OTPs sent to a number, newest first.
