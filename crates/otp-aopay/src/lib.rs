@@ -264,6 +264,13 @@ impl AOPayClient {
     }
 }
 
+/// Decodes an answer exactly as `send_otp` does, without a network: for property tests and
+/// fuzzing. Not a stable API.
+#[doc(hidden)]
+pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
+    decode(&RawResponse::new(http_status, Default::default(), body.to_vec().into()))
+}
+
 fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
     let decoded = response.json::<Answer>().map(|answer| {
         let reference = code_text(answer.stateresp.as_ref()).filter(|r| !r.is_empty()).map(SecretString::new);

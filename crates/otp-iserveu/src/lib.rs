@@ -369,6 +369,16 @@ impl IServeUClient {
     }
 }
 
+/// Decodes an answer exactly as `send_otp` does (with the external reference that was sent),
+/// without a network: for property tests and fuzzing. Not a stable API.
+#[doc(hidden)]
+pub fn decode_answer(http_status: u16, body: &[u8], external_ref: Option<&str>) -> Result<SendReceipt, Error> {
+    decode(
+        &RawResponse::new(http_status, Default::default(), body.to_vec().into()),
+        external_ref.map(SecretString::new),
+    )
+}
+
 fn decode(response: &RawResponse, reference: Option<SecretString>) -> Result<SendReceipt, Error> {
     let decoded = response
         .json::<Answer>()

@@ -1,0 +1,78 @@
+//! Load: 2,000 concurrent sends through one client against the sandbox all complete with the
+//! right results, over a bounded number of connections counted at the server.
+
+#![cfg(feature = "full")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use std::sync::Arc;
+
+use otp::{Environment, ErrorKind, GatewayClient, HttpOptions, Outcome, SendOtpRequest};
+use otp_sandbox::{credentials, Sandbox, SandboxConfig};
+
+const SENDS: usize = 2_000;
+
+fn number(i: usize) -> String {
+    if i % 10 == 0 {
+        "9000000002".to_owned() // magic: blocked, whatever the count
+    } else {
+        format!("7{i:09}")
+    }
+}
+
+async fn run(max_concurrent_requests: Option<usize>) -> (u64, usize) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut http = HttpOptions::default();
+    if let Some(limit) = max_concurrent_requests {
+        http = http.max_concurrent_requests(limit);
+    }
+    let client: GatewayClient = otp::phonepe::PhonePeClient::builder()
+        .merchant_id(credentials::PHONEPE_MERCHANT_ID)
+        .salt_key(credentials::PHONEPE_SALT_KEY)
+        .salt_index(credentials::PHONEPE_SALT_INDEX)
+        .environment(Environment::Custom(sandbox.base_url()))
+        .http(http)
+        .build()
+        .unwrap()
+        .into();
+    let client = Arc::new(client);
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let request: SendOtpRequest = otp::phonepe::SendOtpRequest::new(number(i).parse().unwrap()).into();
+                (i, client.send_otp(&request).await)
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        if i % 10 == 0 {
+            let error = result.unwrap_err();
+            assert_eq!((error.kind(), error.provider_code()), (ErrorKind::Blocked, Some("USER_BLOCKED")), "#{i}");
+        } else {
+            let receipt = result.unwrap_or_else(|e| panic!("#{i}: {e}"));
+            assert_eq!(receipt.outcome, Outcome::Sent);
+            // The right answer reached the right caller: the token is the one recorded for this number.
+            let inbox = sandbox.otps(&number(i));
+            assert_eq!(inbox.len(), 1, "#{i}");
+            assert_eq!(inbox[0].reference.as_deref(), Some(receipt.reference.as_ref().unwrap().expose_secret()));
+            sent += 1;
+        }
+    }
+    (sandbox.connections_accepted(), sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_concurrent_sends_share_at_most_64_connections() {
+    let (connections, sent) = run(None).await;
+    assert_eq!(sent, SENDS - SENDS / 10);
+    assert!((1..=64).contains(&connections), "{connections} connections for {SENDS} sends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_limit_bounds_the_connections_to_it() {
+    let (connections, sent) = run(Some(4)).await;
+    assert_eq!(sent, SENDS - SENDS / 10);
+    assert!((1..=4).contains(&connections), "{connections} connections with a limit of 4");
+}
