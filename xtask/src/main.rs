@@ -3,6 +3,8 @@
 //! - `cargo xtask codegen [--check]`: `crates/otp-<gateway>/spec/codes.toml` →
 //!   `src/generated/codes.rs` and `src/generated/codes.md`.
 //! - `cargo xtask lint`: rustfmt, clippy (warnings denied, all targets) and the tidy checks.
+//! - `cargo xtask bench [--quick]`: build isolation (crates compiled per `otp` feature), then the
+//!   release-mode benchmarks of `crates/otp-bench` (SDK against raw reqwest; sandbox throughput).
 //!
 //! `codegen --check` and the tidy checks also run as `#[test]`s, so `cargo test` catches them.
 #![forbid(unsafe_code)]
@@ -21,7 +23,9 @@ fn main() -> ExitCode {
         ["codegen"] => codegen::run(&workspace_root(), codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root(), codegen::Mode::Check),
         ["lint"] => lint(&workspace_root()),
-        _ => Err("usage: cargo xtask codegen [--check] | lint".to_owned()),
+        ["bench"] => bench(&workspace_root(), false),
+        ["bench", "--quick"] => bench(&workspace_root(), true),
+        _ => Err("usage: cargo xtask codegen [--check] | lint | bench [--quick]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +48,34 @@ fn lint(root: &Path) -> Result<(), String> {
     tidy::check(root)?;
     println!("xtask lint: fmt, clippy, codegen and tidy are clean");
     Ok(())
+}
+
+fn bench(root: &Path, quick: bool) -> Result<(), String> {
+    let paytm = crates_compiled(root, "paytm,rustls")?;
+    let full = crates_compiled(root, "full,rustls")?;
+    println!("build isolation: a consumer of otp with only `paytm` compiles {paytm} crates; with `full`, {full}");
+    let mut args = vec!["run", "--release", "--locked", "-p", "otp-bench", "--"];
+    if quick {
+        args.push("--quick");
+    }
+    run(root, "cargo", &args)
+}
+
+/// The packages (dependencies included) a consumer of `otp` with these features compiles.
+fn crates_compiled(root: &Path, features: &str) -> Result<usize, String> {
+    let output = Command::new("cargo")
+        .current_dir(root)
+        .args(["tree", "--locked", "-p", "otp", "--no-default-features", "--features", features])
+        .args(["-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .map_err(|e| format!("could not run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let unique: std::collections::BTreeSet<&str> =
+        text.lines().map(|line| line.trim_end_matches(" (*)").trim()).filter(|line| !line.is_empty()).collect();
+    Ok(unique.len())
 }
 
 fn run(root: &Path, program: &str, args: &[&str]) -> Result<(), String> {

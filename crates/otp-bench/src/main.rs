@@ -1,0 +1,456 @@
+//! # otp-bench
+//!
+//! `cargo xtask bench` runs this in release mode. Against one local server in one process, it
+//! sends N OTPs per gateway through the SDK and through a hand-written minimal reqwest call
+//! that puts the same bytes on the wire, at concurrency 1 and 64, and prints requests/s, the
+//! SDK/raw ratio and p50/p99 latency; then the sandbox's throughput beside a wiremock server
+//! answering the same requests. The last line is the worst gateway's SDK/raw ratio at c=64.
+//!
+//! `otp-bench --quick` runs fewer requests (a smoke run).
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)] // A benchmark's output is its product.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use base64::Engine as _;
+use otp::reqwest;
+use otp::{Environment, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
+use sha2::{Digest, Sha256};
+
+const MOBILE: &str = "9876543210";
+const PHONEPE_SALT: &str = "bench-salt-key";
+const PHONEPE_MERCHANT: &str = "BENCHMERCHANT";
+/// SDK and raw alternate this many times per measurement.
+const ROUNDS: usize = 20;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a run measured.
+struct Stats {
+    requests_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `job(i)` for i in 0..n with `concurrency` workers; every job must succeed.
+async fn measure<F, Fut>(n: usize, concurrency: usize, job: F) -> Result<Run, BoxError>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (job, next) = (job.clone(), next.clone());
+        workers.spawn(async move {
+            let mut latencies = Vec::with_capacity(n / concurrency + 1);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, BoxError>(latencies);
+                }
+                let sent = Instant::now();
+                job(i).await?;
+                latencies.push(sent.elapsed());
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(n);
+    while let Some(worker) = workers.join_next().await {
+        latencies.extend(worker??);
+    }
+    Ok(Run { elapsed: started.elapsed(), latencies })
+}
+
+/// One measured batch.
+#[derive(Default)]
+struct Run {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn add(&mut self, other: Run) {
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+    }
+
+    fn stats(mut self) -> Stats {
+        self.latencies.sort_unstable();
+        let n = self.latencies.len();
+        let at = |q: f64| self.latencies.get(((n as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+        Stats { requests_per_second: n as f64 / self.elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+    }
+}
+
+/// Two jobs measured in alternating rounds, so drift on a shared 2-core machine (frequency,
+/// neighbours, the allocator warming) lands on both sides alike. The ratio is the median of
+/// the rounds' own ratios: one noisy round cannot swing it.
+struct Comparison {
+    first: Stats,
+    second: Stats,
+    ratio: f64,
+}
+
+async fn interleaved<A, FA, B, FB>(
+    n: usize,
+    concurrency: usize,
+    rounds: usize,
+    a: A,
+    b: B,
+) -> Result<Comparison, BoxError>
+where
+    A: Fn(usize) -> FA + Clone + Send + Sync + 'static,
+    FA: Future<Output = Result<(), BoxError>> + Send,
+    B: Fn(usize) -> FB + Clone + Send + Sync + 'static,
+    FB: Future<Output = Result<(), BoxError>> + Send,
+{
+    let per_round = n / rounds;
+    let (mut first, mut second) = (Run::default(), Run::default());
+    let mut ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        // Alternate which goes first, too.
+        let (run_a, run_b) = if round % 2 == 0 {
+            let run_a = measure(per_round, concurrency, a.clone()).await?;
+            (run_a, measure(per_round, concurrency, b.clone()).await?)
+        } else {
+            let run_b = measure(per_round, concurrency, b.clone()).await?;
+            (measure(per_round, concurrency, a.clone()).await?, run_b)
+        };
+        // Same request count per side: the throughput ratio is the inverse ratio of times.
+        ratios.push(run_b.elapsed.as_secs_f64() / run_a.elapsed.as_secs_f64());
+        first.add(run_a);
+        second.add(run_b);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok(Comparison { first: first.stats(), second: second.stats(), ratio })
+}
+
+// ------------------------------------------------------------------ the local server
+
+const PHONEPE_ANSWER: &str = r#"{"success":true,"code":"SUCCESS","message":"Your request has been successfully completed.","data":{"merchantId":"BENCHMERCHANT","otpToken":"OTP7c8d7de8-5d16-46b7-a269-45afeafb5f8e"}}"#;
+const PAYTM_ANSWER: &str = r#"{"status":"SUCCESS","message":"OTP sent to phone","responseCode":"BE1400001","state_token":"e3b0c442-98fc-1c14"}"#;
+const ISERVEU_ANSWER: &str = r#"{"status":"SUCCESS","statusCode":"0","statusDesc":"OTP Sent Successfully.","paramA":"","paramB":"","paramC":""}"#;
+const AOPAY_ANSWER: &str = r#"{"status":true,"response_code":1,"message":"OTP has been send to the remitter mobile number.","stateresp":"123456789"}"#;
+
+/// A server that reads each request and answers each gateway's fixed success: it costs the
+/// same whoever calls it, so the difference measured is the client's.
+async fn fixed_server() -> Result<String, BoxError> {
+    fn answer(body: &'static str) -> axum::routing::MethodRouter {
+        post(move |_request: axum::body::Bytes| async move { ([("content-type", "application/json")], body) })
+    }
+    let router = axum::Router::new()
+        .route("/v3/merchant/otp/send", answer(PHONEPE_ANSWER))
+        .route("/v4/signin/otp/sv1/", answer(PAYTM_ANSWER))
+        .route("/common/dmt-lite/unified/otp/send", answer(ISERVEU_ANSWER))
+        .route("/api/AOP/DMTV1/TransactionSendOtp", answer(AOPAY_ANSWER));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(format!("http://{addr}"))
+}
+
+// ------------------------------------------------------------------ the SDK side
+
+fn mobile() -> Result<MobileNumber, BoxError> {
+    Ok(MOBILE.parse()?)
+}
+
+fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequest)>, BoxError> {
+    let env = || Environment::Custom(base.to_owned());
+    Ok(vec![
+        (
+            "phonepe",
+            otp::phonepe::PhonePeClient::builder()
+                .merchant_id(PHONEPE_MERCHANT)
+                .salt_key(PHONEPE_SALT)
+                .salt_index(1)
+                .environment(env())
+                .build()?
+                .into(),
+            otp::phonepe::SendOtpRequest::new(mobile()?).into(),
+        ),
+        (
+            "paytm",
+            otp::paytm::PaytmClient::builder()
+                .client_id("bench-client")
+                .client_secret("bench-secret")
+                .environment(env())
+                .build()?
+                .into(),
+            otp::paytm::SendOtpRequest::new(mobile()?, "device-0042").scope("paytm").into(),
+        ),
+        (
+            "iserveu",
+            otp::iserveu::IServeUClient::builder()
+                .client_id("bench-client")
+                .client_secret("bench-secret")
+                .username("benchuser")
+                .environment(env())
+                .build()?
+                .into(),
+            otp::iserveu::SendOtpRequest::transaction(mobile()?, "AADHAAR", "REF123456", "1500.50")
+                .ovd_data(IdentityNumber::new("765386439745"))
+                .into(),
+        ),
+        (
+            "aopay",
+            otp::aopay::AOPayClient::builder().registration_id("AOP-554").environment(env()).build()?.into(),
+            otp::aopay::SendOtpRequest {
+                mobile: mobile()?,
+                beneficiary_id: "BENE1001".into(),
+                transaction_type: otp::aopay::TransactionType::Imps,
+                amount: "2500".into(),
+                pincode: "560001".into(),
+                address: "12 MG Road, Bengaluru".into(),
+                date_of_birth: otp::aopay::DateOfBirth::parse("20/08/1990")?,
+                latitude: "12.9716".into(),
+                longitude: "77.5946".into(),
+            }
+            .into(),
+        ),
+    ])
+}
+
+/// The exact request the SDK would send, to prove the raw call matches it byte for byte.
+fn sdk_wire_body(client: &GatewayClient, request: &SendOtpRequest) -> Result<Vec<u8>, BoxError> {
+    let wire = match (client, request) {
+        (GatewayClient::PhonePe(c), SendOtpRequest::PhonePe(r)) => c.wire_request(r)?,
+        (GatewayClient::Paytm(c), SendOtpRequest::Paytm(r)) => c.wire_request(r)?,
+        (GatewayClient::IServeU(c), SendOtpRequest::IServeU(r)) => c.wire_request(r)?,
+        (GatewayClient::AOPay(c), SendOtpRequest::AOPay(r)) => c.wire_request(r)?,
+        _ => return Err("mismatched pair".into()),
+    };
+    Ok(wire.body().to_vec())
+}
+
+// ------------------------------------------------------------------ the raw side
+
+/// A hand-written call: build the same bytes, POST them, read and parse the JSON answer.
+#[derive(Clone)]
+struct RawCall {
+    http: reqwest::Client,
+    url: String,
+    gateway: &'static str,
+    basic: String,
+}
+
+impl RawCall {
+    fn new(http: reqwest::Client, base: &str, gateway: &'static str) -> Self {
+        let path = match gateway {
+            "phonepe" => "/v3/merchant/otp/send",
+            "paytm" => "/v4/signin/otp/sv1/?locale=en-IN",
+            "iserveu" => "/common/dmt-lite/unified/otp/send",
+            _ => "/api/AOP/DMTV1/TransactionSendOtp",
+        };
+        let basic = base64::engine::general_purpose::STANDARD.encode("bench-client:bench-secret");
+        Self { http, url: format!("{base}{path}"), gateway, basic: format!("Basic {basic}") }
+    }
+
+    /// The body and headers, built per call as the SDK builds them per call.
+    fn request(&self, mobile: &str) -> (Vec<u8>, Vec<(&'static str, String)>) {
+        match self.gateway {
+            "phonepe" => {
+                let payload = format!(r#"{{"merchantId":"{PHONEPE_MERCHANT}","mobileNumber":"{mobile}"}}"#);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
+                let digest = Sha256::digest(format!("{encoded}/v3/merchant/otp/send{PHONEPE_SALT}"));
+                let mut hex = String::with_capacity(64);
+                for byte in digest {
+                    hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+                    hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+                }
+                let body = format!(r#"{{"request":"{encoded}"}}"#).into_bytes();
+                (body, vec![("x-verify", format!("{hex}###1"))])
+            }
+            "paytm" => (
+                format!(r#"{{"phone":"{mobile}","scopes":["paytm"]}}"#).into_bytes(),
+                vec![("authorization", self.basic.clone()), ("x-device-identifier", "device-0042".into())],
+            ),
+            "iserveu" => (
+                format!(
+                    r#"{{"customerMobileNumber":"{mobile}","externalRefNumber":"REF123456","requestedAmount":"1500.50","username":"benchuser","otpType":"2","ovdType":"AADHAAR","ovdData":"765386439745"}}"#
+                )
+                .into_bytes(),
+                vec![("client_id", "bench-client".into()), ("client_secret", "bench-secret".into())],
+            ),
+            _ => (
+                format!(
+                    r#"{{"MobileNumber":"{mobile}","BeneID":"BENE1001","Txntype":"IMPS","Amount":"2500","Pincode":"560001","Address":"12 MG Road, Bengaluru","DOB":"20/08/1990","Latitude":"12.9716","Longitute":"77.5946","RegistrationID":"AOP-554"}}"#
+                )
+                .into_bytes(),
+                vec![],
+            ),
+        }
+    }
+
+    async fn send(&self, mobile: &str) -> Result<(), BoxError> {
+        let (body, headers) = self.request(mobile);
+        let mut request = self.http.post(&self.url).header("content-type", "application/json").body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()).into());
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+        if answer.is_null() {
+            return Err("empty answer".into());
+        }
+        Ok(())
+    }
+}
+
+fn raw_client() -> Result<reqwest::Client, BoxError> {
+    // The SDK's user agent, so both sides put the same header bytes on the wire.
+    let user_agent = format!("otp-rs/{}", env!("CARGO_PKG_VERSION"));
+    Ok(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).user_agent(user_agent).build()?)
+}
+
+// ------------------------------------------------------------------ runs
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn sdk_vs_raw(n: usize) -> Result<f64, BoxError> {
+    let base = fixed_server().await?;
+    let mut worst_c64 = f64::INFINITY;
+    println!("SDK against a hand-written reqwest call, same server, same bytes, {n} sends per run");
+    println!(
+        "{:<8} {:>4} {:>12} {:>12} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "gateway", "c", "sdk req/s", "raw req/s", "ratio*", "sdk p50", "sdk p99", "raw p50", "raw p99"
+    );
+    for (gateway, client, request) in sdk_pairs(&base)? {
+        let raw = RawCall::new(raw_client()?, &base, gateway);
+        if sdk_wire_body(&client, &request)? != raw.request(MOBILE).0 {
+            return Err(
+                format!("{gateway}: the raw body differs from the SDK's; the comparison would be unfair").into()
+            );
+        }
+        let (client, request) = (Arc::new(client), Arc::new(request));
+        for concurrency in [1, 64] {
+            // Warm both pools and code paths, then measure the SDK and raw back to back.
+            let warm = (n / 10).max(concurrency);
+            let sdk_job = {
+                let (client, request) = (client.clone(), request.clone());
+                move |_| {
+                    let (client, request) = (client.clone(), request.clone());
+                    async move { client.send_otp(&request).await.map(drop).map_err(BoxError::from) }
+                }
+            };
+            let raw_job = {
+                let raw = raw.clone();
+                move |_| {
+                    let raw = raw.clone();
+                    async move { raw.send(MOBILE).await }
+                }
+            };
+            measure(warm, concurrency, sdk_job.clone()).await?;
+            measure(warm, concurrency, raw_job.clone()).await?;
+            let Comparison { first: sdk, second: raw_stats, ratio } =
+                interleaved(n, concurrency, ROUNDS, sdk_job, raw_job).await?;
+            if concurrency == 64 {
+                worst_c64 = worst_c64.min(ratio);
+            }
+            println!(
+                "{gateway:<8} {concurrency:>4} {:>12.0} {:>12.0} {ratio:>7.3} {:>8.3}ms {:>8.3}ms {:>8.3}ms {:>8.3}ms",
+                sdk.requests_per_second,
+                raw_stats.requests_per_second,
+                ms(sdk.p50),
+                ms(sdk.p99),
+                ms(raw_stats.p50),
+                ms(raw_stats.p99),
+            );
+        }
+    }
+    Ok(worst_c64)
+}
+
+async fn sandbox_vs_wiremock(n: usize) -> Result<(), BoxError> {
+    use wiremock::matchers::{method, path};
+    let concurrency = 64;
+    let mut config = otp_sandbox::SandboxConfig::default();
+    config.phonepe_merchant_id = PHONEPE_MERCHANT.into();
+    config.phonepe_salt_key = PHONEPE_SALT.into();
+    let sandbox = otp_sandbox::Sandbox::start(config).await?;
+    let mock = wiremock::MockServer::builder().body_print_limit(wiremock::BodyPrintLimit::Limited(256)).start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/v3/merchant/otp/send"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("content-type", "application/json")
+                .set_body_string(PHONEPE_ANSWER),
+        )
+        .mount(&mock)
+        .await;
+    let http = raw_client()?;
+    let mut results = Vec::new();
+    for (name, base) in [("sandbox", sandbox.base_url()), ("wiremock", mock.uri())] {
+        let raw = RawCall::new(http.clone(), &base, "phonepe");
+        // A distinct number per send: the sandbox refuses a 6th OTP to one number in 10 minutes.
+        let job = move |i: usize| {
+            let raw = raw.clone();
+            async move { raw.send(&format!("7{:09}", i)).await }
+        };
+        measure(n / 10, concurrency, job.clone()).await?;
+        let stats = measure(n, concurrency, move |i| job(i + n)).await?.stats();
+        results.push(stats.requests_per_second);
+        println!(
+            "{name:<9} c={concurrency}: {:>8.0} req/s (p50 {:.3} ms, p99 {:.3} ms)",
+            stats.requests_per_second,
+            ms(stats.p50),
+            ms(stats.p99)
+        );
+    }
+    println!(
+        "sandbox/wiremock throughput ratio (signed PhonePe sends, c={concurrency}): {:.2}",
+        results[0] / results[1]
+    );
+    Ok(())
+}
+
+/// `--profile GATEWAY`: only SDK sends at c=64, long enough to attach a profiler.
+async fn profile(gateway: &str) -> Result<(), BoxError> {
+    let base = fixed_server().await?;
+    let (_, client, request) =
+        sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
+    println!("future sizes: sdk {} bytes", std::mem::size_of_val(&client.send_otp(&request)));
+    let (client, request) = (Arc::new(client), Arc::new(request));
+    let job = move |_| {
+        let (client, request) = (client.clone(), request.clone());
+        async move { client.send_otp(&request).await.map(drop).map_err(BoxError::from) }
+    };
+    let raw = RawCall::new(raw_client()?, &base, "paytm");
+    println!("future sizes: raw {} bytes", std::mem::size_of_val(&raw.send(MOBILE)));
+    let stats = measure(200_000, 64, job).await?.stats();
+    println!("{gateway} sdk c=64: {:.0} req/s", stats.requests_per_second);
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), BoxError> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
+        return profile(&gateway).await;
+    }
+    let n = if quick { 1_000 } else { 20_000 };
+    println!(
+        "machine: {} logical CPUs; release={}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        !cfg!(debug_assertions)
+    );
+    sandbox_vs_wiremock(n).await?;
+    println!();
+    let worst = sdk_vs_raw(n).await?;
+    println!("* ratio: the median over {ROUNDS} alternating SDK/raw rounds of SDK throughput / raw throughput");
+    println!("sdk/raw throughput ratio (worst gateway, c=64): {worst:.2}");
+    Ok(())
+}
