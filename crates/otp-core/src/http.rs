@@ -90,8 +90,8 @@ impl HttpOptions {
     }
 
     /// How many requests one client (and its clones) has in flight at once (default 64). More
-    /// wait their turn within their own deadline, so a burst of sends opens at most this many
-    /// connections to a provider instead of one per send.
+    /// wait their turn within their own deadline, so a burst of sends shares about this many
+    /// pooled connections to a provider instead of opening one per send.
     pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
         self.max_concurrent_requests = requests;
         self
