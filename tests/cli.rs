@@ -239,6 +239,15 @@ fn the_slow_magic_number_times_out_with_exit_4() {
     }
 }
 
+/// A valid AOPay command line (with `--mobile`) with one flag's value replaced.
+fn aopay_flags_with(flag: &str, value: &'static str) -> Vec<&'static str> {
+    let mut flags = vec!["--mobile", "9876543210"];
+    flags.extend(gateway_flags("aopay"));
+    let at = flags.iter().position(|f| *f == flag).expect("a flag of aopay") + 1;
+    flags[at] = value;
+    flags
+}
+
 #[test]
 fn invalid_input_exits_2_and_sends_nothing() {
     let tripwire = Tripwire::new();
@@ -282,121 +291,11 @@ fn invalid_input_exits_2_and_sends_nothing() {
                 "-5",
             ],
         ),
-        (
-            "aopay",
-            vec![
-                "--mobile",
-                "9876543210",
-                "--bene-id",
-                "B1",
-                "--txn-type",
-                "upi",
-                "--amount",
-                "1",
-                "--pincode",
-                "560001",
-                "--address",
-                "a",
-                "--dob",
-                "20/08/1990",
-                "--latitude",
-                "1",
-                "--longitude",
-                "1",
-            ],
-        ),
-        (
-            "aopay",
-            vec![
-                "--mobile",
-                "9876543210",
-                "--bene-id",
-                "B1",
-                "--txn-type",
-                "imps",
-                "--amount",
-                "1",
-                "--pincode",
-                "56000",
-                "--address",
-                "a",
-                "--dob",
-                "20/08/1990",
-                "--latitude",
-                "1",
-                "--longitude",
-                "1",
-            ],
-        ),
-        (
-            "aopay",
-            vec![
-                "--mobile",
-                "9876543210",
-                "--bene-id",
-                "B1",
-                "--txn-type",
-                "imps",
-                "--amount",
-                "1",
-                "--pincode",
-                "560001",
-                "--address",
-                "a",
-                "--dob",
-                "31/02/2000",
-                "--latitude",
-                "1",
-                "--longitude",
-                "1",
-            ],
-        ),
-        (
-            "aopay",
-            vec![
-                "--mobile",
-                "9876543210",
-                "--bene-id",
-                "B1",
-                "--txn-type",
-                "imps",
-                "--amount",
-                "1",
-                "--pincode",
-                "560001",
-                "--address",
-                "a",
-                "--dob",
-                "2000-08-20",
-                "--latitude",
-                "1",
-                "--longitude",
-                "1",
-            ],
-        ),
-        (
-            "aopay",
-            vec![
-                "--mobile",
-                "9876543210",
-                "--bene-id",
-                "B1",
-                "--txn-type",
-                "imps",
-                "--amount",
-                "-1",
-                "--pincode",
-                "560001",
-                "--address",
-                "a",
-                "--dob",
-                "20/08/1990",
-                "--latitude",
-                "1",
-                "--longitude",
-                "1",
-            ],
-        ),
+        ("aopay", aopay_flags_with("--txn-type", "upi")),
+        ("aopay", aopay_flags_with("--pincode", "56000")),
+        ("aopay", aopay_flags_with("--dob", "31/02/2000")),
+        ("aopay", aopay_flags_with("--dob", "2000-08-20")),
+        ("aopay", aopay_flags_with("--amount", "-1")),
     ];
     for (gateway, flags) in cases {
         let mut args = vec!["send", gateway];

@@ -159,7 +159,7 @@ pub struct IServeUArgs {
     #[arg(long)]
     pub external_ref: Option<String>,
     /// The amount: required for transaction.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub amount: Option<String>,
     /// "LAT,LONG".
     #[arg(long)]
@@ -206,7 +206,7 @@ pub struct AOPayArgs {
     #[arg(long)]
     pub txn_type: String,
     /// The amount.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub amount: String,
     /// The 6-digit pincode.
     #[arg(long)]
