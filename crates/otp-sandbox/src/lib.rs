@@ -30,6 +30,8 @@ pub mod magic;
 mod server;
 mod state;
 
+#[doc(hidden)]
+pub use server::status_for_fuzzing;
 pub use server::{Sandbox, SandboxConfig};
 pub use state::SentOtp;
 

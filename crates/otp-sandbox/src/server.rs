@@ -211,14 +211,45 @@ async fn handle<G: Emulated>(
     if !json_content {
         return G::malformed(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
     }
-    if let Some(mobile) = G::mobile(&body) {
+    if G::mobile(&body).is_some_and(|mobile| magic::lookup(&mobile) == Some(Magic::Slow)) {
+        tokio::time::sleep(app.config.slow_answer_delay).await;
+    }
+    respond::<G>(&app, &headers, query.as_deref(), &body)
+}
+
+/// The answer to a readable JSON request: a magic number's, or the gateway's after its checks.
+fn respond<G: Emulated>(app: &App, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Response {
+    if let Some(mobile) = G::mobile(body) {
         match magic::lookup(&mobile) {
-            Some(Magic::Slow) => tokio::time::sleep(app.config.slow_answer_delay).await,
-            Some(magic) => return G::magic(&app, magic, &mobile),
-            None => {}
+            // The slow number answers normally once its delay has passed.
+            Some(Magic::Slow) | None => {}
+            Some(magic) => return G::magic(app, magic, &mobile),
         }
     }
-    G::answer(&app, &headers, query.as_deref(), &body)
+    G::answer(app, headers, query, body)
+}
+
+/// Runs the request checks of the gateway at `path` on one request, without a server or the
+/// slow number's delay, and returns the HTTP status: for fuzzing. Not a stable API.
+#[doc(hidden)]
+pub fn status_for_fuzzing(path: &str, query: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Option<u16> {
+    let app = App { config: SandboxConfig::default(), state: State::default(), connections: AtomicU64::new(0) };
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) =
+            (axum::http::HeaderName::from_bytes(name.as_bytes()), axum::http::HeaderValue::from_bytes(value.as_bytes()))
+        {
+            map.append(name, value);
+        }
+    }
+    let response = match path {
+        "/v3/merchant/otp/send" => respond::<PhonePe>(&app, &map, query, body),
+        "/v4/signin/otp/sv1/" => respond::<Paytm>(&app, &map, query, body),
+        "/common/dmt-lite/unified/otp/send" => respond::<IServeU>(&app, &map, query, body),
+        "/api/AOP/DMTV1/TransactionSendOtp" => respond::<AOPay>(&app, &map, query, body),
+        _ => return None,
+    };
+    Some(response.status().as_u16())
 }
 
 #[derive(serde::Deserialize)]

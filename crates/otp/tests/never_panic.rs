@@ -139,6 +139,31 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    /// The sandbox's checks directly (no socket), so each route sees thousands of inputs.
+    #[test]
+    fn the_sandbox_answers_any_request(
+        route in 0usize..4,
+        header in ".{0,80}",
+        body in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..400),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+        ],
+    ) {
+        let (path, query) = [
+            ("/v3/merchant/otp/send", None),
+            ("/v4/signin/otp/sv1/", Some("locale=en-IN")),
+            ("/common/dmt-lite/unified/otp/send", None),
+            ("/api/AOP/DMTV1/TransactionSendOtp", None),
+        ][route];
+        let headers = [("x-verify", header.as_str()), ("authorization", header.as_str()), ("client_id", header.as_str())];
+        let status = otp_sandbox::status_for_fuzzing(path, query, &headers, &body);
+        prop_assert!(status.is_some_and(|s| [200, 400, 401, 429, 500, 502].contains(&s)), "{:?}", status);
+    }
+}
+
 #[test]
 fn every_documented_example_decodes_to_its_documented_kind() {
     // The fixtures themselves, so the mutations above start from answers that parse.
