@@ -417,12 +417,28 @@ async fn sandbox_vs_wiremock(n: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// `--profile GATEWAY`: only SDK sends at c=64, long enough to attach a profiler.
+fn gateway_name(name: &str) -> &'static str {
+    ["phonepe", "paytm", "iserveu", "aopay"].into_iter().find(|g| *g == name).unwrap_or("aopay")
+}
+
+/// `--profile GATEWAY`: only SDK sends at c=64, long enough to attach a profiler
+/// (`--profile-raw GATEWAY`: only the raw calls).
 async fn profile(gateway: &str) -> Result<(), BoxError> {
     let base = fixed_server().await?;
     let (_, client, request) =
         sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
     println!("future sizes: sdk {} bytes", std::mem::size_of_val(&client.send_otp(&request)));
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(sdk_wire_body(&client, &request)?);
+    }
+    println!("building the wire request: {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
+    let raw_call = RawCall::new(raw_client()?, &base, gateway_name(gateway));
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(raw_call.request(MOBILE));
+    }
+    println!("building the raw request: {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
     let (client, request) = (Arc::new(client), Arc::new(request));
     let job = move |_| {
         let (client, request) = (client.clone(), request.clone());
@@ -440,6 +456,17 @@ async fn main() -> Result<(), BoxError> {
     let quick = std::env::args().any(|a| a == "--quick");
     if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
         return profile(&gateway).await;
+    }
+    if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile-raw").nth(1) {
+        let base = fixed_server().await?;
+        let raw = RawCall::new(raw_client()?, &base, gateway_name(&gateway));
+        let job = move |_| {
+            let raw = raw.clone();
+            async move { raw.send(MOBILE).await }
+        };
+        let stats = measure(200_000, 64, job).await?.stats();
+        println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
+        return Ok(());
     }
     let n = if quick { 1_000 } else { 20_000 };
     println!(

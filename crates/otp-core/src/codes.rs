@@ -144,23 +144,28 @@ impl CodeTable {
         };
 
         let entry = answer.code.as_deref().and_then(|code| self.lookup(code));
+        // Success first, without building the copy of the answer an error keeps.
+        if let Some(entry) = entry {
+            if let CodeResult::Outcome(outcome) = entry.result {
+                if reference_rule == ReferenceRule::Optional || answer.reference.is_some() {
+                    return Ok(SendReceipt {
+                        gateway: self.gateway,
+                        outcome,
+                        reference: answer.reference,
+                        provider_code: entry.code.to_owned(),
+                        message: answer.message,
+                        http_status: status,
+                    });
+                }
+            }
+        }
         let provider = self.provider_response(response, answer.code.clone(), answer.message.clone(), entry.is_some());
         let error = match (entry, status_fallback(status)) {
             (Some(entry), _) => match entry.result {
-                CodeResult::Outcome(outcome) => {
-                    if reference_rule == ReferenceRule::Required && answer.reference.is_none() {
-                        Error::unexpected("the provider reported success without the reference the verify step needs")
-                            .with_provider_response(provider)
-                    } else {
-                        return Ok(SendReceipt {
-                            gateway: self.gateway,
-                            outcome,
-                            reference: answer.reference,
-                            provider_code: entry.code.to_owned(),
-                            message: answer.message,
-                            http_status: status,
-                        });
-                    }
+                // Only a success without the reference it requires gets here.
+                CodeResult::Outcome(_) => {
+                    Error::unexpected("the provider reported success without the reference the verify step needs")
+                        .with_provider_response(provider)
                 }
                 CodeResult::Error(kind) => {
                     Error::provider(kind, entry.retryable, provider, "the provider refused the OTP")

@@ -226,6 +226,8 @@ struct TransportInner {
     max_response_bytes: usize,
     retry: RetryPolicy,
     in_flight: tokio::sync::Semaphore,
+    /// Whether the client came from the caller (and so may have its own redirect policy).
+    injected_client: bool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -271,6 +273,7 @@ impl Transport {
                 max_response_bytes: options.max_response_bytes,
                 retry: options.retry.clone(),
                 in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
+                injected_client: options.client.is_some(),
             }),
         })
     }
@@ -385,13 +388,16 @@ impl Transport {
         let timeout = timeout.saturating_sub(queued.elapsed());
         let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = self.inner.base_url.join(request.api_path, &query);
-        let builder = self
-            .inner
-            .client
-            .post(url.clone())
-            .headers(request.headers.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(request.body.clone());
+        // Only an injected client can follow a redirect (ours never do): only then is the URL
+        // kept to compare with the answer's.
+        let sent_to = self.inner.injected_client.then(|| url.clone());
+        let mut builder = self.inner.client.post(url);
+        // Header by header: names and values are shared buffers, so this copies no bytes.
+        for (name, value) in &request.headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
+        let builder =
+            builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(request.body.clone());
         let exchange = async {
             let response = builder.send().await.map_err(map_send_error)?;
             let status = response.status().as_u16();
@@ -402,13 +408,14 @@ impl Transport {
                 ))
                 .with_provider_response(bare_response(status)));
             }
-            if response.url() != &url {
+            if sent_to.as_ref().is_some_and(|url| response.url() != url) {
                 return Err(Error::unexpected(
                     "the injected HTTP client followed a redirect; redirects are never accepted",
                 )
                 .with_provider_response(bare_response(status)));
             }
-            let headers = response.headers().clone();
+            let mut response = response;
+            let headers = std::mem::take(response.headers_mut());
             let body = read_capped(response, self.inner.max_response_bytes).await?;
             Ok(RawResponse { status, headers, body })
         };
@@ -458,16 +465,24 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
             return Err(over_cap(format!("declared {length} bytes")));
         }
     }
-    let mut body = BytesMut::with_capacity(declared.map_or(1024, |l| l as usize).min(cap));
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| Error::transport("the connection broke while the answer was read").with_source(e.without_url()))?
-    {
+    let broke = |e: reqwest::Error| {
+        Error::transport("the connection broke while the answer was read").with_source(e.without_url())
+    };
+    // Most answers arrive in one chunk: keep it as it is, and copy only when a second comes.
+    let Some(first) = response.chunk().await.map_err(broke)? else { return Ok(Bytes::new()) };
+    if first.len() > cap {
+        return Err(over_cap("streamed".to_owned()));
+    }
+    let Some(second) = response.chunk().await.map_err(broke)? else { return Ok(first) };
+    let mut body = BytesMut::with_capacity(declared.map_or(2 * first.len() + second.len(), |l| l as usize).min(cap));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         if body.len() + chunk.len() > cap {
             return Err(over_cap("streamed".to_owned()));
         }
         body.extend_from_slice(&chunk);
+        next = response.chunk().await.map_err(broke)?;
     }
     Ok(body.freeze())
 }
