@@ -259,7 +259,7 @@ impl AOPayClient {
             longitute: &request.longitude,
             registration_id: &self.registration_id,
         };
-        let body = serde_json::to_vec(&body).map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let body = otp_core::http::json_bytes(&body)?;
         Ok(WireRequest::post_json(API_PATH, body))
     }
 }

@@ -417,6 +417,11 @@ async fn sandbox_vs_wiremock(n: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// How many sends a profiling run makes (`OTP_BENCH_SENDS`, default 200,000).
+fn profile_sends() -> usize {
+    std::env::var("OTP_BENCH_SENDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000)
+}
+
 fn gateway_name(name: &str) -> &'static str {
     ["phonepe", "paytm", "iserveu", "aopay"].into_iter().find(|g| *g == name).unwrap_or("aopay")
 }
@@ -446,7 +451,7 @@ async fn profile(gateway: &str) -> Result<(), BoxError> {
     };
     let raw = RawCall::new(raw_client()?, &base, "paytm");
     println!("future sizes: raw {} bytes", std::mem::size_of_val(&raw.send(MOBILE)));
-    let stats = measure(200_000, 64, job).await?.stats();
+    let stats = measure(profile_sends(), 64, job).await?.stats();
     println!("{gateway} sdk c=64: {:.0} req/s", stats.requests_per_second);
     Ok(())
 }
@@ -464,7 +469,7 @@ async fn main() -> Result<(), BoxError> {
             let raw = raw.clone();
             async move { raw.send(MOBILE).await }
         };
-        let stats = measure(200_000, 64, job).await?.stats();
+        let stats = measure(profile_sends(), 64, job).await?.stats();
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
     }

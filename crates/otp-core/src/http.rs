@@ -124,6 +124,15 @@ impl std::fmt::Debug for WireRequest {
     }
 }
 
+/// Serialises a request body as JSON into one buffer sized for a typical send-OTP body, so the
+/// common case costs one allocation and no regrowth.
+pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut buffer = Vec::with_capacity(512);
+    serde_json::to_writer(&mut buffer, value)
+        .map_err(|e| Error::invalid_input("the request body could not be serialised").with_source(e))?;
+    Ok(buffer)
+}
+
 impl WireRequest {
     /// A JSON POST to `api_path` (appended to the base URL).
     pub fn post_json(api_path: &'static str, body: impl Into<Bytes>) -> Self {
@@ -228,6 +237,15 @@ struct TransportInner {
     in_flight: tokio::sync::Semaphore,
     /// Whether the client came from the caller (and so may have its own redirect policy).
     injected_client: bool,
+    /// The URL of the first request's path and query: a client sends to one endpoint, so later
+    /// sends clone it instead of building it again.
+    url: std::sync::OnceLock<CachedUrl>,
+}
+
+struct CachedUrl {
+    api_path: &'static str,
+    query: Vec<(&'static str, String)>,
+    url: reqwest::Url,
 }
 
 impl std::fmt::Debug for Transport {
@@ -274,6 +292,7 @@ impl Transport {
                 retry: options.retry.clone(),
                 in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
                 injected_client: options.client.is_some(),
+                url: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -377,6 +396,22 @@ impl Transport {
         }
     }
 
+    fn url_for(&self, request: &WireRequest) -> reqwest::Url {
+        if let Some(cached) = self.inner.url.get() {
+            if cached.api_path == request.api_path && cached.query == request.query {
+                return cached.url.clone();
+            }
+        }
+        let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = self.inner.base_url.join(request.api_path, &query);
+        let _ = self.inner.url.set(CachedUrl {
+            api_path: request.api_path,
+            query: request.query.clone(),
+            url: url.clone(),
+        });
+        url
+    }
+
     async fn attempt(&self, request: &WireRequest, timeout: Duration) -> Result<RawResponse, Error> {
         // Waiting for a turn counts against the deadline; a send that never got one sent nothing.
         let queued = Instant::now();
@@ -386,8 +421,7 @@ impl Transport {
             Err(_elapsed) => return Err(Error::queued_past_deadline(timeout)),
         };
         let timeout = timeout.saturating_sub(queued.elapsed());
-        let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let url = self.inner.base_url.join(request.api_path, &query);
+        let url = self.url_for(request);
         // Only an injected client can follow a redirect (ours never do): only then is the URL
         // kept to compare with the answer's.
         let sent_to = self.inner.injected_client.then(|| url.clone());

@@ -362,7 +362,7 @@ impl IServeUClient {
             param_b: param_b.as_deref(),
             param_c: param_c.as_deref(),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let body = otp_core::http::json_bytes(&body)?;
         WireRequest::post_json(API_PATH, body)
             .header("client_id", &self.client_id)?
             .secret_header("client_secret", self.client_secret.expose_secret())

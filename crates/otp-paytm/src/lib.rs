@@ -221,8 +221,8 @@ impl PaytmClient {
     /// The exact request that [`PaytmClient::send_otp`] would send.
     pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let body = serde_json::to_vec(&Body { phone: request.mobile.expose_digits(), scopes: &request.scopes })
-            .map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let body =
+            otp_core::http::json_bytes(&Body { phone: request.mobile.expose_digits(), scopes: &request.scopes })?;
         let mut wire = WireRequest::post_json(API_PATH, body)
             .query("locale", request.locale.clone())
             .secret_header("authorization", self.basic_credentials.expose_secret())?

@@ -168,12 +168,10 @@ impl PhonePeClient {
             short_name: request.short_name.as_deref(),
             request_type: request.request_type.map(|t| t.as_str()),
         };
-        let json =
-            serde_json::to_vec(&payload).map_err(|e| Error::invalid_input("unserialisable payload").with_source(e))?;
+        let json = otp_core::http::json_bytes(&payload)?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
         let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
-        let body = serde_json::to_vec(&Envelope { request: &encoded })
-            .map_err(|e| Error::invalid_input("unserialisable body").with_source(e))?;
+        let body = otp_core::http::json_bytes(&Envelope { request: &encoded })?;
         let mut wire = WireRequest::post_json(API_PATH, body).secret_header("x-verify", signature.expose_secret())?;
         if let Some(device_id) = &request.device_id {
             wire = wire.header("x-device-id", device_id)?;
