@@ -271,7 +271,10 @@ impl Transport {
         }
         if options.max_concurrent_requests == 0 || options.max_concurrent_requests > tokio::sync::Semaphore::MAX_PERMITS
         {
-            return Err(Error::configuration("max_concurrent_requests must be at least 1"));
+            return Err(Error::configuration(format!(
+                "max_concurrent_requests must be between 1 and {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            )));
         }
         let client = match &options.client {
             Some(client) => client.clone(),
