@@ -370,12 +370,13 @@ impl Transport {
         D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
     {
         let policy = &self.inner.retry;
-        let deadline = started + if policy.max_attempts() > 1 { policy.deadline() } else { self.inner.timeout };
+        let deadline = after(started, if policy.max_attempts() > 1 { policy.deadline() } else { self.inner.timeout });
         let mut attempt = 1;
+        let mut attempt_started = started;
         loop {
             tracing::Span::current().record("attempts", attempt);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = match self.attempt(request, self.inner.timeout.min(remaining)).await {
+            let budget = self.inner.timeout.min(deadline.saturating_duration_since(attempt_started));
+            let result = match self.attempt(request, attempt_started, budget).await {
                 Ok(response) => decode(&response),
                 Err(error) => Err(error),
             };
@@ -385,7 +386,7 @@ impl Transport {
             };
             attempt += 1;
             let delay = policy.delay(attempt, &error);
-            if Instant::now() + delay >= deadline {
+            if after(Instant::now(), delay) >= deadline {
                 tracing::debug!(kind = error.kind().as_str(), "no time left for another attempt");
                 return Err(error);
             }
@@ -396,6 +397,7 @@ impl Transport {
                 "retrying: the provider cannot have sent an OTP"
             );
             tokio::time::sleep(delay).await;
+            attempt_started = Instant::now();
         }
     }
 
@@ -415,15 +417,22 @@ impl Transport {
         url
     }
 
-    async fn attempt(&self, request: &WireRequest, timeout: Duration) -> Result<RawResponse, Error> {
-        // Waiting for a turn counts against the deadline; a send that never got one sent nothing.
-        let queued = Instant::now();
-        let _permit = match tokio::time::timeout(timeout, self.inner.in_flight.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_closed)) => return Err(Error::transport("the client is shutting down")),
-            Err(_elapsed) => return Err(Error::queued_past_deadline(timeout)),
+    /// One request, answered within `budget` from `started`.
+    async fn attempt(&self, request: &WireRequest, started: Instant, budget: Duration) -> Result<RawResponse, Error> {
+        let deadline = after(started, budget);
+        // A free turn is taken at once, without a timer; waiting for one counts against the
+        // deadline, and a send that never got one sent nothing.
+        let _permit = match self.inner.in_flight.try_acquire() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::transport("the client is shutting down")),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(deadline, self.inner.in_flight.acquire()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_closed)) => return Err(Error::transport("the client is shutting down")),
+                    Err(_elapsed) => return Err(Error::queued_past_deadline(budget)),
+                }
+            }
         };
-        let timeout = timeout.saturating_sub(queued.elapsed());
         let url = self.url_for(request);
         // Only an injected client can follow a redirect (ours never do): only then is the URL
         // kept to compare with the answer's.
@@ -456,11 +465,18 @@ impl Transport {
             let body = read_capped(response, self.inner.max_response_bytes).await?;
             Ok(RawResponse { status, headers, body })
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(Error::timeout(timeout)),
+            Err(_elapsed) => Err(Error::timeout(budget)),
         }
     }
+}
+
+/// `start + span`, saturating: a caller's `Duration::MAX` means "no deadline", never a panic.
+fn after(start: Instant, span: Duration) -> Instant {
+    // About 30 years, as tokio's own timers use for "never".
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    start.checked_add(span.min(FAR)).unwrap_or(start)
 }
 
 fn bare_response(status: u16) -> crate::ProviderResponse {

@@ -85,6 +85,32 @@ async fn sends_the_exact_request_and_reads_a_success() {
     assert_eq!(receipt.reference.unwrap().expose_secret(), "r-1");
 }
 
+/// `Duration::MAX` is how a caller says "no limit"; deadline arithmetic must saturate, not panic.
+#[tokio::test]
+async fn unbounded_durations_are_accepted_and_sends_still_work() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_string(r#"{"code":"SLOW_DOWN"}"#),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/send"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"code":"OK","reference":"r-max"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let policy = RetryPolicy::safe(2)
+        .backoff(Duration::MAX, Duration::MAX)
+        .max_retry_after(Duration::MAX)
+        .overall_deadline(Duration::MAX);
+    let options = HttpOptions::default().timeout(Duration::MAX).retry(policy);
+    let receipt = transport(&server.uri(), options).send(request(), &mobile(), decode).await.unwrap();
+    assert_eq!(receipt.reference.unwrap().expose_secret(), "r-max");
+}
+
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
     let server = MockServer::start().await;
