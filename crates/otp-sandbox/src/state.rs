@@ -79,6 +79,8 @@ impl State {
         validity: Option<Duration>,
     ) -> SentOtp {
         let now = SystemTime::now();
+        // A century is "never" here; `Duration::MAX` must not overflow the clock arithmetic.
+        let validity = validity.map(|v| v.min(Duration::from_secs(100 * 365 * 86_400)));
         let otp = SentOtp {
             gateway,
             mobile: mobile.to_owned(),

@@ -420,6 +420,15 @@ async fn aopay_send_succeeds_and_its_otp_expires() {
 }
 
 #[tokio::test]
+async fn an_unbounded_aopay_validity_never_expires_and_never_panics() {
+    let h = harness_with(SandboxConfig::default().aopay_otp_validity(Duration::MAX)).await;
+    assert_eq!(h.aopay(&aopay_body("9876543210")).await.status, StatusCode::OK);
+    let otp = &h.sandbox.otps("9876543210")[0];
+    assert!(!otp.expired);
+    assert!(otp.expires_at.as_deref().unwrap() > otp.sent_at.as_str(), "{otp:?}");
+}
+
+#[tokio::test]
 async fn aopay_otps_are_valid_for_90_seconds_by_default() {
     assert_eq!(SandboxConfig::default().aopay_otp_validity, Duration::from_secs(90));
     let h = harness().await;
