@@ -101,7 +101,11 @@ impl std::str::FromStr for TransactionType {
 
 /// A date of birth: a real calendar date, not in the future, sent as `DD/MM/YYYY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateOfBirth(Date);
+pub struct DateOfBirth {
+    date: Date,
+    /// The wire text, kept from parsing so a send formats nothing.
+    text: [u8; 10],
+}
 
 impl DateOfBirth {
     /// Parses `DD/MM/YYYY` (`31/02/2000` and `2000-08-20` are refused).
@@ -110,7 +114,23 @@ impl DateOfBirth {
         if date.year() < 1900 || date > Date::today_utc() {
             return Err(Error::invalid_input("date of birth must be between 1900 and today"));
         }
-        Ok(Self(date))
+        // A parsed DD/MM/YYYY is exactly ten ASCII bytes.
+        let text = value.as_bytes().try_into().map_err(|_| Error::invalid_input("date of birth must be DD/MM/YYYY"))?;
+        Ok(Self { date, text })
+    }
+
+    /// The date.
+    pub fn date(&self) -> Date {
+        self.date
+    }
+}
+
+/// `DOB` as it goes on the wire.
+struct WireDate<'a>(&'a [u8; 10]);
+
+impl Serialize for WireDate<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(self.0).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -215,7 +235,7 @@ struct Body<'a> {
     pincode: &'a str,
     address: &'a str,
     #[serde(rename = "DOB")]
-    dob: String,
+    dob: WireDate<'a>,
     latitude: &'a str,
     /// AOPay's own spelling: do not correct it.
     longitute: &'a str,
@@ -254,7 +274,7 @@ impl AOPayClient {
             amount: &request.amount,
             pincode: &request.pincode,
             address: &request.address,
-            dob: request.date_of_birth.0.to_dd_mm_yyyy(),
+            dob: WireDate(&request.date_of_birth.text),
             latitude: &request.latitude,
             longitute: &request.longitude,
             registration_id: &self.registration_id,

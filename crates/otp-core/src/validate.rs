@@ -4,13 +4,20 @@ use crate::Error;
 
 /// Text that goes on the wire: non-blank, at most `max_chars` characters, no control characters.
 pub fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Error> {
-    if value.trim().is_empty() {
+    // One pass: this runs on every send.
+    let (mut chars, mut blank, mut control) = (0usize, true, false);
+    for c in value.chars() {
+        chars += 1;
+        blank &= c.is_whitespace();
+        control |= c.is_control();
+    }
+    if blank {
         return Err(Error::invalid_input(format!("{field} must not be empty")));
     }
-    if value.chars().count() > max_chars {
+    if chars > max_chars {
         return Err(Error::invalid_input(format!("{field} must be at most {max_chars} characters")));
     }
-    if value.chars().any(char::is_control) {
+    if control {
         return Err(Error::invalid_input(format!("{field} must not contain control characters")));
     }
     Ok(())
@@ -28,14 +35,23 @@ pub fn header_text(field: &str, value: &str, max_chars: usize) -> Result<(), Err
 /// A decimal number (`28.6090`, `-77.2`) within `min..=max`.
 pub fn decimal_in_range(field: &str, value: &str, min: f64, max: f64) -> Result<(), Error> {
     let trimmed = value.trim();
-    let well_formed = !trimmed.is_empty()
-        && trimmed.trim_start_matches(['-', '+']).split('.').count() <= 2
-        && trimmed.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit() || c == '.')
-        && trimmed.trim_start_matches(['-', '+']).chars().any(|c| c.is_ascii_digit());
+    let unsigned = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
+    // Digits with at most one point and at least one digit: no exponent, `inf` or `NaN`.
+    let (mut digits, mut points) = (0usize, 0usize);
+    for b in unsigned.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'.' => points += 1,
+            _ => return Err(Error::invalid_input(format!("{field} must be a decimal number"))),
+        }
+    }
+    if digits == 0 || points > 1 {
+        return Err(Error::invalid_input(format!("{field} must be a decimal number")));
+    }
     match trimmed.parse::<f64>() {
-        Ok(number) if well_formed && (min..=max).contains(&number) => Ok(()),
-        Ok(_) if well_formed => Err(Error::invalid_input(format!("{field} must be between {min} and {max}"))),
-        _ => Err(Error::invalid_input(format!("{field} must be a decimal number"))),
+        Ok(number) if (min..=max).contains(&number) => Ok(()),
+        Ok(_) => Err(Error::invalid_input(format!("{field} must be between {min} and {max}"))),
+        Err(_) => Err(Error::invalid_input(format!("{field} must be a decimal number"))),
     }
 }
 
@@ -76,7 +92,7 @@ mod tests {
         for ok in ["28.6090", "-77.2362", "0", "90", "+12.5"] {
             assert!(decimal_in_range("lat", ok, -90.0, 90.0).is_ok(), "{ok}");
         }
-        for bad in ["", "abc", "1e3", "NaN", "inf", "12.3.4", "-", ".", "91", "-90.01", "12,5"] {
+        for bad in ["", "abc", "1e3", "NaN", "inf", "12.3.4", "-", ".", "91", "-90.01", "12,5", "--1", "+-1", "1-"] {
             assert!(decimal_in_range("lat", bad, -90.0, 90.0).is_err(), "{bad}");
         }
     }
