@@ -51,11 +51,12 @@ pub mod generated;
 use std::time::Duration;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::json::JsonObject;
 use otp_core::{
     code_text, validate, Date, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
     ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use generated::codes::CODES;
 
@@ -123,14 +124,11 @@ impl DateOfBirth {
     pub fn date(&self) -> Date {
         self.date
     }
-}
 
-/// `DOB` as it goes on the wire.
-struct WireDate<'a>(&'a [u8; 10]);
-
-impl Serialize for WireDate<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(std::str::from_utf8(self.0).map_err(serde::ser::Error::custom)?)
+    /// The date as sent: `DD/MM/YYYY`.
+    pub fn as_str(&self) -> &str {
+        // Only a validated DD/MM/YYYY is ever stored, so this is never empty.
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 }
 
@@ -224,25 +222,6 @@ impl AOPayClientBuilder {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Body<'a> {
-    mobile_number: &'a str,
-    #[serde(rename = "BeneID")]
-    bene_id: &'a str,
-    txntype: &'static str,
-    amount: &'a str,
-    pincode: &'a str,
-    address: &'a str,
-    #[serde(rename = "DOB")]
-    dob: WireDate<'a>,
-    latitude: &'a str,
-    /// AOPay's own spelling: do not correct it.
-    longitute: &'a str,
-    #[serde(rename = "RegistrationID")]
-    registration_id: &'a str,
-}
-
 #[derive(Deserialize)]
 struct Answer {
     // The 401 sample spells it `responsecode`.
@@ -267,19 +246,19 @@ impl AOPayClient {
     /// The exact request that [`AOPayClient::send_otp`] would send.
     pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let body = Body {
-            mobile_number: request.mobile.expose_digits(),
-            bene_id: &request.beneficiary_id,
-            txntype: request.transaction_type.as_str(),
-            amount: &request.amount,
-            pincode: &request.pincode,
-            address: &request.address,
-            dob: WireDate(&request.date_of_birth.text),
-            latitude: &request.latitude,
-            longitute: &request.longitude,
-            registration_id: &self.registration_id,
-        };
-        let body = otp_core::http::json_bytes(&body)?;
+        // AOPay's own names, in its documented order; `Longitute` is its spelling.
+        let body = JsonObject::new()
+            .string("MobileNumber", request.mobile.expose_digits())
+            .string("BeneID", &request.beneficiary_id)
+            .string("Txntype", request.transaction_type.as_str())
+            .string("Amount", &request.amount)
+            .string("Pincode", &request.pincode)
+            .string("Address", &request.address)
+            .string("DOB", request.date_of_birth.as_str())
+            .string("Latitude", &request.latitude)
+            .string("Longitute", &request.longitude)
+            .string("RegistrationID", &self.registration_id)
+            .finish()?;
         Ok(WireRequest::post_json(API_PATH, body))
     }
 }

@@ -35,9 +35,11 @@ mod endpoint;
 mod error;
 mod gateway;
 pub mod http;
+pub mod json;
 mod mobile;
 mod receipt;
 mod retry;
+mod scan;
 mod secret;
 pub mod validate;
 

@@ -4,13 +4,21 @@ use crate::Error;
 
 /// Text that goes on the wire: non-blank, at most `max_chars` characters, no control characters.
 pub fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Error> {
-    // One pass: this runs on every send.
-    let (mut chars, mut blank, mut control) = (0usize, true, false);
-    for c in value.chars() {
-        chars += 1;
-        blank &= c.is_whitespace();
-        control |= c.is_control();
-    }
+    // This runs over every field of every send: ASCII, the usual case, is checked a word at a time.
+    let (chars, blank, control) = if value.is_ascii() {
+        let bytes = value.as_bytes();
+        // ASCII's white space as char::is_whitespace has it: \t \n \x0b \x0c \r and space.
+        let blank = bytes.iter().all(|b| matches!(b, b'\t'..=b'\r' | b' '));
+        (bytes.len(), blank, crate::scan::any_byte(bytes, 0x20, b"\x7f"))
+    } else {
+        let (mut chars, mut blank, mut control) = (0usize, true, false);
+        for c in value.chars() {
+            chars += 1;
+            blank &= c.is_whitespace();
+            control |= c.is_control();
+        }
+        (chars, blank, control)
+    };
     if blank {
         return Err(Error::invalid_input(format!("{field} must not be empty")));
     }
@@ -83,6 +91,13 @@ mod tests {
         assert!(text("name", "Nishant", 10).is_ok());
         assert!(text("name", "  ", 10).is_err());
         assert!(text("name", "a\nb", 10).is_err());
+        for control in ["\u{0}", "\u{1f}", "\u{7f}", "\u{85}", "long text with a tab\there"] {
+            assert!(text("name", control, 64).is_err(), "{control:?}");
+        }
+        for blank in ["", " ", "\t\r\n\u{0b}\u{0c}", "\u{a0}\u{2003}"] {
+            assert!(text("name", blank, 64).unwrap_err().to_string().contains("empty"), "{blank:?}");
+        }
+        assert!(text("name", "नमस्ते", 6).is_ok(), "characters, not bytes, are counted");
         assert!(header_text("device id", "Device123", 64).is_ok());
         assert!(header_text("device id", "Dévice", 64).is_err());
     }

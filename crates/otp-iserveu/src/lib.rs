@@ -51,11 +51,12 @@ pub mod generated;
 use std::net::IpAddr;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::json::JsonObject;
 use otp_core::{
     code_text, validate, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts, MobileNumber,
     ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use generated::codes::CODES;
 
@@ -290,31 +291,6 @@ impl IServeUClientBuilder {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Body<'a> {
-    customer_mobile_number: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    external_ref_number: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    requested_amount: Option<&'a str>,
-    username: &'a str,
-    otp_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lat_long: Option<String>,
-    #[serde(rename = "publicIP", skip_serializing_if = "Option::is_none")]
-    public_ip: Option<&'a str>,
-    ovd_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ovd_data: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    param_a: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    param_b: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    param_c: Option<&'a str>,
-}
-
 #[derive(Deserialize)]
 struct Answer {
     #[serde(rename = "statusCode")]
@@ -348,21 +324,21 @@ impl IServeUClient {
             OtpPurpose::Transaction { amount, .. } => ("2", Some(amount.as_str())),
         };
         let [param_a, param_b, param_c] = &request.params;
-        let body = Body {
-            customer_mobile_number: request.mobile.expose_digits(),
-            external_ref_number: request.external_ref(),
-            requested_amount: amount,
-            username,
-            otp_type,
-            lat_long: request.lat_long.as_ref().map(|(lat, long)| format!("{lat},{long}")),
-            public_ip: request.public_ip.as_deref(),
-            ovd_type: &request.ovd_type,
-            ovd_data: request.ovd().map(IdentityNumber::expose),
-            param_a: param_a.as_deref(),
-            param_b: param_b.as_deref(),
-            param_c: param_c.as_deref(),
-        };
-        let body = otp_core::http::json_bytes(&body)?;
+        let lat_long = request.lat_long.as_ref().map(|(lat, long)| format!("{lat},{long}"));
+        let body = JsonObject::new()
+            .string("customerMobileNumber", request.mobile.expose_digits())
+            .optional_string("externalRefNumber", request.external_ref())
+            .optional_string("requestedAmount", amount)
+            .string("username", username)
+            .string("otpType", otp_type)
+            .optional_string("latLong", lat_long.as_deref())
+            .optional_string("publicIP", request.public_ip.as_deref())
+            .string("ovdType", &request.ovd_type)
+            .optional_string("ovdData", request.ovd().map(IdentityNumber::expose))
+            .optional_string("paramA", param_a.as_deref())
+            .optional_string("paramB", param_b.as_deref())
+            .optional_string("paramC", param_c.as_deref())
+            .finish()?;
         WireRequest::post_json(API_PATH, body)
             .header("client_id", &self.client_id)?
             .secret_header("client_secret", self.client_secret.expose_secret())

@@ -38,11 +38,12 @@ pub mod generated;
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::json::JsonObject;
 use otp_core::{
     validate, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
     RequiredSettings, SecretString, SendReceipt,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use generated::codes::CODES;
 
@@ -192,12 +193,6 @@ impl PaytmClientBuilder {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    phone: &'a str,
-    scopes: &'a [String],
-}
-
 #[derive(Deserialize)]
 struct Answer {
     message: Option<String>,
@@ -221,8 +216,10 @@ impl PaytmClient {
     /// The exact request that [`PaytmClient::send_otp`] would send.
     pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let body =
-            otp_core::http::json_bytes(&Body { phone: request.mobile.expose_digits(), scopes: &request.scopes })?;
+        let body = JsonObject::new()
+            .string("phone", request.mobile.expose_digits())
+            .string_array("scopes", &request.scopes)
+            .finish()?;
         let mut wire = WireRequest::post_json(API_PATH, body)
             .query("locale", request.locale.clone())
             .secret_header("authorization", self.basic_credentials.expose_secret())?

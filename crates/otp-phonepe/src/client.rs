@@ -2,11 +2,12 @@
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
+use otp_core::json::JsonObject;
 use otp_core::{
     Environment, Error, Gateway, HttpOptions, KnownHosts, ProviderAnswer, ReferenceRule, RequiredSettings,
     SecretString, SendReceipt,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::generated::codes::CODES;
@@ -98,24 +99,6 @@ impl PhonePeClientBuilder {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Payload<'a> {
-    merchant_id: &'a str,
-    mobile_number: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    short_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_type: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    request: &'a str,
-}
-
 #[derive(Deserialize)]
 struct Answer {
     code: Option<String>,
@@ -161,17 +144,16 @@ impl PhonePeClient {
     /// The exact request that [`PhonePeClient::send_otp`] would send.
     pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let payload = Payload {
-            merchant_id: &self.merchant_id,
-            mobile_number: request.mobile.expose_digits(),
-            email: request.email.as_deref(),
-            short_name: request.short_name.as_deref(),
-            request_type: request.request_type.map(|t| t.as_str()),
-        };
-        let json = otp_core::http::json_bytes(&payload)?;
+        let json = JsonObject::new()
+            .string("merchantId", &self.merchant_id)
+            .string("mobileNumber", request.mobile.expose_digits())
+            .optional_string("email", request.email.as_deref())
+            .optional_string("shortName", request.short_name.as_deref())
+            .optional_string("requestType", request.request_type.map(|t| t.as_str()))
+            .finish()?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
         let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
-        let body = otp_core::http::json_bytes(&Envelope { request: &encoded })?;
+        let body = JsonObject::new().string("request", &encoded).finish()?;
         let mut wire = WireRequest::post_json(API_PATH, body).secret_header("x-verify", signature.expose_secret())?;
         if let Some(device_id) = &request.device_id {
             wire = wire.header("x-device-id", device_id)?;
