@@ -124,15 +124,6 @@ impl std::fmt::Debug for WireRequest {
     }
 }
 
-/// Serialises a request body as JSON into one buffer sized for a typical send-OTP body, so the
-/// common case costs one allocation and no regrowth.
-pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut buffer = Vec::with_capacity(512);
-    serde_json::to_writer(&mut buffer, value)
-        .map_err(|e| Error::invalid_input("the request body could not be serialised").with_source(e))?;
-    Ok(buffer)
-}
-
 impl WireRequest {
     /// A JSON POST to `api_path` (appended to the base URL).
     pub fn post_json(api_path: &'static str, body: impl Into<Bytes>) -> Self {
@@ -337,7 +328,7 @@ impl Transport {
             elapsed_ms = field::Empty,
         );
         let started = Instant::now();
-        let result = self.send_with_retries(&request, &decode, started).instrument(span.clone()).await;
+        let result = self.send_with_retries(request, &decode, started).instrument(span.clone()).await;
         let _entered = span.enter();
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         match &result {
@@ -362,7 +353,7 @@ impl Transport {
 
     async fn send_with_retries<D>(
         &self,
-        request: &WireRequest,
+        mut request: WireRequest,
         decode: &D,
         started: Instant,
     ) -> Result<SendReceipt, Error>
@@ -376,7 +367,8 @@ impl Transport {
         loop {
             tracing::Span::current().record("attempts", attempt);
             let budget = self.inner.timeout.min(deadline.saturating_duration_since(attempt_started));
-            let result = match self.attempt(request, attempt_started, budget).await {
+            let last = attempt >= policy.max_attempts();
+            let result = match self.attempt(&mut request, last, attempt_started, budget).await {
                 Ok(response) => decode(&response),
                 Err(error) => Err(error),
             };
@@ -417,8 +409,15 @@ impl Transport {
         url
     }
 
-    /// One request, answered within `budget` from `started`.
-    async fn attempt(&self, request: &WireRequest, started: Instant, budget: Duration) -> Result<RawResponse, Error> {
+    /// One request, answered within `budget` from `started`. The `last` attempt hands the
+    /// request's headers and body to the client instead of sharing them.
+    async fn attempt(
+        &self,
+        request: &mut WireRequest,
+        last: bool,
+        started: Instant,
+        budget: Duration,
+    ) -> Result<RawResponse, Error> {
         let deadline = after(started, budget);
         // A free turn is taken at once, without a timer; waiting for one counts against the
         // deadline, and a send that never got one sent nothing.
@@ -437,13 +436,18 @@ impl Transport {
         // Only an injected client can follow a redirect (ours never do): only then is the URL
         // kept to compare with the answer's.
         let sent_to = self.inner.injected_client.then(|| url.clone());
-        let mut builder = self.inner.client.post(url);
-        // Header by header: names and values are shared buffers, so this copies no bytes.
-        for (name, value) in &request.headers {
-            builder = builder.header(name.clone(), value.clone());
-        }
-        let builder =
-            builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(request.body.clone());
+        let (headers, body) = if last {
+            (std::mem::take(&mut request.headers), std::mem::take(&mut request.body))
+        } else {
+            (request.headers.clone(), request.body.clone())
+        };
+        let builder = self
+            .inner
+            .client
+            .post(url)
+            .headers(headers)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
         let exchange = async {
             let response = builder.send().await.map_err(map_send_error)?;
             let status = response.status().as_u16();
