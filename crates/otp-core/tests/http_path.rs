@@ -277,7 +277,10 @@ async fn retry_never_resends_after_a_5xx_or_a_timeout() {
 #[tokio::test]
 async fn retry_resends_a_throttle_and_honours_retry_after() {
     let server = MockServer::start().await;
+    // Both attempts carry the whole request: the first lends it, the last (2 of 2) takes it.
     Mock::given(path("/api/send"))
+        .and(header("authorization", "Basic c2VjcmV0"))
+        .and(body_bytes(br#"{"phone":"9876543210"}"#.to_vec()))
         .respond_with(
             ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string(r#"{"code":"SLOW_DOWN"}"#),
         )
@@ -286,12 +289,14 @@ async fn retry_resends_a_throttle_and_honours_retry_after() {
         .mount(&server)
         .await;
     Mock::given(path("/api/send"))
+        .and(header("authorization", "Basic c2VjcmV0"))
+        .and(body_bytes(br#"{"phone":"9876543210"}"#.to_vec()))
         .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"code":"OK","reference":"r-2"}"#))
         .expect(1)
         .mount(&server)
         .await;
     let started = Instant::now();
-    let receipt = transport(&server.uri(), HttpOptions::default().retry(RetryPolicy::safe(3)))
+    let receipt = transport(&server.uri(), HttpOptions::default().retry(RetryPolicy::safe(2)))
         .send(request(), &mobile(), decode)
         .await
         .unwrap();
