@@ -4,9 +4,14 @@
 //! sends N OTPs per gateway through the SDK and through a hand-written minimal reqwest call
 //! that puts the same bytes on the wire, at concurrency 1 and 64, and prints requests/s, the
 //! SDK/raw ratio and p50/p99 latency; then the sandbox's throughput beside a wiremock server
-//! answering the same requests. The last line is the worst gateway's SDK/raw ratio at c=64.
+//! answering the same requests, and the raw call against itself (the A/A noise floor). The last
+//! line is the worst gateway's SDK/raw ratio at c=64.
 //!
-//! `otp-bench --quick` runs fewer requests (a smoke run).
+//! - `otp-bench --quick` runs fewer requests (a smoke run).
+//! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
+//!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
+//! - `otp-bench --profile GATEWAY` times request building and answer decoding, then sends at
+//!   c=64 for a profiler to attach (`--profile-raw GATEWAY`: the raw calls only).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // A benchmark's output is its product.
 
@@ -25,7 +30,7 @@ const MOBILE: &str = "9876543210";
 const PHONEPE_SALT: &str = "bench-salt-key";
 const PHONEPE_MERCHANT: &str = "BENCHMERCHANT";
 /// SDK and raw alternate this many times per measurement.
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 40;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -320,6 +325,32 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The client, request and raw call live for the whole run: jobs borrow them, so neither side
+/// pays for reference counts or copies that only the harness would add.
+fn leak(
+    client: GatewayClient,
+    request: SendOtpRequest,
+    raw: RawCall,
+) -> (&'static GatewayClient, &'static SendOtpRequest, &'static RawCall) {
+    (Box::leak(Box::new(client)), Box::leak(Box::new(request)), Box::leak(Box::new(raw)))
+}
+
+/// Warms both sides, then measures SDK sends against raw calls in alternating rounds.
+async fn sdk_against_raw(
+    client: &'static GatewayClient,
+    request: &'static SendOtpRequest,
+    raw: &'static RawCall,
+    n: usize,
+    concurrency: usize,
+) -> Result<Comparison, BoxError> {
+    let sdk_job = move |_| async move { client.send_otp(request).await.map(drop).map_err(BoxError::from) };
+    let raw_job = move |_| async move { raw.send(MOBILE).await };
+    let warm = (n / 10).max(concurrency);
+    measure(warm, concurrency, sdk_job).await?;
+    measure(warm, concurrency, raw_job).await?;
+    interleaved(n, concurrency, ROUNDS, sdk_job, raw_job).await
+}
+
 async fn sdk_vs_raw(n: usize) -> Result<f64, BoxError> {
     let base = fixed_server().await?;
     let mut worst_c64 = f64::INFINITY;
@@ -335,28 +366,10 @@ async fn sdk_vs_raw(n: usize) -> Result<f64, BoxError> {
                 format!("{gateway}: the raw body differs from the SDK's; the comparison would be unfair").into()
             );
         }
-        let (client, request) = (Arc::new(client), Arc::new(request));
+        let (client, request, raw) = leak(client, request, raw);
         for concurrency in [1, 64] {
-            // Warm both pools and code paths, then measure the SDK and raw back to back.
-            let warm = (n / 10).max(concurrency);
-            let sdk_job = {
-                let (client, request) = (client.clone(), request.clone());
-                move |_| {
-                    let (client, request) = (client.clone(), request.clone());
-                    async move { client.send_otp(&request).await.map(drop).map_err(BoxError::from) }
-                }
-            };
-            let raw_job = {
-                let raw = raw.clone();
-                move |_| {
-                    let raw = raw.clone();
-                    async move { raw.send(MOBILE).await }
-                }
-            };
-            measure(warm, concurrency, sdk_job.clone()).await?;
-            measure(warm, concurrency, raw_job.clone()).await?;
             let Comparison { first: sdk, second: raw_stats, ratio } =
-                interleaved(n, concurrency, ROUNDS, sdk_job, raw_job).await?;
+                sdk_against_raw(client, request, raw, n, concurrency).await?;
             if concurrency == 64 {
                 worst_c64 = worst_c64.min(ratio);
             }
@@ -371,6 +384,12 @@ async fn sdk_vs_raw(n: usize) -> Result<f64, BoxError> {
             );
         }
     }
+    // The resolution of the figures above: the raw call measured against itself the same way.
+    let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, "aopay")));
+    let raw_job = move |_| async move { raw.send(MOBILE).await };
+    measure(n / 10, 64, raw_job).await?;
+    let same = interleaved(n, 64, ROUNDS, raw_job, raw_job).await?;
+    println!("raw/raw (A/A, aopay, c=64), the noise floor of a ratio: {:.3}", same.ratio);
     Ok(worst_c64)
 }
 
@@ -444,13 +463,31 @@ async fn profile(gateway: &str) -> Result<(), BoxError> {
         std::hint::black_box(raw_call.request(MOBILE));
     }
     println!("building the raw request: {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
-    let (client, request) = (Arc::new(client), Arc::new(request));
-    let job = move |_| {
-        let (client, request) = (client.clone(), request.clone());
-        async move { client.send_otp(&request).await.map(drop).map_err(BoxError::from) }
+    let answer = match gateway {
+        "phonepe" => PHONEPE_ANSWER,
+        "paytm" => PAYTM_ANSWER,
+        "iserveu" => ISERVEU_ANSWER,
+        _ => AOPAY_ANSWER,
     };
-    let raw = RawCall::new(raw_client()?, &base, "paytm");
-    println!("future sizes: raw {} bytes", std::mem::size_of_val(&raw.send(MOBILE)));
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        let receipt = match gateway {
+            "phonepe" => otp::phonepe::decode_answer(200, answer.as_bytes()),
+            "paytm" => otp::paytm::decode_answer(200, answer.as_bytes()),
+            "iserveu" => otp::iserveu::decode_answer(200, answer.as_bytes(), Some("REF123456")),
+            _ => otp::aopay::decode_answer(200, answer.as_bytes()),
+        };
+        std::hint::black_box(receipt?);
+    }
+    println!("decoding the answer (sdk): {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
+    let started = Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(answer.as_bytes())?);
+    }
+    println!("decoding the answer (raw): {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
+    println!("future sizes: raw {} bytes", std::mem::size_of_val(&raw_call.send(MOBILE)));
+    let (client, request, _) = leak(client, request, raw_call);
+    let job = move |_| async move { client.send_otp(request).await.map(drop).map_err(BoxError::from) };
     let stats = measure(profile_sends(), 64, job).await?.stats();
     println!("{gateway} sdk c=64: {:.0} req/s", stats.requests_per_second);
     Ok(())
@@ -459,21 +496,21 @@ async fn profile(gateway: &str) -> Result<(), BoxError> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     let quick = std::env::args().any(|a| a == "--quick");
+    if let Some(gateway) = std::env::args().skip_while(|a| a != "--compare").nth(1) {
+        return compare(&gateway).await;
+    }
     if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
         return profile(&gateway).await;
     }
     if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile-raw").nth(1) {
         let base = fixed_server().await?;
-        let raw = RawCall::new(raw_client()?, &base, gateway_name(&gateway));
-        let job = move |_| {
-            let raw = raw.clone();
-            async move { raw.send(MOBILE).await }
-        };
+        let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, gateway_name(&gateway))));
+        let job = move |_| async move { raw.send(MOBILE).await };
         let stats = measure(profile_sends(), 64, job).await?.stats();
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
     }
-    let n = if quick { 1_000 } else { 20_000 };
+    let n = if quick { 1_000 } else { 40_000 };
     println!(
         "machine: {} logical CPUs; release={}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -484,5 +521,26 @@ async fn main() -> Result<(), BoxError> {
     let worst = sdk_vs_raw(n).await?;
     println!("* ratio: the median over {ROUNDS} alternating SDK/raw rounds of SDK throughput / raw throughput");
     println!("sdk/raw throughput ratio (worst gateway, c=64): {worst:.2}");
+    Ok(())
+}
+
+/// `--compare GATEWAY`: only that gateway's SDK/raw comparison, three times over
+/// (`OTP_BENCH_SENDS` per run): a quick check of one change without the whole suite.
+async fn compare(gateway: &str) -> Result<(), BoxError> {
+    let base = fixed_server().await?;
+    let (_, client, request) =
+        sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
+    let raw = RawCall::new(raw_client()?, &base, gateway_name(gateway));
+    let (client, request, raw) = leak(client, request, raw);
+    let n = profile_sends();
+    for _ in 0..3 {
+        for concurrency in [1, 64] {
+            let c = sdk_against_raw(client, request, raw, n, concurrency).await?;
+            println!(
+                "{gateway} c={concurrency}: sdk {:.0} req/s, raw {:.0} req/s, ratio {:.3}",
+                c.first.requests_per_second, c.second.requests_per_second, c.ratio
+            );
+        }
+    }
     Ok(())
 }
