@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 use tracing::{field, Instrument};
 
@@ -314,7 +315,7 @@ impl Transport {
 
     /// Sends a request and reads the answer with the gateway's `decode`, retrying only as the
     /// [`RetryPolicy`] allows. One tracing span per send, with the masked number.
-    pub async fn send<D>(&self, request: WireRequest, mobile: &MobileNumber, decode: D) -> Result<SendReceipt, Error>
+    pub async fn send<D>(&self, mut request: WireRequest, mobile: &MobileNumber, decode: D) -> Result<SendReceipt, Error>
     where
         D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
     {
@@ -328,7 +329,7 @@ impl Transport {
             elapsed_ms = field::Empty,
         );
         let started = Instant::now();
-        let result = self.send_with_retries(request, &decode, started).instrument(span.clone()).await;
+        let result = self.send_with_retries(&mut request, &decode, started).instrument(span.clone()).await;
         let _entered = span.enter();
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         match &result {
@@ -353,7 +354,7 @@ impl Transport {
 
     async fn send_with_retries<D>(
         &self,
-        mut request: WireRequest,
+        request: &mut WireRequest,
         decode: &D,
         started: Instant,
     ) -> Result<SendReceipt, Error>
@@ -368,7 +369,7 @@ impl Transport {
             tracing::Span::current().record("attempts", attempt);
             let budget = self.inner.timeout.min(deadline.saturating_duration_since(attempt_started));
             let last = attempt >= policy.max_attempts();
-            let result = match self.attempt(&mut request, last, attempt_started, budget).await {
+            let result = match self.attempt(request, last, attempt_started, budget).await {
                 Ok(response) => decode(&response),
                 Err(error) => Err(error),
             };
@@ -388,7 +389,8 @@ impl Transport {
                 attempt,
                 "retrying: the provider cannot have sent an OTP"
             );
-            tokio::time::sleep(delay).await;
+            // Boxed: a retry is rare, and an inline timer would enlarge every send's state.
+            Box::pin(tokio::time::sleep(delay)).await;
             attempt_started = Instant::now();
         }
     }
@@ -411,6 +413,10 @@ impl Transport {
 
     /// One request, answered within `budget` from `started`. The `last` attempt hands the
     /// request's headers and body to the client instead of sharing them.
+    ///
+    /// Kept small on purpose: every byte of an async fn's state is written per send and held
+    /// per request in flight, so building the request happens in plain functions and only
+    /// what must live across an await is kept here.
     async fn attempt(
         &self,
         request: &mut WireRequest,
@@ -424,55 +430,72 @@ impl Transport {
         let _permit = match self.inner.in_flight.try_acquire() {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::transport("the client is shutting down")),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                match tokio::time::timeout_at(deadline, self.inner.in_flight.acquire()).await {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_closed)) => return Err(Error::transport("the client is shutting down")),
-                    Err(_elapsed) => return Err(Error::queued_past_deadline(budget)),
-                }
-            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_turn(deadline, budget).await?,
         };
+        let (pending, sent_to) = self.prepare(request, last);
+        match tokio::time::timeout_at(deadline, self.exchange(pending, sent_to)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Error::timeout(budget)),
+        }
+    }
+
+    async fn wait_for_turn(&self, deadline: Instant, budget: Duration) -> Result<SemaphorePermit<'_>, Error> {
+        match tokio::time::timeout_at(deadline, self.inner.in_flight.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(Error::transport("the client is shutting down")),
+            Err(_elapsed) => Err(Error::queued_past_deadline(budget)),
+        }
+    }
+
+    /// The request, ready to go (reqwest's send() moves nothing before the first poll), and,
+    /// for an injected client only, the URL to compare with the answer's: only such a client
+    /// can follow a redirect (ours never do).
+    fn prepare(
+        &self,
+        request: &mut WireRequest,
+        last: bool,
+    ) -> (impl std::future::Future<Output = reqwest::Result<reqwest::Response>>, Option<Box<reqwest::Url>>) {
         let url = self.url_for(request);
-        // Only an injected client can follow a redirect (ours never do): only then is the URL
-        // kept to compare with the answer's.
-        let sent_to = self.inner.injected_client.then(|| url.clone());
+        let sent_to = self.inner.injected_client.then(|| Box::new(url.clone()));
         let (headers, body) = if last {
             (std::mem::take(&mut request.headers), std::mem::take(&mut request.body))
         } else {
             (request.headers.clone(), request.body.clone())
         };
-        let builder = self
+        let pending = self
             .inner
             .client
             .post(url)
             .headers(headers)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        let exchange = async {
-            let response = builder.send().await.map_err(map_send_error)?;
-            let status = response.status().as_u16();
-            tracing::debug!(http_status = status, "answer headers received");
-            if (300..400).contains(&status) {
-                return Err(Error::unexpected(format!(
-                    "the provider answered with a redirect (HTTP {status}), which is never followed"
-                ))
-                .with_provider_response(bare_response(status)));
-            }
-            if sent_to.as_ref().is_some_and(|url| response.url() != url) {
-                return Err(Error::unexpected(
-                    "the injected HTTP client followed a redirect; redirects are never accepted",
-                )
-                .with_provider_response(bare_response(status)));
-            }
-            let mut response = response;
-            let headers = std::mem::take(response.headers_mut());
-            let body = read_capped(response, self.inner.max_response_bytes).await?;
-            Ok(RawResponse { status, headers, body })
-        };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(Error::timeout(budget)),
+            .body(body)
+            .send();
+        (pending, sent_to)
+    }
+
+    async fn exchange(
+        &self,
+        pending: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+        sent_to: Option<Box<reqwest::Url>>,
+    ) -> Result<RawResponse, Error> {
+        let mut response = pending.await.map_err(map_send_error)?;
+        let status = response.status().as_u16();
+        tracing::debug!(http_status = status, "answer headers received");
+        if (300..400).contains(&status) {
+            return Err(Error::unexpected(format!(
+                "the provider answered with a redirect (HTTP {status}), which is never followed"
+            ))
+            .with_provider_response(bare_response(status)));
         }
+        if sent_to.is_some_and(|url| response.url() != &*url) {
+            return Err(Error::unexpected(
+                "the injected HTTP client followed a redirect; redirects are never accepted",
+            )
+            .with_provider_response(bare_response(status)));
+        }
+        let headers = std::mem::take(response.headers_mut());
+        let body = read_capped(&mut response, self.inner.max_response_bytes).await?;
+        Ok(RawResponse { status, headers, body })
     }
 }
 
@@ -510,7 +533,7 @@ fn map_send_error(error: reqwest::Error) -> Error {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Error> {
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Bytes, Error> {
     let status = response.status().as_u16();
     let over_cap = |declared: String| {
         Error::unexpected(format!("the answer is larger than the {cap}-byte cap ({declared})"))
