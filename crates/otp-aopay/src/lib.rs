@@ -53,7 +53,7 @@ use std::time::Duration;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::json::JsonObject;
 use otp_core::{
-    code_text, validate, Date, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
+    validate, CodeText, Date, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
     ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::Deserialize;
@@ -225,10 +225,11 @@ impl AOPayClientBuilder {
 #[derive(Deserialize)]
 struct Answer {
     // The 401 sample spells it `responsecode`.
-    #[serde(alias = "responsecode")]
-    response_code: Option<serde_json::Value>,
+    #[serde(alias = "responsecode", default)]
+    response_code: CodeText,
     message: Option<String>,
-    stateresp: Option<serde_json::Value>,
+    #[serde(default)]
+    stateresp: CodeText,
 }
 
 impl AOPayClient {
@@ -272,8 +273,8 @@ pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<SendReceipt, Error
 
 fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
     let decoded = response.json::<Answer>().map(|answer| {
-        let reference = code_text(answer.stateresp.as_ref()).filter(|r| !r.is_empty()).map(SecretString::new);
-        ProviderAnswer::new(code_text(answer.response_code.as_ref()), answer.message, reference)
+        let reference = answer.stateresp.into_text().filter(|r| !r.is_empty()).map(SecretString::new);
+        ProviderAnswer::new(answer.response_code.into_text(), answer.message, reference)
     });
     CODES.resolve(response, decoded, ReferenceRule::Required)
 }

@@ -221,19 +221,127 @@ pub fn status_fallback(status: u16) -> Option<ErrorKind> {
     }
 }
 
-/// A provider code as text, whether it came as a JSON string or a number (`"0"` and `0` alike):
-/// gateways document one and have been seen to send the other.
-pub fn code_text(value: Option<&serde_json::Value>) -> Option<String> {
-    match value? {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        _ => None,
+/// A provider code or reference as text, whether it came as a JSON string or a number (`"0"`
+/// and `0` alike): gateways document one and have been seen to send the other. Any other JSON
+/// value (null, a boolean, an array, an object) or a missing field reads as no text. Read
+/// straight from the answer, without an intermediate `serde_json::Value`.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Answer {
+///     #[serde(default)]
+///     code: otp_core::CodeText,
+/// }
+/// let read = |json: &str| serde_json::from_str::<Answer>(json).unwrap().code.into_text();
+/// assert_eq!(read(r#"{"code":"0"}"#), Some("0".to_owned()));
+/// assert_eq!(read(r#"{"code":0}"#), Some("0".to_owned()));
+/// assert_eq!(read(r#"{"code":[1]}"#), None);
+/// assert_eq!(read("{}"), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeText(Option<String>);
+
+impl CodeText {
+    /// The text, if the value was a string or a number.
+    pub fn into_text(self) -> Option<String> {
+        self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CodeText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CodeTextVisitor)
+    }
+}
+
+struct CodeTextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CodeTextVisitor {
+    type Value = CodeText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a code as a string or a number")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<CodeText, E> {
+        Ok(CodeText(Some(text.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<CodeText, E> {
+        Ok(CodeText(Some(text)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<CodeText, E> {
+        Ok(CodeText(Some(number.to_string())))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<CodeText, E> {
+        Ok(CodeText(Some(number.to_string())))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<CodeText, E> {
+        // As serde_json writes the number (`1.5`, `1e21`).
+        Ok(CodeText(serde_json::Number::from_f64(number).map(|n| n.to_string())))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<CodeText, E> {
+        Ok(CodeText(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<CodeText, E> {
+        Ok(CodeText(None))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<CodeText, E> {
+        Ok(CodeText(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<CodeText, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(CodeText(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CodeText, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(CodeText(None))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the code text of any JSON value is: the same as reading it through a `Value`.
+    #[test]
+    fn code_text_reads_every_json_value_as_a_value_would() {
+        let by_value = |value: &serde_json::Value| match value {
+            serde_json::Value::String(text) => Some(text.clone()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
+        for json in [
+            r#""BE1400001""#,
+            r#""""#,
+            "0",
+            "1",
+            "-7",
+            "18446744073709551615",
+            "1.5",
+            "1e21",
+            "-0.0",
+            "true",
+            "null",
+            "[]",
+            "[1,[2]]",
+            "{}",
+            r#"{"a":{"b":[1]}}"#,
+            r#""\u00e9\n""#,
+        ] {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let text: CodeText = serde_json::from_str(json).unwrap();
+            assert_eq!(text.into_text(), by_value(&value), "{json}");
+        }
+    }
     use crate::Reached;
 
     static ENTRIES: &[CodeEntry] = &[

@@ -315,7 +315,12 @@ impl Transport {
 
     /// Sends a request and reads the answer with the gateway's `decode`, retrying only as the
     /// [`RetryPolicy`] allows. One tracing span per send, with the masked number.
-    pub async fn send<D>(&self, mut request: WireRequest, mobile: &MobileNumber, decode: D) -> Result<SendReceipt, Error>
+    pub async fn send<D>(
+        &self,
+        mut request: WireRequest,
+        mobile: &MobileNumber,
+        decode: D,
+    ) -> Result<SendReceipt, Error>
     where
         D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
     {

@@ -43,7 +43,7 @@ mod scan;
 mod secret;
 pub mod validate;
 
-pub use codes::{code_text, status_fallback, CodeEntry, CodeResult, CodeTable, ProviderAnswer, ReferenceRule};
+pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, CodeText, ProviderAnswer, ReferenceRule};
 pub use config::RequiredSettings;
 pub use date::{rfc3339_utc, Date};
 pub use endpoint::{BaseUrl, Environment, KnownHosts, UnknownEnvironment};

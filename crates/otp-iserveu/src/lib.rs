@@ -53,7 +53,7 @@ use std::net::IpAddr;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::json::JsonObject;
 use otp_core::{
-    code_text, validate, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts, MobileNumber,
+    validate, CodeText, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts, MobileNumber,
     ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::Deserialize;
@@ -293,8 +293,8 @@ impl IServeUClientBuilder {
 
 #[derive(Deserialize)]
 struct Answer {
-    #[serde(rename = "statusCode")]
-    status_code: Option<serde_json::Value>,
+    #[serde(rename = "statusCode", default)]
+    status_code: CodeText,
     #[serde(rename = "statusDesc")]
     status_desc: Option<String>,
 }
@@ -358,6 +358,6 @@ pub fn decode_answer(http_status: u16, body: &[u8], external_ref: Option<&str>) 
 fn decode(response: &RawResponse, reference: Option<SecretString>) -> Result<SendReceipt, Error> {
     let decoded = response
         .json::<Answer>()
-        .map(|answer| ProviderAnswer::new(code_text(answer.status_code.as_ref()), answer.status_desc, reference));
+        .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, reference));
     CODES.resolve(response, decoded, ReferenceRule::Optional)
 }
