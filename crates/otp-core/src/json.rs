@@ -43,6 +43,20 @@ impl JsonObject {
 
     /// Adds `"key":"value"`.
     pub fn string(mut self, key: &str, value: &str) -> Self {
+        if is_plain(key) && is_plain(value) {
+            // The usual field: one capacity check, then straight copies.
+            self.buffer.reserve(key.len() + value.len() + 6);
+            if self.fields > 0 {
+                self.buffer.push(b',');
+            }
+            self.fields += 1;
+            self.buffer.push(b'"');
+            self.buffer.extend_from_slice(key.as_bytes());
+            self.buffer.extend_from_slice(b"\":\"");
+            self.buffer.extend_from_slice(value.as_bytes());
+            self.buffer.push(b'"');
+            return self;
+        }
         self.key(key);
         self.text(value);
         self
@@ -89,9 +103,7 @@ impl JsonObject {
     }
 
     fn text(&mut self, value: &str) {
-        // serde_json escapes exactly these bytes; anything else (UTF-8 included) goes as it is.
-        let needs_escape = crate::scan::any_byte(value.as_bytes(), 0x20, b"\"\\");
-        if !needs_escape {
+        if is_plain(value) {
             self.buffer.reserve(value.len() + 2);
             self.buffer.push(b'"');
             self.buffer.extend_from_slice(value.as_bytes());
@@ -101,6 +113,12 @@ impl JsonObject {
             self.failed.get_or_insert(error);
         }
     }
+}
+
+/// Whether the text goes into JSON as it is: serde_json escapes control bytes, `"` and `\`,
+/// and nothing else (UTF-8 included).
+fn is_plain(text: &str) -> bool {
+    !crate::scan::any_byte(text.as_bytes(), 0x20, b"\"\\")
 }
 
 #[cfg(test)]
