@@ -164,6 +164,25 @@ fn every_gateway_sends_through_the_embedded_sandbox() {
     }
 }
 
+/// Backends often reach the internet through a proxy named in the environment; the embedded
+/// sandbox and a local base URL are on this machine and must not be sent to it.
+#[test]
+fn a_proxy_in_the_environment_is_not_used_for_loopback() {
+    let proxy = Tripwire::new();
+    let sandbox_run = run(send("phonepe", "9876543210", &["--sandbox", "--json"])
+        .env("HTTP_PROXY", proxy.base_url())
+        .env("HTTPS_PROXY", proxy.base_url())
+        .env("ALL_PROXY", proxy.base_url())
+        .env("http_proxy", proxy.base_url())
+        .env("https_proxy", proxy.base_url())
+        .env("all_proxy", proxy.base_url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy"));
+    assert_eq!(sandbox_run.code, 0, "{} {}", sandbox_run.stdout, sandbox_run.stderr);
+    assert_eq!(sandbox_run.json()["outcome"], "sent");
+    assert!(!proxy.was_contacted(), "loopback traffic went to the proxy");
+}
+
 #[test]
 fn human_output_names_the_outcome_and_masks_the_number() {
     let run = run(&mut send("phonepe", "9876543210", &["--sandbox"]));

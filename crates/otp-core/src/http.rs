@@ -270,12 +270,16 @@ impl Transport {
         }
         let client = match &options.client {
             Some(client) => client.clone(),
-            None => reqwest::Client::builder()
-                .connect_timeout(options.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("otp-rs/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::configuration("could not build the HTTP client").with_source(e))?,
+            None => {
+                let builder = reqwest::Client::builder()
+                    .connect_timeout(options.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("otp-rs/", env!("CARGO_PKG_VERSION")));
+                // HTTP(S)_PROXY names the way out of this machine; a loopback base (the sandbox,
+                // a local mock) is this machine, and a proxy would only fail to reach it.
+                let builder = if base_url.is_loopback() { builder.no_proxy() } else { builder };
+                builder.build().map_err(|e| Error::configuration("could not build the HTTP client").with_source(e))?
+            }
         };
         Ok(Self {
             inner: Arc::new(TransportInner {
