@@ -326,7 +326,12 @@ impl RawCall {
 fn raw_client() -> Result<reqwest::Client, BoxError> {
     // The SDK's user agent, so both sides put the same header bytes on the wire.
     let user_agent = format!("otp-rs/{}", env!("CARGO_PKG_VERSION"));
-    Ok(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).user_agent(user_agent).build()?)
+    // No environment proxy, as the SDK's own client has none for a loopback base.
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(user_agent)
+        .build()?)
 }
 
 // ------------------------------------------------------------------ runs
