@@ -40,10 +40,10 @@ pub fn header_text(field: &str, value: &str, max_chars: usize) -> Result<(), Err
     Ok(())
 }
 
-/// A decimal number (`28.6090`, `-77.2`) within `min..=max`.
+/// A decimal number (`28.6090`, `-77.2`) within `min..=max`. Nothing around it, not even
+/// spaces: the value goes on the wire exactly as given.
 pub fn decimal_in_range(field: &str, value: &str, min: f64, max: f64) -> Result<(), Error> {
-    let trimmed = value.trim();
-    let unsigned = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
+    let unsigned = value.strip_prefix(['-', '+']).unwrap_or(value);
     // Digits with at most one point and at least one digit: no exponent, `inf` or `NaN`.
     let (mut digits, mut points) = (0usize, 0usize);
     for b in unsigned.bytes() {
@@ -56,7 +56,7 @@ pub fn decimal_in_range(field: &str, value: &str, min: f64, max: f64) -> Result<
     if digits == 0 || points > 1 {
         return Err(Error::invalid_input(format!("{field} must be a decimal number")));
     }
-    match trimmed.parse::<f64>() {
+    match value.parse::<f64>() {
         Ok(number) if (min..=max).contains(&number) => Ok(()),
         Ok(_) => Err(Error::invalid_input(format!("{field} must be between {min} and {max}"))),
         Err(_) => Err(Error::invalid_input(format!("{field} must be a decimal number"))),
@@ -107,7 +107,10 @@ mod tests {
         for ok in ["28.6090", "-77.2362", "0", "90", "+12.5"] {
             assert!(decimal_in_range("lat", ok, -90.0, 90.0).is_ok(), "{ok}");
         }
-        for bad in ["", "abc", "1e3", "NaN", "inf", "12.3.4", "-", ".", "91", "-90.01", "12,5", "--1", "+-1", "1-"] {
+        for bad in [
+            "", "abc", "1e3", "NaN", "inf", "12.3.4", "-", ".", "91", "-90.01", "12,5", "--1", "+-1", "1-", " 12.5",
+            "12.5 ", "1 2",
+        ] {
             assert!(decimal_in_range("lat", bad, -90.0, 90.0).is_err(), "{bad}");
         }
     }

@@ -265,8 +265,10 @@ impl IServeU {
         }
         if let Some(lat_long) = get(fields, "latLong") {
             let (lat, long) = lat_long.split_once(',').ok_or("latLong must be \"lat,long\"")?;
-            validate::decimal_in_range("latitude", lat, -90.0, 90.0).map_err(|_| "latLong is invalid")?;
-            validate::decimal_in_range("longitude", long, -180.0, 180.0).map_err(|_| "latLong is invalid")?;
+            // How strict the gateway is about spaces is not documented: the emulator lets them pass
+            // (the client never sends any).
+            validate::decimal_in_range("latitude", lat.trim(), -90.0, 90.0).map_err(|_| "latLong is invalid")?;
+            validate::decimal_in_range("longitude", long.trim(), -180.0, 180.0).map_err(|_| "latLong is invalid")?;
         }
         if let Some(ip) = get(fields, "publicIP") {
             ip.parse::<IpAddr>().map_err(|_| "publicIP is invalid")?;
@@ -349,9 +351,10 @@ impl AOPay {
         }
         get(fields, "Address").ok_or("Address is required")?;
         Date::parse_dd_mm_yyyy("DOB", get(fields, "DOB").unwrap_or("")).map_err(|_| "Invalid DOB")?;
-        validate::decimal_in_range("Latitude", get(fields, "Latitude").unwrap_or(""), -90.0, 90.0)
+        // Spaces around a number pass here, as for iServeU's latLong.
+        validate::decimal_in_range("Latitude", get(fields, "Latitude").unwrap_or("").trim(), -90.0, 90.0)
             .map_err(|_| "Invalid Latitude")?;
-        validate::decimal_in_range("Longitute", get(fields, "Longitute").unwrap_or(""), -180.0, 180.0)
+        validate::decimal_in_range("Longitute", get(fields, "Longitute").unwrap_or("").trim(), -180.0, 180.0)
             .map_err(|_| "Invalid Longitute")?;
         Ok(())
     }
