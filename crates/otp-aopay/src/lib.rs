@@ -101,7 +101,7 @@ impl std::str::FromStr for TransactionType {
 }
 
 /// A date of birth: a real calendar date, not in the future, sent as `DD/MM/YYYY`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DateOfBirth {
     date: Date,
     /// The wire text, kept from parsing so a send formats nothing.
@@ -129,6 +129,12 @@ impl DateOfBirth {
     pub fn as_str(&self) -> &str {
         // Only a validated DD/MM/YYYY is ever stored, so this is never empty.
         std::str::from_utf8(&self.text).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DateOfBirth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DateOfBirth").field(&self.date).finish()
     }
 }
 

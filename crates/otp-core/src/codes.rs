@@ -238,8 +238,18 @@ pub fn status_fallback(status: u16) -> Option<ErrorKind> {
 /// assert_eq!(read(r#"{"code":[1]}"#), None);
 /// assert_eq!(read("{}"), None);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CodeText(Option<String>);
+
+impl std::fmt::Debug for CodeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // It may hold a reference the verify step needs, which is secret like SecretString.
+        match &self.0 {
+            Some(_) => f.write_str("CodeText([redacted])"),
+            None => f.write_str("CodeText(None)"),
+        }
+    }
+}
 
 impl CodeText {
     /// The text, if the value was a string or a number.
@@ -310,6 +320,13 @@ impl<'de> serde::de::Visitor<'de> for CodeTextVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_text_debug_is_redacted() {
+        let text: CodeText = serde_json::from_str(r#""123456789""#).unwrap();
+        assert_eq!(format!("{text:?}"), "CodeText([redacted])");
+        assert_eq!(format!("{:?}", CodeText::default()), "CodeText(None)");
+    }
 
     /// What the code text of any JSON value is: the same as reading it through a `Value`.
     #[test]

@@ -19,12 +19,18 @@ use crate::Error;
 /// assert_eq!(body, br#"{"phone":"9876543210","scopes":["paytm"]}"#);
 /// # Ok::<(), otp_core::Error>(())
 /// ```
-#[derive(Debug)]
 #[must_use = "finish() returns the body"]
 pub struct JsonObject {
     buffer: Vec<u8>,
     fields: usize,
     failed: Option<serde_json::Error>,
+}
+
+impl std::fmt::Debug for JsonObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body holds mobile and identity numbers: only its shape is printed.
+        f.debug_struct("JsonObject").field("fields", &self.fields).field("bytes", &self.buffer.len()).finish()
+    }
 }
 
 impl Default for JsonObject {
@@ -127,6 +133,14 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn debug_shows_the_shape_never_the_values() {
+        let body = JsonObject::new().string("mobileNumber", "9876543210").string("ovdData", "765386439745");
+        let printed = format!("{body:?}");
+        assert_eq!(printed, "JsonObject { fields: 2, bytes: 53 }");
+        assert!(!printed.contains("3210") && !printed.contains("9745"), "{printed}");
+    }
 
     #[test]
     fn empty_plain_and_escaped() {
