@@ -315,6 +315,7 @@ fn invalid_input_exits_2_and_sends_nothing() {
         ("aopay", aopay_flags_with("--dob", "31/02/2000")),
         ("aopay", aopay_flags_with("--dob", "2000-08-20")),
         ("aopay", aopay_flags_with("--amount", "-1")),
+        ("aopay", aopay_flags_with("--latitude", " 12.97")),
     ];
     for (gateway, flags) in cases {
         let mut args = vec!["send", gateway];
