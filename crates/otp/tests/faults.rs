@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otp::{Environment, ErrorKind, GatewayClient, HttpOptions, MobileNumber, Reached, SendOtpRequest};
+mod common;
+
+use otp::{ErrorKind, GatewayClient, HttpOptions, Reached, SendOtpRequest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -108,71 +110,9 @@ async fn serve(fault: Fault, stream: &mut TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-fn mobile() -> MobileNumber {
-    "9876543210".parse().unwrap()
-}
-
 fn pairs(base: &str, timeout: Duration) -> Vec<(GatewayClient, SendOtpRequest)> {
-    let env = || Environment::Custom(base.to_owned());
-    let http = || HttpOptions::default().timeout(timeout);
-    vec![
-        (
-            otp::phonepe::PhonePeClient::builder()
-                .merchant_id("M")
-                .salt_key("k")
-                .salt_index(1)
-                .environment(env())
-                .http(http())
-                .build()
-                .unwrap()
-                .into(),
-            otp::phonepe::SendOtpRequest::new(mobile()).into(),
-        ),
-        (
-            otp::paytm::PaytmClient::builder()
-                .client_id("c")
-                .client_secret("s")
-                .environment(env())
-                .http(http())
-                .build()
-                .unwrap()
-                .into(),
-            otp::paytm::SendOtpRequest::new(mobile(), "d").scope("paytm").into(),
-        ),
-        (
-            otp::iserveu::IServeUClient::builder()
-                .client_id("c")
-                .client_secret("s")
-                .username("u")
-                .environment(env())
-                .http(http())
-                .build()
-                .unwrap()
-                .into(),
-            otp::iserveu::SendOtpRequest::transaction(mobile(), "AADHAAR", "REF123456", "10").into(),
-        ),
-        (
-            otp::aopay::AOPayClient::builder()
-                .registration_id("AOP-1")
-                .environment(env())
-                .http(http())
-                .build()
-                .unwrap()
-                .into(),
-            otp::aopay::SendOtpRequest {
-                mobile: mobile(),
-                beneficiary_id: "B1".into(),
-                transaction_type: otp::aopay::TransactionType::Neft,
-                amount: "1".into(),
-                pincode: "560001".into(),
-                address: "a".into(),
-                date_of_birth: otp::aopay::DateOfBirth::parse("01/01/1990").unwrap(),
-                latitude: "1".into(),
-                longitude: "1".into(),
-            }
-            .into(),
-        ),
-    ]
+    let clients = common::sandbox_clients(base, HttpOptions::default().timeout(timeout));
+    clients.into_iter().zip(common::sample_requests("9876543210")).collect()
 }
 
 async fn each_gateway(fault: Fault, timeout: Duration, expected: ErrorKind, reached: Reached) {
