@@ -10,7 +10,9 @@
 //!   the provider's code, message and HTTP status kept, and [`Error::is_retryable`].
 //! - [`Transport`]: the one HTTP path — deadlines, a response size cap, no redirects, https
 //!   only (loopback excepted), SMS-safe retries, tracing with masked numbers.
-//! - [`CodeTable`]: a gateway's documented codes, generated from its `spec/codes.toml`.
+//! - [`CodeTable`]: a gateway's documented codes, generated from its `spec/codes.toml`;
+//!   [`CodeText`] reads a code sent as a string or a number.
+//! - [`json::JsonObject`]: request bodies, byte for byte what serde_json writes, cheaper.
 //!
 //! ```
 //! use otp_core::{ErrorKind, MobileNumber, SecretString};
