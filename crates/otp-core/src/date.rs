@@ -66,11 +66,6 @@ impl Date {
         Self { year, month, day }
     }
 
-    /// The date as `DD/MM/YYYY`.
-    pub fn to_dd_mm_yyyy(&self) -> String {
-        format!("{:02}/{:02}/{:04}", self.day, self.month, self.year)
-    }
-
     /// The year.
     pub fn year(&self) -> i32 {
         self.year
@@ -98,7 +93,7 @@ mod tests {
 
     #[test]
     fn real_dates_only() {
-        assert_eq!(Date::parse_dd_mm_yyyy("dob", "20/08/2000").unwrap().to_dd_mm_yyyy(), "20/08/2000");
+        assert_eq!(Date::parse_dd_mm_yyyy("dob", "20/08/2000").unwrap(), Date::new(2000, 8, 20).unwrap());
         assert!(Date::parse_dd_mm_yyyy("dob", "29/02/2000").is_ok());
         for bad in ["31/02/2000", "29/02/1900", "2000-08-20", "20/8/2000", "00/01/2000", "32/01/2000", "20/13/2000", ""]
         {
