@@ -201,17 +201,20 @@ impl Error {
         )
     }
 
-    /// The deadline passed while the send waited for its turn among the client's requests in
-    /// flight: nothing was sent.
-    pub fn queued_past_deadline(deadline: Duration) -> Self {
-        Self::new(
+    /// The send got no turn among the client's requests in flight soon enough to still get its
+    /// answer, and was refused before anything was written: nothing was sent, so trying again
+    /// later is safe.
+    pub fn shed(waited: Duration) -> Self {
+        let mut error = Self::new(
             ErrorKind::Timeout,
             Reached::No,
             format!(
-                "no turn to send within {} ms (the client's max_concurrent_requests were all in flight); nothing was sent",
-                deadline.as_millis()
+                "no turn to send after waiting {} ms (all of the client's max_concurrent_requests were in flight); nothing was sent",
+                waited.as_millis()
             ),
-        )
+        );
+        error.inner.retryable = true;
+        error
     }
 
     /// A timeout described in other words (an injected client's own timeout).

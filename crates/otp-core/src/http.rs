@@ -22,8 +22,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default cap on an answer's body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// The default number of requests one client has in flight at once (and so of connections).
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// The default number of requests one client has in flight at once (and so of open
+/// connections): at a gateway's usual 100–300 ms, about 3,400–10,000 sends a second.
+///
+/// Each request in flight holds one pooled connection (a socket and, over TLS, about 40–70 KiB
+/// of buffers) and a few KiB of request state; 1,024 of them cost some 50–80 MB and as many
+/// file descriptors. Lower it where a provider limits connections per merchant.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// The default longest wait for a turn when every request of the client is in flight.
+pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// The default least time a send must still have for its answer when its turn comes: enough
+/// for a slow but normal gateway answer (they take 100–300 ms, rarely seconds).
+pub const DEFAULT_MIN_ANSWER_TIME: Duration = Duration::from_secs(10);
 
 /// How requests are sent: shared by every gateway client's builder.
 #[derive(Debug, Clone)]
@@ -35,6 +45,9 @@ pub struct HttpOptions {
     client: Option<reqwest::Client>,
     retry: RetryPolicy,
     max_concurrent_requests: usize,
+    max_queue_wait: Duration,
+    min_answer_time: Duration,
+    root_certificates: Vec<RootCertificate>,
 }
 
 impl Default for HttpOptions {
@@ -47,13 +60,16 @@ impl Default for HttpOptions {
             client: None,
             retry: RetryPolicy::none(),
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_queue_wait: DEFAULT_MAX_QUEUE_WAIT,
+            min_answer_time: DEFAULT_MIN_ANSWER_TIME,
+            root_certificates: Vec::new(),
         }
     }
 }
 
 impl HttpOptions {
-    /// The time allowed to open a connection (default 5 s). Ignored for an injected client,
-    /// which keeps its own.
+    /// The time allowed to open a connection (default 5 s). An injected client keeps its own:
+    /// give it a connect timeout when you build it.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -77,8 +93,15 @@ impl HttpOptions {
         self
     }
 
-    /// Sends through this client, sharing its connection pool. Give it no redirect policy of its
-    /// own: a followed redirect is reported as an unexpected response.
+    /// Sends through this client, sharing its connection pool.
+    ///
+    /// What still applies to every send: the deadline ([`timeout`](Self::timeout)), the answer
+    /// cap, the https rule, the in-flight limit and its queue, the retry policy, and the refusal
+    /// of redirects (one the injected client followed is reported as an unexpected response).
+    /// What the injected client must carry itself, because only its builder can set it: a
+    /// connect timeout (reqwest has none by default; use 5 s like ours), extra root
+    /// certificates, proxies, `redirect::Policy::none()`, and a user agent. Root certificates
+    /// given here too are refused when the client is built, rather than silently unused.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -90,17 +113,71 @@ impl HttpOptions {
         self
     }
 
-    /// How many requests one client (and its clones) has in flight at once (default 64). More
-    /// wait their turn within their own deadline, so a burst of sends shares about this many
-    /// pooled connections to a provider instead of opening one per send.
+    /// How many requests one client (and its clones) has in flight at once (default
+    /// [`DEFAULT_MAX_CONCURRENT_REQUESTS`], 1,024), and so how many connections it opens to a
+    /// provider. More wait for a turn, within [`max_queue_wait`](Self::max_queue_wait).
     pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
         self.max_concurrent_requests = requests;
+        self
+    }
+
+    /// The longest a send waits for a turn when every request is in flight (default 5 s). A send
+    /// that gets none in time fails at once with [`Reached::No`](crate::Reached::No): under
+    /// overload the excess is refused early, unsent, instead of queueing without bound.
+    pub fn max_queue_wait(mut self, wait: Duration) -> Self {
+        self.max_queue_wait = wait;
+        self
+    }
+
+    /// The least time a send must have left for its answer when its turn comes (default 10 s,
+    /// at most half the [`timeout`](Self::timeout)). A send never waits for a turn past the
+    /// moment that leaves it less: it fails with [`Reached::No`](crate::Reached::No), nothing
+    /// sent, rather than being written to the gateway and abandoned before the answer — which
+    /// would text the customer an OTP that the caller is told may not have gone out.
+    pub fn min_answer_time(mut self, time: Duration) -> Self {
+        self.min_answer_time = time;
+        self
+    }
+
+    /// Trusts this root certificate as well as the built-in ones: a UAT host behind a corporate
+    /// CA, or a local TLS test server.
+    pub fn add_root_certificate(mut self, certificate: RootCertificate) -> Self {
+        self.root_certificates.push(certificate);
         self
     }
 
     /// Whether plain http to a remote host is allowed.
     pub fn insecure_http_allowed(&self) -> bool {
         self.allow_insecure_http
+    }
+}
+
+/// Root certificates to trust for TLS, on top of the built-in ones.
+#[derive(Clone)]
+pub struct RootCertificate(Vec<reqwest::Certificate>);
+
+impl RootCertificate {
+    /// One or more certificates in PEM form (`-----BEGIN CERTIFICATE-----`, a CA bundle).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        match reqwest::Certificate::from_pem_bundle(pem) {
+            Ok(certificates) if !certificates.is_empty() => Ok(Self(certificates)),
+            Ok(_) => Err(Error::configuration("the root certificate PEM holds no certificate")),
+            Err(e) => Err(Error::configuration("the root certificate is not valid PEM").with_source(e)),
+        }
+    }
+
+    /// One certificate in DER form. It is parsed when the client is built, which refuses an
+    /// invalid one as a configuration error.
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        reqwest::Certificate::from_der(der)
+            .map(|certificate| Self(vec![certificate]))
+            .map_err(|e| Error::configuration("the root certificate is not valid DER").with_source(e))
+    }
+}
+
+impl std::fmt::Debug for RootCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RootCertificate")
     }
 }
 
@@ -227,6 +304,9 @@ struct TransportInner {
     max_response_bytes: usize,
     retry: RetryPolicy,
     in_flight: tokio::sync::Semaphore,
+    max_queue_wait: Duration,
+    /// The configured minimum, at most half the timeout.
+    min_answer_time: Duration,
     /// Whether the client came from the caller (and so may have its own redirect policy).
     injected_client: bool,
     /// The URL of the first request's path and query: a client sends to one endpoint, so later
@@ -269,16 +349,27 @@ impl Transport {
             )));
         }
         let client = match &options.client {
+            Some(_) if !options.root_certificates.is_empty() => {
+                return Err(Error::configuration(
+                    "root certificates cannot be added to an injected HTTP client: add them to its builder",
+                ))
+            }
             Some(client) => client.clone(),
             None => {
-                let builder = reqwest::Client::builder()
+                let mut builder = reqwest::Client::builder()
                     .connect_timeout(options.connect_timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("otp-rs/", env!("CARGO_PKG_VERSION")));
+                for certificate in options.root_certificates.iter().flat_map(|root| &root.0) {
+                    builder = builder.add_root_certificate(certificate.clone());
+                }
                 // HTTP(S)_PROXY names the way out of this machine; a loopback base (the sandbox,
                 // a local mock) is this machine, and a proxy would only fail to reach it.
                 let builder = if base_url.is_loopback() { builder.no_proxy() } else { builder };
-                builder.build().map_err(|e| Error::configuration("could not build the HTTP client").with_source(e))?
+                builder.build().map_err(|e| {
+                    Error::configuration("could not build the HTTP client (is every root certificate valid?)")
+                        .with_source(e)
+                })?
             }
         };
         Ok(Self {
@@ -290,6 +381,8 @@ impl Transport {
                 max_response_bytes: options.max_response_bytes,
                 retry: options.retry.clone(),
                 in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
+                max_queue_wait: options.max_queue_wait,
+                min_answer_time: options.min_answer_time.min(options.timeout / 2),
                 injected_client: options.client.is_some(),
                 url: std::sync::OnceLock::new(),
             }),
@@ -434,12 +527,11 @@ impl Transport {
         budget: Duration,
     ) -> Result<RawResponse, Error> {
         let deadline = after(started, budget);
-        // A free turn is taken at once, without a timer; waiting for one counts against the
-        // deadline, and a send that never got one sent nothing.
+        // A free turn is taken at once, without a timer; a send that never got one sent nothing.
         let _permit = match self.inner.in_flight.try_acquire() {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::transport("the client is shutting down")),
-            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_turn(deadline, budget).await?,
+            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_turn(deadline).await?,
         };
         let (pending, sent_to) = self.prepare(request, last);
         match tokio::time::timeout_at(deadline, self.exchange(pending, sent_to)).await {
@@ -448,11 +540,20 @@ impl Transport {
         }
     }
 
-    async fn wait_for_turn(&self, deadline: Instant, budget: Duration) -> Result<SemaphorePermit<'_>, Error> {
-        match tokio::time::timeout_at(deadline, self.inner.in_flight.acquire()).await {
+    /// Waits for a turn, but never so long that the send would be written with less than
+    /// `min_answer_time` left for its answer: under overload a send that waited in a deep queue
+    /// would otherwise reach the gateway (an SMS) and be abandoned before the answer.
+    async fn wait_for_turn(&self, deadline: Instant) -> Result<SemaphorePermit<'_>, Error> {
+        let queued = Instant::now();
+        let last_useful_turn = deadline.checked_sub(self.inner.min_answer_time).unwrap_or(queued);
+        let give_up = after(queued, self.inner.max_queue_wait).min(last_useful_turn);
+        if give_up <= queued {
+            return Err(Error::shed(Duration::ZERO));
+        }
+        match tokio::time::timeout_at(give_up, self.inner.in_flight.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(Error::transport("the client is shutting down")),
-            Err(_elapsed) => Err(Error::queued_past_deadline(budget)),
+            Err(_elapsed) => Err(Error::shed(queued.elapsed())),
         }
     }
 
@@ -583,23 +684,93 @@ mod tests {
     use super::*;
     use crate::{ErrorKind, Gateway, MobileNumber};
 
-    #[tokio::test]
-    async fn a_send_that_never_gets_a_turn_times_out_having_sent_nothing() {
+    /// A loopback port that records whether anyone connected.
+    fn silent_listener() -> (std::net::TcpListener, BaseUrl) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let base = BaseUrl::parse(&format!("http://{}", listener.local_addr().unwrap()), false).unwrap();
-        let options = HttpOptions::default().max_concurrent_requests(1).timeout(Duration::from_millis(200));
+        (listener, base)
+    }
+
+    fn assert_shed_unsent(error: &Error, listener: &std::net::TcpListener) {
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+        assert_eq!(error.reached_provider(), crate::Reached::No, "{error}");
+        assert!(error.is_retryable(), "nothing was sent, so trying later is safe: {error}");
+        assert!(error.to_string().contains("nothing was sent"), "{error}");
+        assert!(listener.accept().is_err(), "no connection was opened");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_never_gets_a_turn_is_shed_after_the_queue_wait_having_sent_nothing() {
+        let (listener, base) = silent_listener();
+        let options = HttpOptions::default().max_concurrent_requests(1).max_queue_wait(Duration::from_millis(300));
         let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
         // Every turn is taken, as by a send in flight.
         let _in_flight = transport.inner.in_flight.acquire().await.unwrap();
         let mobile = MobileNumber::parse("9876543210").unwrap();
+        let started = Instant::now();
         let error = transport
             .send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("nothing is sent"))
             .await
             .unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Timeout);
-        assert_eq!(error.reached_provider(), crate::Reached::No);
-        assert!(listener.accept().is_err(), "no connection was opened");
+        // Paused time: the clock moved exactly as far as the send waited.
+        assert_eq!(started.elapsed(), Duration::from_millis(300), "the queue wait, not the 30 s deadline");
+        assert_shed_unsent(&error, &listener);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_that_comes_too_late_for_an_answer_is_never_taken() {
+        let (listener, base) = silent_listener();
+        // 4 s deadline, 3 s wanted for the answer (cut to half the deadline, 2 s), 60 s queue wait:
+        // the send may wait 2 s for a turn at most.
+        let options = HttpOptions::default()
+            .max_concurrent_requests(1)
+            .timeout(Duration::from_secs(4))
+            .min_answer_time(Duration::from_secs(3))
+            .max_queue_wait(Duration::from_secs(60));
+        let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
+        let in_flight = transport.inner.in_flight.acquire().await.unwrap();
+        // The turn frees up at 2.5 s: 1.5 s before the deadline, too late to get an answer in.
+        let release = async move {
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            drop(in_flight);
+        };
+        let mobile = MobileNumber::parse("9876543210").unwrap();
+        let started = Instant::now();
+        let send = async {
+            let result = transport
+                .send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("nothing is sent"))
+                .await;
+            (result, started.elapsed())
+        };
+        let ((result, waited), ()) = tokio::join!(send, release);
+        assert_eq!(waited, Duration::from_secs(2), "given up when less than 2 s would be left");
+        assert_shed_unsent(&result.unwrap_err(), &listener);
+        // The turn is free again now, and a send takes it at once (and then finds nobody answering).
+        assert_eq!(transport.inner.in_flight.available_permits(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_in_time_is_taken_and_the_send_goes_out() {
+        let (listener, base) = silent_listener();
+        let options = HttpOptions::default()
+            .max_concurrent_requests(1)
+            .timeout(Duration::from_secs(4))
+            .max_queue_wait(Duration::from_secs(60));
+        let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
+        let in_flight = transport.inner.in_flight.acquire().await.unwrap();
+        // Freed at 1.5 s, before the last useful moment (4 s − min(10 s, 4 s / 2) = 2 s).
+        let release = async move {
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            drop(in_flight);
+        };
+        let mobile = MobileNumber::parse("9876543210").unwrap();
+        let send = transport.send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("no answer"));
+        let (result, ()) = tokio::join!(send, release);
+        let error = result.unwrap_err();
+        // It was written: the listener got the connection, and the send ran into its deadline.
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Timeout, crate::Reached::Maybe), "{error}");
+        assert!(listener.accept().is_ok(), "the send went out once it had its turn");
     }
 
     #[test]
