@@ -3,8 +3,9 @@
 //! - `cargo xtask codegen [--check]`: `crates/otp-<gateway>/spec/codes.toml` →
 //!   `src/generated/codes.rs` and `src/generated/codes.md`.
 //! - `cargo xtask lint`: rustfmt, clippy (warnings denied, all targets) and the tidy checks.
-//! - `cargo xtask bench [--quick]`: build isolation (crates compiled per `otp` feature), then the
-//!   release-mode benchmarks of `crates/otp-bench` (SDK against raw reqwest; sandbox throughput).
+//! - `cargo xtask bench [--quick | --long]`: build isolation (crates compiled per `otp` feature),
+//!   then the release-mode benchmarks of `crates/otp-bench`: the SDK against raw reqwest at real
+//!   gateway latency over TLS and under overload (the headline), then on loopback (overhead).
 //!
 //! `codegen --check` and the tidy checks also run as `#[test]`s, so `cargo test` catches them.
 #![forbid(unsafe_code)]
@@ -23,9 +24,9 @@ fn main() -> ExitCode {
         ["codegen"] => codegen::run(&workspace_root(), codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root(), codegen::Mode::Check),
         ["lint"] => lint(&workspace_root()),
-        ["bench"] => bench(&workspace_root(), false),
-        ["bench", "--quick"] => bench(&workspace_root(), true),
-        _ => Err("usage: cargo xtask codegen [--check] | lint | bench [--quick]".to_owned()),
+        ["bench"] => bench(&workspace_root(), None),
+        ["bench", flag @ ("--quick" | "--long")] => bench(&workspace_root(), Some(flag)),
+        _ => Err("usage: cargo xtask codegen [--check] | lint | bench [--quick | --long]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,14 +51,12 @@ fn lint(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn bench(root: &Path, quick: bool) -> Result<(), String> {
+fn bench(root: &Path, flag: Option<&str>) -> Result<(), String> {
     let paytm = crates_compiled(root, "paytm,rustls")?;
     let full = crates_compiled(root, "full,rustls")?;
     println!("build isolation: a consumer of otp with only `paytm` compiles {paytm} crates; with `full`, {full}");
     let mut args = vec!["run", "--release", "--locked", "-p", "otp-bench", "--"];
-    if quick {
-        args.push("--quick");
-    }
+    args.extend(flag);
     run(root, "cargo", &args)
 }
 

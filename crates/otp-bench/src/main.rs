@@ -1,6 +1,11 @@
 //! # otp-bench
 //!
-//! `cargo xtask bench` runs this in release mode. Against one local server in one process, it
+//! `cargo xtask bench` runs this in release mode. First the headline, where users live
+//! ([`realistic`]): a gateway stand-in answering after 100–200 ms over TLS, the SDK with default
+//! options against raw reqwest at 1, 64, 256 and 1,000 callers, then an open-loop overload at
+//! twice the sustainable rate (`--long` for 15 s runs and a 60 s overload;
+//! `OTP_BENCH_LATENCY_MS=150-300` for another latency). Then the overhead on loopback, where
+//! a server answers in microseconds: against one local server in one process, it
 //! sends N OTPs per gateway through the SDK and through a hand-written minimal reqwest call
 //! that puts the same bytes on the wire, at concurrency 1 and 64, and prints requests/s, the
 //! SDK/raw ratio and p50/p99 latency; then the sandbox's throughput beside a wiremock server
@@ -25,6 +30,8 @@ use base64::Engine as _;
 use otp::reqwest;
 use otp::{Environment, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
 use sha2::{Digest, Sha256};
+
+mod realistic;
 
 const MOBILE: &str = "9876543210";
 const PHONEPE_SALT: &str = "bench-salt-key";
@@ -524,12 +531,16 @@ async fn main() -> Result<(), BoxError> {
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
     }
-    let n = if quick { 1_000 } else { 40_000 };
+    let long = std::env::args().any(|a| a == "--long");
+    let n = if quick { 1_000 } else { 10_000 };
     println!(
         "machine: {} logical CPUs; release={}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         !cfg!(debug_assertions)
     );
+    realistic::run(realistic::Settings::new(long, quick)).await?;
+    println!();
+    println!("Overhead on loopback (a server answering in microseconds: the SDK's own cost, magnified)");
     sandbox_vs_wiremock(n).await?;
     println!();
     let worst = sdk_vs_raw(n).await?;

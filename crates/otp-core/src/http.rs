@@ -47,6 +47,7 @@ pub struct HttpOptions {
     max_concurrent_requests: usize,
     max_queue_wait: Duration,
     min_answer_time: Duration,
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
     root_certificates: Vec<RootCertificate>,
 }
 
@@ -62,6 +63,7 @@ impl Default for HttpOptions {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_queue_wait: DEFAULT_MAX_QUEUE_WAIT,
             min_answer_time: DEFAULT_MIN_ANSWER_TIME,
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
             root_certificates: Vec::new(),
         }
     }
@@ -141,6 +143,7 @@ impl HttpOptions {
 
     /// Trusts this root certificate as well as the built-in ones: a UAT host behind a corporate
     /// CA, or a local TLS test server.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
     pub fn add_root_certificate(mut self, certificate: RootCertificate) -> Self {
         self.root_certificates.push(certificate);
         self
@@ -153,9 +156,11 @@ impl HttpOptions {
 }
 
 /// Root certificates to trust for TLS, on top of the built-in ones.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[derive(Clone)]
 pub struct RootCertificate(Vec<reqwest::Certificate>);
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 impl RootCertificate {
     /// One or more certificates in PEM form (`-----BEGIN CERTIFICATE-----`, a CA bundle).
     pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
@@ -175,6 +180,7 @@ impl RootCertificate {
     }
 }
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 impl std::fmt::Debug for RootCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootCertificate")
@@ -348,21 +354,25 @@ impl Transport {
                 tokio::sync::Semaphore::MAX_PERMITS
             )));
         }
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        if options.client.is_some() && !options.root_certificates.is_empty() {
+            return Err(Error::configuration(
+                "root certificates cannot be added to an injected HTTP client: add them to its builder",
+            ));
+        }
         let client = match &options.client {
-            Some(_) if !options.root_certificates.is_empty() => {
-                return Err(Error::configuration(
-                    "root certificates cannot be added to an injected HTTP client: add them to its builder",
-                ))
-            }
             Some(client) => client.clone(),
             None => {
-                let mut builder = reqwest::Client::builder()
+                let builder = reqwest::Client::builder()
                     .connect_timeout(options.connect_timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("otp-rs/", env!("CARGO_PKG_VERSION")));
-                for certificate in options.root_certificates.iter().flat_map(|root| &root.0) {
-                    builder = builder.add_root_certificate(certificate.clone());
-                }
+                #[cfg(any(feature = "rustls", feature = "native-tls"))]
+                let builder = options
+                    .root_certificates
+                    .iter()
+                    .flat_map(|root| &root.0)
+                    .fold(builder, |builder, certificate| builder.add_root_certificate(certificate.clone()));
                 // HTTP(S)_PROXY names the way out of this machine; a loopback base (the sandbox,
                 // a local mock) is this machine, and a proxy would only fail to reach it.
                 let builder = if base_url.is_loopback() { builder.no_proxy() } else { builder };

@@ -51,7 +51,9 @@ pub use date::{rfc3339_utc, Date};
 pub use endpoint::{BaseUrl, Environment, KnownHosts, UnknownEnvironment};
 pub use error::{Error, ErrorKind, ProviderResponse, Reached};
 pub use gateway::{Gateway, UnknownGateway};
-pub use http::{HttpOptions, RawResponse, RootCertificate, Transport, WireRequest};
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+pub use http::RootCertificate;
+pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
 pub use mobile::{MobileNumber, MobileNumberError};
 pub use receipt::{Outcome, SendReceipt};
 pub use retry::RetryPolicy;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otp_core::http::{HttpOptions, RawResponse, RootCertificate, Transport, WireRequest};
+use otp_core::http::{HttpOptions, RawResponse, Transport, WireRequest};
 use otp_core::{
     BaseUrl, CodeEntry, CodeResult, CodeTable, Error, ErrorKind, Gateway, MobileNumber, Outcome, ProviderAnswer,
     Reached, ReferenceRule, RetryPolicy, SendReceipt,
@@ -413,97 +413,107 @@ async fn under_overload_a_send_without_a_timely_turn_is_refused_unsent_and_never
     first.abort();
 }
 
-#[test]
-fn a_root_certificate_must_be_a_certificate() {
-    let error =
-        RootCertificate::from_pem(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap_err();
-    assert!(error.is_configuration(), "{error}");
-    assert!(RootCertificate::from_pem(b"no certificate here").unwrap_err().is_configuration());
-    // DER is parsed when the client is built: refused there, before anything is sent.
-    let options =
-        HttpOptions::default().add_root_certificate(RootCertificate::from_der(b"\x30\x03\x02\x01\x00").unwrap());
-    let base = BaseUrl::parse("https://localhost:1", false).unwrap();
-    assert!(Transport::new(Gateway::Paytm, base, &options).unwrap_err().is_configuration());
-}
+/// Private roots: only with a TLS backend (xtask builds otp-core without one).
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+mod private_roots {
+    use super::*;
+    use otp_core::http::RootCertificate;
 
-#[test]
-fn root_certificates_and_an_injected_client_are_refused_together() {
-    let ca = LocalCa::new();
-    let options = HttpOptions::default()
-        .client(otp_core::reqwest::Client::new())
-        .add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
-    let base = BaseUrl::parse("https://localhost:1", false).unwrap();
-    let error = Transport::new(Gateway::Paytm, base, &options).unwrap_err();
-    assert!(error.is_configuration(), "{error}");
-    assert!(error.to_string().contains("injected"), "{error}");
-}
-
-#[tokio::test]
-async fn a_private_root_is_trusted_only_when_added() {
-    let ca = LocalCa::new();
-    let base = ca.serve_one_answer(2).await;
-    let base = BaseUrl::parse(&base, false).unwrap();
-
-    // Without the root: the handshake fails before the request is written.
-    let transport = Transport::new(Gateway::Paytm, base.clone(), &HttpOptions::default()).unwrap();
-    let error = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap_err();
-    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error:?}");
-
-    // With it: the send goes through over TLS.
-    let options = HttpOptions::default().add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
-    let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
-    let receipt = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap();
-    assert_eq!(receipt.outcome, Outcome::Sent);
-}
-
-/// A certificate authority made for this test, and a leaf for `localhost` it signed.
-struct LocalCa {
-    pem: String,
-    leaf_der: Vec<u8>,
-    leaf_key_der: Vec<u8>,
-}
-
-impl LocalCa {
-    fn new() -> Self {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
-        Self { pem: ca.pem(), leaf_der: leaf.der().to_vec(), leaf_key_der: leaf_key.serialize_der() }
+    #[test]
+    fn a_root_certificate_must_be_a_certificate() {
+        let error = RootCertificate::from_pem(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+        assert!(error.is_configuration(), "{error}");
+        assert!(RootCertificate::from_pem(b"no certificate here").unwrap_err().is_configuration());
+        // DER is parsed when the client is built: refused there, before anything is sent.
+        let options =
+            HttpOptions::default().add_root_certificate(RootCertificate::from_der(b"\x30\x03\x02\x01\x00").unwrap());
+        let base = BaseUrl::parse("https://localhost:1", false).unwrap();
+        assert!(Transport::new(Gateway::Paytm, base, &options).unwrap_err().is_configuration());
     }
 
-    /// An https server on localhost that answers up to `connections` connections with a
-    /// success.
-    async fn serve_one_answer(&self, connections: usize) -> String {
-        use tokio_rustls::rustls;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![self.leaf_der.clone().into()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(self.leaf_key_der.clone().into()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            for _ in 0..connections {
-                let Ok((socket, _)) = listener.accept().await else { return };
-                let Ok(mut tls) = acceptor.accept(socket).await else { continue };
-                let mut request = vec![0u8; 4096];
-                let _ = tls.read(&mut request).await;
-                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"code\":\"OK\",\"reference\":\"r\"}";
-                let _ = tls.write_all(answer.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            }
-        });
-        format!("https://localhost:{port}")
+    #[test]
+    fn root_certificates_and_an_injected_client_are_refused_together() {
+        let ca = LocalCa::new();
+        let options = HttpOptions::default()
+            .client(otp_core::reqwest::Client::new())
+            .add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
+        let base = BaseUrl::parse("https://localhost:1", false).unwrap();
+        let error = Transport::new(Gateway::Paytm, base, &options).unwrap_err();
+        assert!(error.is_configuration(), "{error}");
+        assert!(error.to_string().contains("injected"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_private_root_is_trusted_only_when_added() {
+        let ca = LocalCa::new();
+        let base = ca.serve_one_answer(2).await;
+        let base = BaseUrl::parse(&base, false).unwrap();
+
+        // Without the root: the handshake fails before the request is written.
+        let transport = Transport::new(Gateway::Paytm, base.clone(), &HttpOptions::default()).unwrap();
+        let error = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error:?}");
+
+        // With it: the send goes through over TLS.
+        let options =
+            HttpOptions::default().add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
+        let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
+        let receipt = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap();
+        assert_eq!(receipt.outcome, Outcome::Sent);
+    }
+
+    /// A certificate authority made for this test, and a leaf for `localhost` it signed.
+    struct LocalCa {
+        pem: String,
+        leaf_der: Vec<u8>,
+        leaf_key_der: Vec<u8>,
+    }
+
+    impl LocalCa {
+        fn new() -> Self {
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca = ca_params.self_signed(&ca_key).unwrap();
+            let issuer = rcgen::Issuer::new(ca_params, ca_key);
+            let leaf_key = rcgen::KeyPair::generate().unwrap();
+            let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+                .unwrap()
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            Self { pem: ca.pem(), leaf_der: leaf.der().to_vec(), leaf_key_der: leaf_key.serialize_der() }
+        }
+
+        /// An https server on localhost that answers up to `connections` connections with a
+        /// success.
+        async fn serve_one_answer(&self, connections: usize) -> String {
+            use tokio_rustls::rustls;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![self.leaf_der.clone().into()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(self.leaf_key_der.clone().into()),
+                )
+                .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                for _ in 0..connections {
+                    let Ok((socket, _)) = listener.accept().await else { return };
+                    let Ok(mut tls) = acceptor.accept(socket).await else { continue };
+                    let mut request = vec![0u8; 4096];
+                    let _ = tls.read(&mut request).await;
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"code\":\"OK\",\"reference\":\"r\"}";
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+            format!("https://localhost:{port}")
+        }
     }
 }
