@@ -3,12 +3,40 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use otp::http::RawResponse;
+use otp::operation::Operation as _;
+use otp::Environment;
+
+fn mobile() -> otp::MobileNumber {
+    "9876543210".parse().expect("a valid number")
+}
 
 fuzz_target!(|input: &[u8]| {
     let Some((&[high, low], body)) = input.split_first_chunk::<2>() else { return };
     let status = 100 + u16::from_be_bytes([high, low]) % 500;
-    let _ = otp::phonepe::decode_answer(status, body);
-    let _ = otp::paytm::decode_answer(status, body);
-    let _ = otp::iserveu::decode_answer(status, body, Some("REF123456"));
-    let _ = otp::aopay::decode_answer(status, body);
+    let response = RawResponse::new(status, Default::default(), body.to_vec().into());
+    let env = || Environment::Custom("http://127.0.0.1:9".into());
+    let phonepe = otp::phonepe::PhonePeClient::builder().merchant_id("M").salt_key("k").salt_index(1).environment(env());
+    let _ = phonepe.build().map(|c| c.decode(&otp::phonepe::SendOtpRequest::new(mobile()), &response));
+    let paytm = otp::paytm::PaytmClient::builder().client_id("c").client_secret("s").environment(env());
+    let _ = paytm.build().map(|c| c.decode(&otp::paytm::SendOtpRequest::new(mobile(), "d").scope("paytm"), &response));
+    let iserveu = otp::iserveu::IServeUClient::builder().client_id("c").client_secret("s").environment(env());
+    let request = otp::iserveu::SendOtpRequest::transaction(mobile(), "AADHAAR", "REF123456", "100");
+    let _ = iserveu.build().map(|c| c.decode(&request, &response));
+    let aopay = otp::aopay::AOPayClient::builder().registration_id("R").environment(env());
+    let _ = aopay.build().map(|c| {
+        let dob = otp::aopay::DateOfBirth::parse("20/08/1990").expect("a valid date");
+        let request = otp::aopay::SendOtpRequest {
+            mobile: mobile(),
+            beneficiary_id: "B1".into(),
+            transaction_type: otp::aopay::TransactionType::Imps,
+            amount: "100".into(),
+            pincode: "560001".into(),
+            address: "a".into(),
+            date_of_birth: dob,
+            latitude: "12.9".into(),
+            longitude: "77.5".into(),
+        };
+        c.decode(&request, &response)
+    });
 });

@@ -51,12 +51,12 @@ pub mod generated;
 use std::time::Duration;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::json::JsonObject;
+use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
     validate, CodeText, Date, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
     ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use generated::codes::CODES;
 
@@ -246,41 +246,64 @@ impl AOPayClient {
 
     /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
     pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
-        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::AOPay))?;
-        self.transport.send(wire, &request.mobile, decode).await
+        execute(self, request).await
+    }
+}
+
+/// "Transaction Send OTP": AOPay's own names in its documented order (`Longitute` is its
+/// spelling, and what it reads).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendBody<'a> {
+    mobile_number: &'a str,
+    #[serde(rename = "BeneID")]
+    bene_id: &'a str,
+    txntype: &'static str,
+    amount: &'a str,
+    pincode: &'a str,
+    address: &'a str,
+    #[serde(rename = "DOB")]
+    dob: &'a str,
+    latitude: &'a str,
+    longitute: &'a str,
+    #[serde(rename = "RegistrationID")]
+    registration_id: &'a str,
+}
+
+impl Operation<SendOtpRequest> for AOPayClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    /// The exact request that [`AOPayClient::send_otp`] would send.
-    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
+        Some(&request.mobile)
+    }
+
+    fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        // AOPay's own names, in its documented order; `Longitute` is its spelling.
-        let body = JsonObject::new()
-            .string("MobileNumber", request.mobile.expose_digits())
-            .string("BeneID", &request.beneficiary_id)
-            .string("Txntype", request.transaction_type.as_str())
-            .string("Amount", &request.amount)
-            .string("Pincode", &request.pincode)
-            .string("Address", &request.address)
-            .string("DOB", request.date_of_birth.as_str())
-            .string("Latitude", &request.latitude)
-            .string("Longitute", &request.longitude)
-            .string("RegistrationID", &self.registration_id)
-            .finish()?;
+        let body = json_body(&SendBody {
+            mobile_number: request.mobile.expose_digits(),
+            bene_id: &request.beneficiary_id,
+            txntype: request.transaction_type.as_str(),
+            amount: &request.amount,
+            pincode: &request.pincode,
+            address: &request.address,
+            dob: request.date_of_birth.as_str(),
+            latitude: &request.latitude,
+            longitute: &request.longitude,
+            registration_id: &self.registration_id,
+        });
         Ok(WireRequest::post_json(API_PATH, body))
     }
-}
 
-/// Decodes an answer exactly as `send_otp` does, without a network: for property tests and
-/// fuzzing. Not a stable API.
-#[doc(hidden)]
-pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
-    decode(&RawResponse::new(http_status, Default::default(), body.to_vec().into()))
-}
-
-fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
-    let decoded = response.json::<Answer>().map(|answer| {
-        let reference = answer.stateresp.into_text().filter(|r| !r.is_empty()).map(SecretString::new);
-        ProviderAnswer::new(answer.response_code.into_text(), answer.message, reference)
-    });
-    CODES.resolve(response, decoded, ReferenceRule::Required)
+    fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
+        let decoded = response.json::<Answer>().map(|answer| {
+            let reference = answer.stateresp.into_text().filter(|r| !r.is_empty()).map(SecretString::new);
+            ProviderAnswer::new(answer.response_code.into_text(), answer.message, reference)
+        });
+        CODES.resolve(response, decoded, ReferenceRule::Required)
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use otp_aopay::{AOPayClient, DateOfBirth, SendOtpRequest, TransactionType};
+use otp_core::operation::Operation as _;
 use otp_core::{Environment, ErrorKind, MobileNumber, Outcome, Reached};
 use wiremock::matchers::{any, body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

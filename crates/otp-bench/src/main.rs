@@ -15,8 +15,8 @@
 //! - `otp-bench --quick` runs fewer requests (a smoke run).
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
-//! - `otp-bench --profile GATEWAY` times request building and answer decoding, then sends at
-//!   c=64 for a profiler to attach (`--profile-raw GATEWAY`: the raw calls only).
+//! - `otp-bench --profile GATEWAY` sends at c=64 for a profiler to attach (`--profile-raw
+//!   GATEWAY`: the raw calls only).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // A benchmark's output is its product.
 
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use base64::Engine as _;
+use otp::operation::Operation as _;
 use otp::reqwest;
 use otp::{Environment, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
 use sha2::{Digest, Sha256};
@@ -472,41 +473,7 @@ async fn profile(gateway: &str) -> Result<(), BoxError> {
     let base = fixed_server().await?;
     let (_, client, request) =
         sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
-    println!("future sizes: sdk {} bytes", std::mem::size_of_val(&client.send_otp(&request)));
-    let started = Instant::now();
-    for _ in 0..100_000 {
-        std::hint::black_box(sdk_wire_body(&client, &request)?);
-    }
-    println!("building the wire request: {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
     let raw_call = RawCall::new(raw_client()?, &base, gateway_name(gateway));
-    let started = Instant::now();
-    for _ in 0..100_000 {
-        std::hint::black_box(raw_call.request(MOBILE));
-    }
-    println!("building the raw request: {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
-    let answer = match gateway {
-        "phonepe" => PHONEPE_ANSWER,
-        "paytm" => PAYTM_ANSWER,
-        "iserveu" => ISERVEU_ANSWER,
-        _ => AOPAY_ANSWER,
-    };
-    let started = Instant::now();
-    for _ in 0..100_000 {
-        let receipt = match gateway {
-            "phonepe" => otp::phonepe::decode_answer(200, answer.as_bytes()),
-            "paytm" => otp::paytm::decode_answer(200, answer.as_bytes()),
-            "iserveu" => otp::iserveu::decode_answer(200, answer.as_bytes(), Some("REF123456")),
-            _ => otp::aopay::decode_answer(200, answer.as_bytes()),
-        };
-        std::hint::black_box(receipt?);
-    }
-    println!("decoding the answer (sdk): {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
-    let started = Instant::now();
-    for _ in 0..100_000 {
-        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(answer.as_bytes())?);
-    }
-    println!("decoding the answer (raw): {:.2} µs each", started.elapsed().as_secs_f64() * 10.0);
-    println!("future sizes: raw {} bytes", std::mem::size_of_val(&raw_call.send(MOBILE)));
     let (client, request, _) = leak(client, request, raw_call);
     let job = move |_| async move { client.send_otp(request).await.map(drop).map_err(BoxError::from) };
     let stats = measure(profile_sends(), 64, job).await?.stats();

@@ -12,9 +12,8 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
-use tracing::{field, Instrument};
 
-use crate::{BaseUrl, Error, Gateway, MobileNumber, RetryPolicy, SendReceipt};
+use crate::{BaseUrl, Error, Gateway, RetryPolicy};
 
 /// The default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -313,17 +312,6 @@ struct TransportInner {
     max_queue_wait: Duration,
     /// The configured minimum, at most half the timeout.
     min_answer_time: Duration,
-    /// Whether the client came from the caller (and so may have its own redirect policy).
-    injected_client: bool,
-    /// The URL of the first request's path and query: a client sends to one endpoint, so later
-    /// sends clone it instead of building it again.
-    url: std::sync::OnceLock<CachedUrl>,
-}
-
-struct CachedUrl {
-    api_path: &'static str,
-    query: Vec<(&'static str, String)>,
-    url: reqwest::Url,
 }
 
 impl std::fmt::Debug for Transport {
@@ -393,8 +381,6 @@ impl Transport {
                 in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
                 max_queue_wait: options.max_queue_wait,
                 min_answer_time: options.min_answer_time.min(options.timeout / 2),
-                injected_client: options.client.is_some(),
-                url: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -420,73 +406,29 @@ impl Transport {
         &self.inner.base_url
     }
 
-    /// Sends a request and reads the answer with the gateway's `decode`, retrying only as the
-    /// [`RetryPolicy`] allows. One tracing span per send, with the masked number.
-    pub async fn send<D>(
+    /// Sends a request and decodes the answer, retrying only when `retries` is set and the
+    /// [`RetryPolicy`] allows. The span is the caller's ([`crate::operation::execute`]).
+    pub(crate) async fn exchange<T>(
         &self,
-        mut request: WireRequest,
-        mobile: &MobileNumber,
-        decode: D,
-    ) -> Result<SendReceipt, Error>
-    where
-        D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
-    {
-        let span = tracing::info_span!(
-            "otp.send",
-            gateway = self.inner.gateway.as_str(),
-            api_path = request.api_path,
-            mobile = %mobile,
-            attempts = field::Empty,
-            http_status = field::Empty,
-            elapsed_ms = field::Empty,
-        );
+        request: &WireRequest,
+        retries: bool,
+        decode: impl Fn(&RawResponse) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let started = Instant::now();
-        let result = self.send_with_retries(&mut request, &decode, started).instrument(span.clone()).await;
-        let _entered = span.enter();
-        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
-        match &result {
-            Ok(receipt) => {
-                span.record("http_status", receipt.http_status);
-                tracing::info!(outcome = receipt.outcome.as_str(), provider_code = %receipt.provider_code, "otp send finished");
-            }
-            Err(error) => {
-                if let Some(status) = error.http_status() {
-                    span.record("http_status", status);
-                }
-                tracing::warn!(
-                    kind = error.kind().as_str(),
-                    provider_code = error.provider_code().unwrap_or(""),
-                    retryable = error.is_retryable(),
-                    "otp send failed"
-                );
-            }
-        }
-        result.map_err(|error| error.with_gateway(self.inner.gateway))
-    }
-
-    async fn send_with_retries<D>(
-        &self,
-        request: &mut WireRequest,
-        decode: &D,
-        started: Instant,
-    ) -> Result<SendReceipt, Error>
-    where
-        D: Fn(&RawResponse) -> Result<SendReceipt, Error>,
-    {
         let policy = &self.inner.retry;
-        let deadline = after(started, if policy.max_attempts() > 1 { policy.deadline() } else { self.inner.timeout });
+        let max_attempts = if retries { policy.max_attempts() } else { 1 };
+        let deadline = after(started, if max_attempts > 1 { policy.deadline() } else { self.inner.timeout });
         let mut attempt = 1;
         let mut attempt_started = started;
         loop {
             tracing::Span::current().record("attempts", attempt);
             let budget = self.inner.timeout.min(deadline.saturating_duration_since(attempt_started));
-            let last = attempt >= policy.max_attempts();
-            let result = match self.attempt(request, last, attempt_started, budget).await {
+            let result = match self.attempt(request, attempt_started, budget).await {
                 Ok(response) => decode(&response),
                 Err(error) => Err(error),
             };
             let error = match result {
-                Err(error) if attempt < policy.max_attempts() && policy.may_retry(&error) => error,
+                Err(error) if attempt < max_attempts && policy.may_retry(&error) => error,
                 other => return other,
             };
             attempt += 1;
@@ -501,50 +443,31 @@ impl Transport {
                 attempt,
                 "retrying: the provider cannot have sent an OTP"
             );
-            // Boxed: a retry is rare, and an inline timer would enlarge every send's state.
-            Box::pin(tokio::time::sleep(delay)).await;
+            tokio::time::sleep(delay).await;
             attempt_started = Instant::now();
         }
     }
 
-    fn url_for(&self, request: &WireRequest) -> reqwest::Url {
-        if let Some(cached) = self.inner.url.get() {
-            if cached.api_path == request.api_path && cached.query == request.query {
-                return cached.url.clone();
-            }
-        }
-        let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let url = self.inner.base_url.join(request.api_path, &query);
-        let _ = self.inner.url.set(CachedUrl {
-            api_path: request.api_path,
-            query: request.query.clone(),
-            url: url.clone(),
-        });
-        url
-    }
-
-    /// One request, answered within `budget` from `started`. The `last` attempt hands the
-    /// request's headers and body to the client instead of sharing them.
-    ///
-    /// Kept small on purpose: every byte of an async fn's state is written per send and held
-    /// per request in flight, so building the request happens in plain functions and only
-    /// what must live across an await is kept here.
-    async fn attempt(
-        &self,
-        request: &mut WireRequest,
-        last: bool,
-        started: Instant,
-        budget: Duration,
-    ) -> Result<RawResponse, Error> {
+    /// One request, answered within `budget` from `started`.
+    async fn attempt(&self, request: &WireRequest, started: Instant, budget: Duration) -> Result<RawResponse, Error> {
         let deadline = after(started, budget);
-        // A free turn is taken at once, without a timer; a send that never got one sent nothing.
+        // A free turn is taken at once; a send that never got one sent nothing.
         let _permit = match self.inner.in_flight.try_acquire() {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::transport("the client is shutting down")),
             Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_turn(deadline).await?,
         };
-        let (pending, sent_to) = self.prepare(request, last);
-        match tokio::time::timeout_at(deadline, self.exchange(pending, sent_to)).await {
+        let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = self.inner.base_url.join(request.api_path, &query);
+        let pending = self
+            .inner
+            .client
+            .post(url.clone())
+            .headers(request.headers.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(request.body.clone())
+            .send();
+        match tokio::time::timeout_at(deadline, self.read_answer(pending, url)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(Error::timeout(budget)),
         }
@@ -567,36 +490,10 @@ impl Transport {
         }
     }
 
-    /// The request, ready to go (reqwest's send() moves nothing before the first poll), and,
-    /// for an injected client only, the URL to compare with the answer's: only such a client
-    /// can follow a redirect (ours never do).
-    fn prepare(
-        &self,
-        request: &mut WireRequest,
-        last: bool,
-    ) -> (impl std::future::Future<Output = reqwest::Result<reqwest::Response>>, Option<Box<reqwest::Url>>) {
-        let url = self.url_for(request);
-        let sent_to = self.inner.injected_client.then(|| Box::new(url.clone()));
-        let (headers, body) = if last {
-            (std::mem::take(&mut request.headers), std::mem::take(&mut request.body))
-        } else {
-            (request.headers.clone(), request.body.clone())
-        };
-        let pending = self
-            .inner
-            .client
-            .post(url)
-            .headers(headers)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body)
-            .send();
-        (pending, sent_to)
-    }
-
-    async fn exchange(
+    async fn read_answer(
         &self,
         pending: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-        sent_to: Option<Box<reqwest::Url>>,
+        sent_to: reqwest::Url,
     ) -> Result<RawResponse, Error> {
         let mut response = pending.await.map_err(map_send_error)?;
         let status = response.status().as_u16();
@@ -607,7 +504,8 @@ impl Transport {
             ))
             .with_provider_response(bare_response(status)));
         }
-        if sent_to.is_some_and(|url| response.url() != &*url) {
+        // Only an injected client can follow a redirect (ours never do).
+        if response.url() != &sent_to {
             return Err(Error::unexpected(
                 "the injected HTTP client followed a redirect; redirects are never accepted",
             )
@@ -668,21 +566,12 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
     let broke = |e: reqwest::Error| {
         Error::transport("the connection broke while the answer was read").with_source(e.without_url())
     };
-    // Most answers arrive in one chunk: keep it as it is, and copy only when a second comes.
-    let Some(first) = response.chunk().await.map_err(broke)? else { return Ok(Bytes::new()) };
-    if first.len() > cap {
-        return Err(over_cap("streamed".to_owned()));
-    }
-    let Some(second) = response.chunk().await.map_err(broke)? else { return Ok(first) };
-    let mut body = BytesMut::with_capacity(declared.map_or(2 * first.len() + second.len(), |l| l as usize).min(cap));
-    body.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(broke)? {
         if body.len() + chunk.len() > cap {
             return Err(over_cap("streamed".to_owned()));
         }
         body.extend_from_slice(&chunk);
-        next = response.chunk().await.map_err(broke)?;
     }
     Ok(body.freeze())
 }
@@ -692,7 +581,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
     use super::*;
-    use crate::{ErrorKind, Gateway, MobileNumber};
+    use crate::{ErrorKind, Gateway};
 
     /// A loopback port that records whether anyone connected.
     fn silent_listener() -> (std::net::TcpListener, BaseUrl) {
@@ -700,6 +589,14 @@ mod tests {
         listener.set_nonblocking(true).unwrap();
         let base = BaseUrl::parse(&format!("http://{}", listener.local_addr().unwrap()), false).unwrap();
         (listener, base)
+    }
+
+    fn wire() -> WireRequest {
+        WireRequest::post_json("/send", "{}")
+    }
+
+    fn nothing_decoded(_: &RawResponse) -> Result<(), Error> {
+        unreachable!("no answer comes from a silent listener")
     }
 
     fn assert_shed_unsent(error: &Error, listener: &std::net::TcpListener) {
@@ -717,12 +614,8 @@ mod tests {
         let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
         // Every turn is taken, as by a send in flight.
         let _in_flight = transport.inner.in_flight.acquire().await.unwrap();
-        let mobile = MobileNumber::parse("9876543210").unwrap();
         let started = Instant::now();
-        let error = transport
-            .send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("nothing is sent"))
-            .await
-            .unwrap_err();
+        let error = transport.exchange(&wire(), true, nothing_decoded).await.unwrap_err();
         // Paused time: the clock moved exactly as far as the send waited.
         assert_eq!(started.elapsed(), Duration::from_millis(300), "the queue wait, not the 30 s deadline");
         assert_shed_unsent(&error, &listener);
@@ -745,12 +638,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(2_500)).await;
             drop(in_flight);
         };
-        let mobile = MobileNumber::parse("9876543210").unwrap();
         let started = Instant::now();
         let send = async {
-            let result = transport
-                .send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("nothing is sent"))
-                .await;
+            let result = transport.exchange(&wire(), true, nothing_decoded).await;
             (result, started.elapsed())
         };
         let ((result, waited), ()) = tokio::join!(send, release);
@@ -774,8 +664,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1_500)).await;
             drop(in_flight);
         };
-        let mobile = MobileNumber::parse("9876543210").unwrap();
-        let send = transport.send(WireRequest::post_json("/send", "{}"), &mobile, |_| unreachable!("no answer"));
+        let request = wire();
+        let send = transport.exchange(&request, true, nothing_decoded);
         let (result, ()) = tokio::join!(send, release);
         let error = result.unwrap_err();
         // It was written: the listener got the connection, and the send ran into its deadline.

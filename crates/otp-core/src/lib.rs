@@ -12,7 +12,8 @@
 //!   only (loopback excepted), SMS-safe retries, tracing with masked numbers.
 //! - [`CodeTable`]: a gateway's documented codes, generated from its `spec/codes.toml`;
 //!   [`CodeText`] reads a code sent as a string or a number.
-//! - [`json::JsonObject`]: request bodies, byte for byte what serde_json writes, cheaper.
+//! - [`operation`]: the seam a gateway implements per call ([`operation::Operation`]) and the
+//!   one path that runs it ([`operation::execute`]).
 //!
 //! ```
 //! use otp_core::{ErrorKind, MobileNumber, SecretString};
@@ -37,11 +38,10 @@ mod endpoint;
 mod error;
 mod gateway;
 pub mod http;
-pub mod json;
 mod mobile;
+pub mod operation;
 mod receipt;
 mod retry;
-mod scan;
 mod secret;
 pub mod validate;
 

@@ -4,21 +4,9 @@ use crate::Error;
 
 /// Text that goes on the wire: non-blank, at most `max_chars` characters, no control characters.
 pub fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Error> {
-    // This runs over every field of every send: ASCII, the usual case, is checked a word at a time.
-    let (chars, blank, control) = if value.is_ascii() {
-        let bytes = value.as_bytes();
-        // ASCII's white space as char::is_whitespace has it: \t \n \x0b \x0c \r and space.
-        let blank = bytes.iter().all(|b| matches!(b, b'\t'..=b'\r' | b' '));
-        (bytes.len(), blank, crate::scan::any_byte(bytes, 0x20, b"\x7f"))
-    } else {
-        let (mut chars, mut blank, mut control) = (0usize, true, false);
-        for c in value.chars() {
-            chars += 1;
-            blank &= c.is_whitespace();
-            control |= c.is_control();
-        }
-        (chars, blank, control)
-    };
+    let blank = value.chars().all(char::is_whitespace);
+    let control = value.chars().any(char::is_control);
+    let chars = value.chars().count();
     if blank {
         return Err(Error::invalid_input(format!("{field} must not be empty")));
     }

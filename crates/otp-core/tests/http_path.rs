@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::TestGateway;
 use otp_core::http::{HttpOptions, RawResponse, Transport, WireRequest};
 use otp_core::{
     BaseUrl, CodeEntry, CodeResult, CodeTable, Error, ErrorKind, Gateway, MobileNumber, Outcome, ProviderAnswer,
@@ -36,8 +39,8 @@ fn mobile() -> MobileNumber {
     MobileNumber::parse("9876543210").unwrap()
 }
 
-fn transport(base: &str, options: HttpOptions) -> Transport {
-    Transport::new(Gateway::Paytm, BaseUrl::parse(base, false).unwrap(), &options).unwrap()
+fn transport(base: &str, options: HttpOptions) -> TestGateway {
+    TestGateway::new(base, options)
 }
 
 fn request() -> WireRequest {
@@ -384,8 +387,7 @@ async fn under_overload_a_send_without_a_timely_turn_is_refused_unsent_and_never
         .mount(&server)
         .await;
     let options = HttpOptions::default().max_concurrent_requests(1).max_queue_wait(Duration::from_millis(100));
-    let transport =
-        Arc::new(Transport::new(Gateway::Paytm, BaseUrl::parse(&server.uri(), false).unwrap(), &options).unwrap());
+    let transport = Arc::new(transport(&server.uri(), options));
     let first = {
         let transport = transport.clone();
         tokio::spawn(async move { transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await })
@@ -448,18 +450,17 @@ mod private_roots {
     async fn a_private_root_is_trusted_only_when_added() {
         let ca = LocalCa::new();
         let base = ca.serve_one_answer(2).await;
-        let base = BaseUrl::parse(&base, false).unwrap();
 
         // Without the root: the handshake fails before the request is written.
-        let transport = Transport::new(Gateway::Paytm, base.clone(), &HttpOptions::default()).unwrap();
-        let error = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap_err();
+        let untrusting = transport(&base, HttpOptions::default());
+        let error = untrusting.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap_err();
         assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error:?}");
 
         // With it: the send goes through over TLS.
         let options =
             HttpOptions::default().add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
-        let transport = Transport::new(Gateway::Paytm, base, &options).unwrap();
-        let receipt = transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap();
+        let trusting = transport(&base, options);
+        let receipt = trusting.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap();
         assert_eq!(receipt.outcome, Outcome::Sent);
     }
 

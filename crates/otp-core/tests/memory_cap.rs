@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use otp_core::http::{HttpOptions, Transport, WireRequest};
-use otp_core::{BaseUrl, Error, ErrorKind, Gateway, MobileNumber};
+mod common;
+
+use common::TestGateway;
+use otp_core::http::{HttpOptions, WireRequest};
+use otp_core::{Error, ErrorKind, Gateway, MobileNumber};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -42,8 +45,7 @@ async fn serve_ten_mib(declare_length: bool) -> String {
 }
 
 async fn send(base: &str) -> Error {
-    let transport =
-        Transport::new(Gateway::AOPay, BaseUrl::parse(base, false).unwrap(), &HttpOptions::default()).unwrap();
+    let transport = TestGateway::with_gateway(Gateway::AOPay, base, HttpOptions::default());
     let mobile = MobileNumber::parse("9876543210").unwrap();
     let request = WireRequest::post_json("/send", "{}");
     transport.send(request, &mobile, |_| panic!("an over-cap body must never reach the decoder")).await.unwrap_err()

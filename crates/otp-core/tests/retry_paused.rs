@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otp_core::http::{HttpOptions, RawResponse, Transport, WireRequest};
+mod common;
+
+use common::TestGateway;
+use otp_core::http::{HttpOptions, RawResponse, WireRequest};
 use otp_core::reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use otp_core::{BaseUrl, Error, ErrorKind, Gateway, MobileNumber, Reached, RetryPolicy, SendReceipt};
+use otp_core::{Error, ErrorKind, Gateway, MobileNumber, Reached, RetryPolicy, SendReceipt};
 use tokio::time::Instant;
 
 /// Resolves every name to one address, counting the lookups.
@@ -29,7 +32,7 @@ impl Resolve for CountingResolver {
 }
 
 /// A transport to a closed port whose every connection attempt is counted.
-fn refused_transport(policy: RetryPolicy) -> (Transport, Arc<AtomicUsize>) {
+fn refused_transport(policy: RetryPolicy) -> (TestGateway, Arc<AtomicUsize>) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
@@ -39,16 +42,15 @@ fn refused_transport(policy: RetryPolicy) -> (Transport, Arc<AtomicUsize>) {
         .dns_resolver(Arc::new(CountingResolver { addr, lookups: lookups.clone() }))
         .build()
         .unwrap();
-    let base = BaseUrl::parse(&format!("http://localhost:{}", addr.port()), false).unwrap();
     let options = HttpOptions::default().client(client).retry(policy);
-    (Transport::new(Gateway::PhonePe, base, &options).unwrap(), lookups)
+    (TestGateway::with_gateway(Gateway::PhonePe, &format!("http://localhost:{}", addr.port()), options), lookups)
 }
 
 fn never_decoded(_: &RawResponse) -> Result<SendReceipt, Error> {
     unreachable!("no answer can come from a closed port")
 }
 
-async fn send(transport: &Transport) -> Error {
+async fn send(transport: &TestGateway) -> Error {
     let mobile = MobileNumber::parse("9876543210").unwrap();
     transport.send(WireRequest::post_json("/send", "{}"), &mobile, never_decoded).await.unwrap_err()
 }

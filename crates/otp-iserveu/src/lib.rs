@@ -51,12 +51,12 @@ pub mod generated;
 use std::net::IpAddr;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::json::JsonObject;
+use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
     validate, CodeText, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts, MobileNumber,
     ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use generated::codes::CODES;
 
@@ -307,13 +307,50 @@ impl IServeUClient {
 
     /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
     pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
-        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::IServeU))?;
-        let reference = request.external_ref().map(SecretString::new);
-        self.transport.send(wire, request.mobile(), |response| decode(response, reference.clone())).await
+        execute(self, request).await
+    }
+}
+
+/// The unified send body, in iServeU's documented order; absent options left out.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendBody<'a> {
+    customer_mobile_number: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_ref_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_amount: Option<&'a str>,
+    username: &'a str,
+    /// "1" registration, "2" transaction.
+    otp_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lat_long: Option<String>,
+    #[serde(rename = "publicIP", skip_serializing_if = "Option::is_none")]
+    public_ip: Option<&'a str>,
+    ovd_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ovd_data: Option<&'a str>,
+    #[serde(rename = "paramA", skip_serializing_if = "Option::is_none")]
+    param_a: Option<&'a str>,
+    #[serde(rename = "paramB", skip_serializing_if = "Option::is_none")]
+    param_b: Option<&'a str>,
+    #[serde(rename = "paramC", skip_serializing_if = "Option::is_none")]
+    param_c: Option<&'a str>,
+}
+
+impl Operation<SendOtpRequest> for IServeUClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    /// The exact request that [`IServeUClient::send_otp`] would send.
-    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
+        Some(request.mobile())
+    }
+
+    fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
         let username = request.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
             Error::configuration("iserveu needs a username: set it on the client (OTP_ISERVEU_USERNAME) or the request")
@@ -324,40 +361,31 @@ impl IServeUClient {
             OtpPurpose::Transaction { amount, .. } => ("2", Some(amount.as_str())),
         };
         let [param_a, param_b, param_c] = &request.params;
-        let lat_long = request.lat_long.as_ref().map(|(lat, long)| format!("{lat},{long}"));
-        let body = JsonObject::new()
-            .string("customerMobileNumber", request.mobile.expose_digits())
-            .optional_string("externalRefNumber", request.external_ref())
-            .optional_string("requestedAmount", amount)
-            .string("username", username)
-            .string("otpType", otp_type)
-            .optional_string("latLong", lat_long.as_deref())
-            .optional_string("publicIP", request.public_ip.as_deref())
-            .string("ovdType", &request.ovd_type)
-            .optional_string("ovdData", request.ovd().map(IdentityNumber::expose))
-            .optional_string("paramA", param_a.as_deref())
-            .optional_string("paramB", param_b.as_deref())
-            .optional_string("paramC", param_c.as_deref())
-            .finish()?;
+        let body = json_body(&SendBody {
+            customer_mobile_number: request.mobile.expose_digits(),
+            external_ref_number: request.external_ref(),
+            requested_amount: amount,
+            username,
+            otp_type,
+            lat_long: request.lat_long.as_ref().map(|(lat, long)| format!("{lat},{long}")),
+            public_ip: request.public_ip.as_deref(),
+            ovd_type: &request.ovd_type,
+            ovd_data: request.ovd().map(IdentityNumber::expose),
+            param_a: param_a.as_deref(),
+            param_b: param_b.as_deref(),
+            param_c: param_c.as_deref(),
+        });
         WireRequest::post_json(API_PATH, body)
             .header("client_id", &self.client_id)?
             .secret_header("client_secret", self.client_secret.expose_secret())
     }
-}
 
-/// Decodes an answer exactly as `send_otp` does (with the external reference that was sent),
-/// without a network: for property tests and fuzzing. Not a stable API.
-#[doc(hidden)]
-pub fn decode_answer(http_status: u16, body: &[u8], external_ref: Option<&str>) -> Result<SendReceipt, Error> {
-    decode(
-        &RawResponse::new(http_status, Default::default(), body.to_vec().into()),
-        external_ref.map(SecretString::new),
-    )
-}
-
-fn decode(response: &RawResponse, reference: Option<SecretString>) -> Result<SendReceipt, Error> {
-    let decoded = response
-        .json::<Answer>()
-        .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, reference));
-    CODES.resolve(response, decoded, ReferenceRule::Optional)
+    /// iServeU's answer carries no reference: the `externalRefNumber` sent is the one to keep.
+    fn decode(&self, request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
+        let reference = request.external_ref().map(SecretString::new);
+        let decoded = response
+            .json::<Answer>()
+            .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, reference));
+        CODES.resolve(response, decoded, ReferenceRule::Optional)
+    }
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
+use otp_core::operation::Operation as _;
 use otp_core::{Environment, ErrorKind, IdentityNumber, MobileNumber, Outcome, Reached};
 use otp_iserveu::{IServeUClient, SendOtpRequest};
 use wiremock::matchers::{any, body_string, header, method, path};

@@ -38,12 +38,12 @@ pub mod generated;
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::json::JsonObject;
+use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
     validate, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
     RequiredSettings, SecretString, SendReceipt,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use generated::codes::CODES;
 
@@ -209,17 +209,32 @@ impl PaytmClient {
 
     /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
     pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
-        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::Paytm))?;
-        self.transport.send(wire, request.mobile(), decode).await
+        execute(self, request).await
+    }
+}
+
+/// The body of "Send OTP": the number and the scopes asked for.
+#[derive(Serialize)]
+struct SendBody<'a> {
+    phone: &'a str,
+    scopes: &'a [String],
+}
+
+impl Operation<SendOtpRequest> for PaytmClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    /// The exact request that [`PaytmClient::send_otp`] would send.
-    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
+        Some(request.mobile())
+    }
+
+    fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let body = JsonObject::new()
-            .string("phone", request.mobile.expose_digits())
-            .string_array("scopes", &request.scopes)
-            .finish()?;
+        let body = json_body(&SendBody { phone: request.mobile.expose_digits(), scopes: &request.scopes });
         let mut wire = WireRequest::post_json(API_PATH, body)
             .query("locale", request.locale.clone())
             .secret_header("authorization", self.basic_credentials.expose_secret())?
@@ -229,19 +244,12 @@ impl PaytmClient {
         }
         Ok(wire)
     }
-}
 
-/// Decodes an answer exactly as `send_otp` does, without a network: for property tests and
-/// fuzzing. Not a stable API.
-#[doc(hidden)]
-pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
-    decode(&RawResponse::new(http_status, Default::default(), body.to_vec().into()))
-}
-
-fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
-    let decoded = response.json::<Answer>().map(|answer| {
-        let reference = answer.state_token.filter(|t| !t.is_empty()).map(SecretString::new);
-        ProviderAnswer::new(answer.response_code, answer.message, reference)
-    });
-    CODES.resolve(response, decoded, ReferenceRule::Required)
+    fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
+        let decoded = response.json::<Answer>().map(|answer| {
+            let reference = answer.state_token.filter(|t| !t.is_empty()).map(SecretString::new);
+            ProviderAnswer::new(answer.response_code, answer.message, reference)
+        });
+        CODES.resolve(response, decoded, ReferenceRule::Required)
+    }
 }

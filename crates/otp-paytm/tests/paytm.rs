@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use base64::Engine as _;
+use otp_core::operation::Operation as _;
 use otp_core::{Environment, ErrorKind, MobileNumber, Outcome, Reached};
 use otp_paytm::{PaytmClient, SendOtpRequest};
 use wiremock::matchers::{any, body_string, header, header_exists, method, path, query_param};

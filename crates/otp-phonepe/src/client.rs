@@ -2,12 +2,12 @@
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::json::JsonObject;
+use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    Environment, Error, Gateway, HttpOptions, KnownHosts, ProviderAnswer, ReferenceRule, RequiredSettings,
-    SecretString, SendReceipt,
+    Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
+    RequiredSettings, SecretString, SendReceipt,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::generated::codes::CODES;
@@ -137,42 +137,66 @@ impl PhonePeClient {
 
     /// Sends the OTP. The request is checked first; nothing is sent when it is invalid.
     pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
-        let wire = self.wire_request(request).map_err(|e| e.with_gateway(Gateway::PhonePe))?;
-        self.transport.send(wire, request.mobile(), decode).await
+        execute(self, request).await
+    }
+}
+
+/// The payload PhonePe signs: its documented fields, in its order; absent options left out.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SendPayload<'a> {
+    merchant_id: &'a str,
+    mobile_number: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    short_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_type: Option<&'static str>,
+}
+
+/// The body on the wire: the base64 of the payload.
+#[derive(Serialize)]
+struct SignedBody<'a> {
+    request: &'a str,
+}
+
+impl Operation<SendOtpRequest> for PhonePeClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    /// The exact request that [`PhonePeClient::send_otp`] would send.
-    pub fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
+    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
+        Some(request.mobile())
+    }
+
+    fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let json = JsonObject::new()
-            .string("merchantId", &self.merchant_id)
-            .string("mobileNumber", request.mobile.expose_digits())
-            .optional_string("email", request.email.as_deref())
-            .optional_string("shortName", request.short_name.as_deref())
-            .optional_string("requestType", request.request_type.map(|t| t.as_str()))
-            .finish()?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        let payload = json_body(&SendPayload {
+            merchant_id: &self.merchant_id,
+            mobile_number: request.mobile.expose_digits(),
+            email: request.email.as_deref(),
+            short_name: request.short_name.as_deref(),
+            request_type: request.request_type.map(|t| t.as_str()),
+        });
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
         let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
-        let body = JsonObject::new().string("request", &encoded).finish()?;
+        let body = json_body(&SignedBody { request: &encoded });
         let mut wire = WireRequest::post_json(API_PATH, body).secret_header("x-verify", signature.expose_secret())?;
         if let Some(device_id) = &request.device_id {
             wire = wire.header("x-device-id", device_id)?;
         }
         Ok(wire)
     }
-}
 
-/// Decodes an answer exactly as `send_otp` does, without a network: for property tests and
-/// fuzzing. Not a stable API.
-#[doc(hidden)]
-pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
-    decode(&RawResponse::new(http_status, Default::default(), body.to_vec().into()))
-}
-
-fn decode(response: &RawResponse) -> Result<SendReceipt, Error> {
-    let decoded = response.json::<Answer>().map(|answer| {
-        let reference = answer.data.and_then(|d| d.otp_token).filter(|t| !t.is_empty()).map(SecretString::new);
-        ProviderAnswer::new(answer.code, answer.message, reference)
-    });
-    CODES.resolve(response, decoded, ReferenceRule::Required)
+    fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
+        let decoded = response.json::<Answer>().map(|answer| {
+            let reference = answer.data.and_then(|d| d.otp_token).filter(|t| !t.is_empty()).map(SecretString::new);
+            ProviderAnswer::new(answer.code, answer.message, reference)
+        });
+        CODES.resolve(response, decoded, ReferenceRule::Required)
+    }
 }

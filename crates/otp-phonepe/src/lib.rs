@@ -49,8 +49,6 @@ mod client;
 pub mod generated;
 mod request;
 
-#[doc(hidden)]
-pub use client::decode_answer;
 pub use client::{x_verify, PhonePeClient, PhonePeClientBuilder, API_PATH, HOSTS};
 pub use generated::codes::CODES;
 pub use request::{RequestType, SendOtpRequest, MAX_DEVICE_ID_CHARS};

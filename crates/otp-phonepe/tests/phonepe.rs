@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
+use otp_core::operation::Operation as _;
 use otp_core::{Environment, ErrorKind, HttpOptions, MobileNumber, Outcome, Reached};
 use otp_phonepe::{PhonePeClient, RequestType, SendOtpRequest};
 use wiremock::matchers::{any, body_string, header, header_exists, method, path, query_param_is_missing};

@@ -5,27 +5,51 @@
 #![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
-use otp::{Error, ErrorKind, SendReceipt};
+mod common;
+
+use otp::http::RawResponse;
+use otp::operation::Operation as _;
+use otp::{Error, ErrorKind, GatewayClient, HttpOptions, SendOtpRequest, SendReceipt};
 use proptest::prelude::*;
 use serde_json::Value;
 
 const CASES: u32 = 2_000;
 
-type Decode = fn(u16, &[u8]) -> Result<SendReceipt, Error>;
+/// One gateway's answer parser, reached through its send operation as a real send reaches it.
+struct Parser {
+    client: GatewayClient,
+    request: SendOtpRequest,
+}
 
-fn iserveu_decode(status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
-    otp::iserveu::decode_answer(status, body, Some("REF123456"))
+impl Parser {
+    fn decode(&self, status: u16, body: &[u8]) -> Result<SendReceipt, Error> {
+        let response = RawResponse::new(status, Default::default(), body.to_vec().into());
+        match (&self.client, &self.request) {
+            (GatewayClient::PhonePe(c), SendOtpRequest::PhonePe(r)) => c.decode(r, &response),
+            (GatewayClient::Paytm(c), SendOtpRequest::Paytm(r)) => c.decode(r, &response),
+            (GatewayClient::IServeU(c), SendOtpRequest::IServeU(r)) => c.decode(r, &response),
+            (GatewayClient::AOPay(c), SendOtpRequest::AOPay(r)) => c.decode(r, &response),
+            _ => unreachable!("common builds matching pairs"),
+        }
+    }
 }
 
 /// Each gateway's parser and its documented example answers (the fixtures).
-fn parsers() -> [(&'static str, Decode, Vec<&'static str>); 4] {
+fn parsers() -> Vec<(&'static str, Parser, Vec<&'static str>)> {
     let bodies = |examples: &'static [(&'static str, u16, &'static str)]| examples.iter().map(|e| e.2).collect();
-    [
-        ("phonepe", otp::phonepe::decode_answer, bodies(otp::phonepe::generated::codes::EXAMPLES)),
-        ("paytm", otp::paytm::decode_answer, bodies(otp::paytm::generated::codes::EXAMPLES)),
-        ("iserveu", iserveu_decode, bodies(otp::iserveu::generated::codes::EXAMPLES)),
-        ("aopay", otp::aopay::decode_answer, bodies(otp::aopay::generated::codes::EXAMPLES)),
-    ]
+    let fixtures: [Vec<&'static str>; 4] = [
+        bodies(otp::phonepe::generated::codes::EXAMPLES),
+        bodies(otp::paytm::generated::codes::EXAMPLES),
+        bodies(otp::iserveu::generated::codes::EXAMPLES),
+        bodies(otp::aopay::generated::codes::EXAMPLES),
+    ];
+    let clients = common::sandbox_clients("http://127.0.0.1:9", HttpOptions::default());
+    clients
+        .into_iter()
+        .zip(common::sample_requests("9876543210"))
+        .zip(fixtures)
+        .map(|((client, request), fixtures)| (client.gateway().as_str(), Parser { client, request }, fixtures))
+        .collect()
 }
 
 /// A typed result whose parts agree with the answer it came from.
@@ -92,7 +116,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_end_in_a_typed_result(status in status(), body in proptest::collection::vec(any::<u8>(), 0..600)) {
         for (gateway, decode, _) in parsers() {
-            check(gateway, status, decode(status, &body))?;
+            check(gateway, status, decode.decode(status, &body))?;
         }
     }
 
@@ -106,13 +130,13 @@ proptest! {
         for (gateway, decode, fixtures) in parsers() {
             let fixture = fixtures[pick.index(fixtures.len())].as_bytes();
             let truncated = &fixture[..cut.index(fixture.len() + 1)];
-            check(gateway, status, decode(status, truncated))?;
+            check(gateway, status, decode.decode(status, truncated))?;
             let mut mutated = fixture.to_vec();
             for (at, byte) in &flips {
                 let i = at.index(mutated.len());
                 mutated[i] = *byte;
             }
-            check(gateway, status, decode(status, &mutated))?;
+            check(gateway, status, decode.decode(status, &mutated))?;
         }
     }
 
@@ -125,7 +149,7 @@ proptest! {
         whole in json_value(),
     ) {
         for (gateway, decode, fixtures) in parsers() {
-            check(gateway, status, decode(status, whole.to_string().as_bytes()))?;
+            check(gateway, status, decode.decode(status, whole.to_string().as_bytes()))?;
             // A real answer with one field's value swapped for junk of any type.
             let fixture = fixtures[pick.index(fixtures.len())];
             let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(fixture) else { continue };
@@ -134,7 +158,7 @@ proptest! {
             }
             let key = object.keys().nth(field.index(object.len())).cloned().unwrap();
             object.insert(key, replacement.clone());
-            check(gateway, status, decode(status, Value::Object(object).to_string().as_bytes()))?;
+            check(gateway, status, decode.decode(status, Value::Object(object).to_string().as_bytes()))?;
         }
     }
 }
@@ -175,7 +199,7 @@ fn every_documented_example_decodes_to_its_documented_kind() {
             _ => otp::aopay::generated::codes::EXAMPLES,
         };
         for (code, status, body) in examples {
-            match decode(*status, body.as_bytes()) {
+            match decode.decode(*status, body.as_bytes()) {
                 Ok(receipt) => assert_eq!(receipt.provider_code, *code, "{gateway}"),
                 Err(error) => assert_eq!(error.provider_code(), Some(*code), "{gateway}: {error}"),
             }

@@ -1,0 +1,176 @@
+//! The seam every gateway operation goes through.
+//!
+//! A gateway crate describes each call it offers — how to write the wire request from a typed
+//! request, and how to read the answer — by implementing [`Operation`] for its client, once
+//! per request type. [`execute`] does everything else, the same way for every operation of
+//! every gateway: validation errors tagged with the gateway, one tracing span with the masked
+//! number, the deadline, the in-flight limit and its queue, the answer cap, redirects refused,
+//! retries only where the operation allows them and the policy says nothing can have gone out.
+//!
+//! ```
+//! use otp_core::operation::{execute, Operation, OperationKind};
+//! use otp_core::http::{RawResponse, Transport, WireRequest};
+//! use otp_core::{BaseUrl, Error, Gateway, HttpOptions, MobileNumber, SendReceipt};
+//!
+//! struct Client { transport: Transport }
+//! struct Send { mobile: MobileNumber }
+//!
+//! impl Operation<Send> for Client {
+//!     type Output = SendReceipt;
+//!     const KIND: OperationKind = OperationKind::Send;
+//!     fn transport(&self) -> &Transport { &self.transport }
+//!     fn mobile<'r>(&self, request: &'r Send) -> Option<&'r MobileNumber> { Some(&request.mobile) }
+//!     fn wire_request(&self, request: &Send) -> Result<WireRequest, Error> {
+//!         let body = otp_core::operation::json_body(&[("phone", request.mobile.expose_digits())]);
+//!         Ok(WireRequest::post_json("/send", body))
+//!     }
+//!     fn decode(&self, _: &Send, response: &RawResponse) -> Result<SendReceipt, Error> {
+//!         Err(Error::unexpected(format!("HTTP {}", response.status)))
+//!     }
+//! }
+//!
+//! impl Client {
+//!     async fn send_otp(&self, request: &Send) -> Result<SendReceipt, Error> {
+//!         execute(self, request).await
+//!     }
+//! }
+//! # let base = BaseUrl::parse("https://example.com", false)?;
+//! # let client = Client { transport: Transport::new(Gateway::Paytm, base, &HttpOptions::default())? };
+//! # let _ = client.send_otp(&Send { mobile: "9876543210".parse()? });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use tokio::time::Instant;
+use tracing::{field, Instrument};
+
+use crate::http::{RawResponse, Transport, WireRequest};
+use crate::{Error, MobileNumber, SendReceipt};
+
+/// Which operation a call is, for its span's name (span names must be static, so the set is
+/// closed and grows with the operations the gateways offer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// Sends an OTP: span `otp.send`.
+    Send,
+}
+
+impl OperationKind {
+    /// The stable name (`send`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Send => "send",
+        }
+    }
+}
+
+/// What a successful operation reports in its log line.
+pub trait Answered {
+    /// The outcome's stable name (`sent`, …).
+    fn outcome(&self) -> &'static str;
+    /// The provider's code, verbatim.
+    fn provider_code(&self) -> &str;
+    /// The HTTP status of the answer.
+    fn http_status(&self) -> u16;
+}
+
+impl Answered for SendReceipt {
+    fn outcome(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+
+    fn provider_code(&self) -> &str {
+        &self.provider_code
+    }
+
+    fn http_status(&self) -> u16 {
+        self.http_status
+    }
+}
+
+/// One call a gateway offers for requests of type `Request`, implemented by its client.
+pub trait Operation<Request> {
+    /// What a success yields.
+    type Output: Answered;
+    /// Which operation this is.
+    const KIND: OperationKind;
+    /// Whether the client's [`RetryPolicy`](crate::RetryPolicy) may retry it. A send retries only
+    /// what cannot have reached the provider; a verify consumes a try and is never retried.
+    const RETRIES: bool = true;
+
+    /// The transport this client sends through.
+    fn transport(&self) -> &Transport;
+
+    /// The mobile number the request is about, shown masked in the span.
+    fn mobile<'r>(&self, request: &'r Request) -> Option<&'r MobileNumber>;
+
+    /// Checks the request and writes it as the gateway expects. Runs before anything touches
+    /// the network; an error here sends nothing.
+    fn wire_request(&self, request: &Request) -> Result<WireRequest, Error>;
+
+    /// Reads the gateway's answer (usually through the gateway's [`CodeTable`](crate::CodeTable)).
+    fn decode(&self, request: &Request, response: &RawResponse) -> Result<Self::Output, Error>;
+}
+
+/// Runs one operation: the one path from a typed request to a typed result.
+pub async fn execute<Request, O>(operation: &O, request: &Request) -> Result<O::Output, Error>
+where
+    O: Operation<Request> + ?Sized,
+{
+    let transport = operation.transport();
+    let gateway = transport.gateway();
+    let wire = operation.wire_request(request).map_err(|e| e.with_gateway(gateway))?;
+    let span = match O::KIND {
+        OperationKind::Send => tracing::info_span!(
+            "otp.send",
+            gateway = gateway.as_str(),
+            api_path = wire.api_path(),
+            mobile = field::Empty,
+            attempts = field::Empty,
+            http_status = field::Empty,
+            elapsed_ms = field::Empty,
+        ),
+    };
+    if let Some(mobile) = operation.mobile(request) {
+        span.record("mobile", field::display(mobile));
+    }
+    let started = Instant::now();
+    let result = transport
+        .exchange(&wire, O::RETRIES, |response| operation.decode(request, response))
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+    match &result {
+        Ok(answer) => {
+            span.record("http_status", answer.http_status());
+            tracing::info!(
+                outcome = answer.outcome(),
+                provider_code = answer.provider_code(),
+                "otp {} finished",
+                O::KIND.as_str()
+            );
+        }
+        Err(error) => {
+            if let Some(status) = error.http_status() {
+                span.record("http_status", status);
+            }
+            tracing::warn!(
+                kind = error.kind().as_str(),
+                provider_code = error.provider_code().unwrap_or(""),
+                retryable = error.is_retryable(),
+                "otp {} failed",
+                O::KIND.as_str()
+            );
+        }
+    }
+    result.map_err(|error| error.with_gateway(gateway))
+}
+
+/// A request body as JSON bytes, from a gateway's private `#[derive(Serialize)]` body type.
+#[allow(clippy::expect_used)] // See the message: it holds by construction.
+pub fn json_body<T: serde::Serialize + ?Sized>(body: &T) -> bytes::Bytes {
+    // serde_json fails only for maps with non-string keys or a Serialize impl that errors; the
+    // gateways' bodies are structs of strings and string sequences, written by derive.
+    serde_json::to_vec(body).expect("a body of strings always serialises to JSON by construction").into()
+}
