@@ -1,6 +1,6 @@
 //! Helpers every gateway builder uses to check its configuration before anything is sent.
 
-use crate::{Error, SecretString};
+use crate::Error;
 
 /// Collects every missing required setting, so one error names them all.
 #[derive(Debug, Default)]
@@ -25,13 +25,14 @@ impl RequiredSettings {
         }
     }
 
-    /// A required secret: absent or empty counts as missing.
-    pub fn secret(&mut self, name: &'static str, value: Option<SecretString>) -> SecretString {
+    /// A required secret (a [`SecretString`](crate::SecretString) or a role type such as
+    /// [`SaltKey`](crate::SaltKey)): absent or empty counts as missing.
+    pub fn secret<T: Default>(&mut self, name: &'static str, value: Option<T>, is_empty: fn(&T) -> bool) -> T {
         match value {
-            Some(value) if !value.is_empty() => value,
+            Some(value) if !is_empty(&value) => value,
             _ => {
                 self.missing.push(name);
-                SecretString::new("")
+                T::default()
             }
         }
     }
@@ -64,7 +65,7 @@ mod tests {
     fn names_every_missing_setting() {
         let mut required = RequiredSettings::new();
         let _ = required.text("merchant id", Some("  ".into()));
-        let _ = required.secret("salt key", None);
+        let _ = required.secret("salt key", None, crate::SaltKey::is_empty);
         let kept = required.text("client id", Some("abc".into()));
         let _ = required.value::<u32>("salt index", None);
         assert_eq!(kept, "abc");

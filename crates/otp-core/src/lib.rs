@@ -57,7 +57,7 @@ pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
 pub use mobile::{MobileNumber, MobileNumberError};
 pub use receipt::{Outcome, SendReceipt};
 pub use retry::RetryPolicy;
-pub use secret::{mask_identity_number, IdentityNumber, SecretString};
+pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, SaltKey, SecretString};
 
 /// Re-exported so that callers can inject a client without naming reqwest's version.
 pub use reqwest;

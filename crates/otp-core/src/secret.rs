@@ -1,18 +1,39 @@
 //! Secrets and identity numbers: values that must never reach a log line.
+//!
+//! Our own types rather than `secrecy`'s: every secret's `Debug` must print exactly
+//! `[redacted]` (the CLI and logs promise it; tests check it), and the role types below share
+//! one implementation. The memory is wiped on drop by `zeroize`, RustCrypto's crate that
+//! `secrecy` itself builds on.
 
 use std::fmt;
 
-/// A secret string: a salt key, a client secret, a provider token.
+use zeroize::Zeroizing;
+
+/// A secret string: a provider token, a signature, any secret without a more specific type.
 ///
-/// `Debug` and `Display` print `[redacted]`; it has no `Serialize`; the value comes out only
-/// through [`SecretString::expose_secret`], so every place that uses it is easy to audit.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(Box<str>);
+/// `Debug` prints `[redacted]`; there is no `Display` and no `Serialize`, so it cannot be
+/// formatted into a header, a URL or a log line by accident; the value comes out only through
+/// [`SecretString::expose_secret`], so every place that uses it is easy to audit. Its memory
+/// is zeroed when it is dropped.
+///
+/// ```compile_fail
+/// // No Display: this would have sent the word "[redacted]" as a credential.
+/// let secret = otp_core::SecretString::new("s");
+/// let _ = format!("Basic {secret}");
+/// ```
+///
+/// ```compile_fail
+/// // Roles do not mix: a client secret is not a salt key.
+/// fn sign(_: otp_core::SaltKey) {}
+/// sign(otp_core::ClientSecret::new("s"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<Box<str>>);
 
 impl SecretString {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into().into_boxed_str())
+        Self(Zeroizing::new(value.into().into_boxed_str()))
     }
 
     /// The secret itself. Call it only where the value goes on the wire or to the caller.
@@ -44,10 +65,63 @@ impl fmt::Debug for SecretString {
     }
 }
 
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
+/// Secrets whose role matters: a salt key passed where a client secret belongs must not
+/// compile. Each is a [`SecretString`] underneath (redacted, no `Display`, zeroed on drop).
+macro_rules! secret_roles {
+    ($($(#[$doc:meta])* $role:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Default, PartialEq, Eq)]
+        pub struct $role(SecretString);
+
+        impl $role {
+            /// Wraps the secret.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(SecretString::new(value))
+            }
+
+            /// The secret itself. Call it only where the value goes on the wire.
+            pub fn expose_secret(&self) -> &str {
+                self.0.expose_secret()
+            }
+
+            /// Whether it is the empty string (a configuration mistake).
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl From<String> for $role {
+            fn from(value: String) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl From<&str> for $role {
+            fn from(value: &str) -> Self {
+                Self::new(value)
+            }
+        }
+
+        /// A secret held without a role (from a vault, say) takes this one explicitly.
+        impl From<SecretString> for $role {
+            fn from(value: SecretString) -> Self {
+                Self(value)
+            }
+        }
+
+        impl fmt::Debug for $role {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    )*};
+}
+
+secret_roles! {
+    /// PhonePe's salt key: signs every request (`X-VERIFY`).
+    SaltKey;
+    /// A client secret (Paytm's Basic credentials, iServeU's `client_secret` header).
+    ClientSecret;
 }
 
 /// An identity document number (Aadhaar, PAN, voter id …) sent as iServeU's `ovdData`.
@@ -110,12 +184,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_is_redacted_in_debug_and_display() {
+    fn secrets_are_redacted_in_debug() {
         let secret = SecretString::new("s3cr3t-salt-key");
         assert_eq!(format!("{secret:?}"), "[redacted]");
-        assert_eq!(format!("{secret}"), "[redacted]");
         assert_eq!(format!("{:#?}", Some(secret.clone())), "Some(\n    [redacted],\n)");
         assert_eq!(secret.expose_secret(), "s3cr3t-salt-key");
+        let salt_key = SaltKey::from(secret);
+        assert_eq!(format!("{salt_key:?}"), "[redacted]");
+        assert_eq!(salt_key.expose_secret(), "s3cr3t-salt-key");
+        let client_secret = ClientSecret::new("another-one");
+        assert_eq!(format!("{:?}", (client_secret.clone(), 1)), "([redacted], 1)");
+        assert!(!client_secret.is_empty() && ClientSecret::new("").is_empty());
     }
 
     #[test]

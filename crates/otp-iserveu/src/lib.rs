@@ -53,8 +53,8 @@ use std::net::IpAddr;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    validate, CodeText, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts, MobileNumber,
-    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    validate, ClientSecret, CodeText, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts,
+    MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,7 +234,7 @@ impl SendOtpRequest {
 #[derive(Debug, Clone)]
 pub struct IServeUClient {
     client_id: String,
-    client_secret: SecretString,
+    client_secret: ClientSecret,
     username: Option<String>,
     transport: Transport,
 }
@@ -243,7 +243,7 @@ pub struct IServeUClient {
 #[derive(Debug, Clone, Default)]
 pub struct IServeUClientBuilder {
     client_id: Option<String>,
-    client_secret: Option<SecretString>,
+    client_secret: Option<ClientSecret>,
     username: Option<String>,
     environment: Environment,
     http: HttpOptions,
@@ -257,7 +257,7 @@ impl IServeUClientBuilder {
     }
 
     /// The `client_secret` shared during integration.
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+    pub fn client_secret(mut self, secret: impl Into<ClientSecret>) -> Self {
         self.client_secret = Some(secret.into());
         self
     }
@@ -284,7 +284,7 @@ impl IServeUClientBuilder {
     pub fn build(self) -> Result<IServeUClient, Error> {
         let mut required = RequiredSettings::new();
         let client_id = required.text("client id", self.client_id);
-        let client_secret = required.secret("client secret", self.client_secret);
+        let client_secret = required.secret("client secret", self.client_secret, ClientSecret::is_empty);
         required.finish(Gateway::IServeU)?;
         let transport = Transport::for_environment(Gateway::IServeU, &self.environment, &HOSTS, &self.http)?;
         Ok(IServeUClient { client_id, client_secret, username: self.username, transport })

@@ -40,8 +40,8 @@ use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    validate, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SecretString, SendReceipt,
+    validate, ClientSecret, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
+    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -146,7 +146,7 @@ impl std::fmt::Debug for PaytmClient {
 #[derive(Debug, Clone, Default)]
 pub struct PaytmClientBuilder {
     client_id: Option<String>,
-    client_secret: Option<SecretString>,
+    client_secret: Option<ClientSecret>,
     environment: Environment,
     http: HttpOptions,
 }
@@ -159,7 +159,7 @@ impl PaytmClientBuilder {
     }
 
     /// The client secret Paytm issued.
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+    pub fn client_secret(mut self, secret: impl Into<ClientSecret>) -> Self {
         self.client_secret = Some(secret.into());
         self
     }
@@ -180,7 +180,7 @@ impl PaytmClientBuilder {
     pub fn build(self) -> Result<PaytmClient, Error> {
         let mut required = RequiredSettings::new();
         let client_id = required.text("client id", self.client_id);
-        let client_secret = required.secret("client secret", self.client_secret);
+        let client_secret = required.secret("client secret", self.client_secret, ClientSecret::is_empty);
         required.finish(Gateway::Paytm)?;
         if client_id.contains(':') {
             return Err(Error::configuration("the Paytm client id must not contain ':' (Basic credentials)"));

@@ -5,7 +5,7 @@ use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
     Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SecretString, SendReceipt,
+    RequiredSettings, SaltKey, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,7 +24,7 @@ pub const HOSTS: KnownHosts =
 #[derive(Clone)]
 pub struct PhonePeClient {
     merchant_id: String,
-    salt_key: SecretString,
+    salt_key: SaltKey,
     salt_index: u32,
     transport: Transport,
 }
@@ -44,7 +44,7 @@ impl std::fmt::Debug for PhonePeClient {
 #[derive(Debug, Clone, Default)]
 pub struct PhonePeClientBuilder {
     merchant_id: Option<String>,
-    salt_key: Option<SecretString>,
+    salt_key: Option<SaltKey>,
     salt_index: Option<u32>,
     environment: Environment,
     http: HttpOptions,
@@ -58,7 +58,7 @@ impl PhonePeClientBuilder {
     }
 
     /// The salt key of the salt index in use.
-    pub fn salt_key(mut self, salt_key: impl Into<SecretString>) -> Self {
+    pub fn salt_key(mut self, salt_key: impl Into<SaltKey>) -> Self {
         self.salt_key = Some(salt_key.into());
         self
     }
@@ -85,7 +85,7 @@ impl PhonePeClientBuilder {
     pub fn build(self) -> Result<PhonePeClient, Error> {
         let mut required = RequiredSettings::new();
         let merchant_id = required.text("merchant id", self.merchant_id);
-        let salt_key = required.secret("salt key", self.salt_key);
+        let salt_key = required.secret("salt key", self.salt_key, SaltKey::is_empty);
         let salt_index = required.value("salt index", self.salt_index);
         required.finish(Gateway::PhonePe)?;
         if salt_index == 0 {
@@ -113,7 +113,7 @@ struct AnswerData {
 }
 
 /// `X-VERIFY`: lowercase hex SHA-256 of (base64 payload + API path + salt key), `###`, salt index.
-pub fn x_verify(base64_payload: &str, salt_key: &SecretString, salt_index: u32) -> SecretString {
+pub fn x_verify(base64_payload: &str, salt_key: &SaltKey, salt_index: u32) -> SecretString {
     let mut hasher = Sha256::new();
     hasher.update(base64_payload.as_bytes());
     hasher.update(API_PATH.as_bytes());

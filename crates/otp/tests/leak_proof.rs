@@ -166,10 +166,13 @@ fn renderings(s: &Secrets, setup: &Setup, receipts: &[otp::SendReceipt], errors:
     for error in errors {
         text += &format!("{error}\n{error:?}\n");
     }
+    // Secrets have no Display at all (a compile_fail doctest in otp-core proves it).
     let secret = SecretString::new(s.salt_key.clone());
+    let salt_key = otp::SaltKey::new(s.salt_key.clone());
+    let client_secret = otp::ClientSecret::new(s.paytm_secret.clone());
     let identity = IdentityNumber::new(s.aadhaar.clone());
     let mobile = MobileNumber::parse(&s.mobile).unwrap();
-    text += &format!("{secret} {secret:?} {identity} {identity:?} {mobile} {mobile:?}\n");
+    text += &format!("{secret:?} {salt_key:?} {client_secret:?} {identity} {identity:?} {mobile} {mobile:?}\n");
     text
 }
 
