@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otp::http::RawResponse;
-use otp::operation::Operation as _;
+use otp_core::http::RawResponse;
+use otp_core::operation::Operation as _;
 use otp::Environment;
 
 fn mobile() -> otp::MobileNumber {

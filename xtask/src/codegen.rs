@@ -156,8 +156,7 @@ fn render_rust(spec: &Spec, source: &str) -> Result<String, String> {
         );
     }
     let _ = writeln!(out, "]);\n");
-    let _ = writeln!(out, "/// An example answer for each documented code: (code, HTTP status, body).");
-    let _ = writeln!(out, "#[doc(hidden)]");
+    let _ = writeln!(out, "/// The documented example answer of each code: (code, HTTP status, body).");
     let _ = writeln!(out, "pub static EXAMPLES: &[(&str, u16, &str)] = &[");
     for entry in &spec.codes {
         let _ = writeln!(out, "({:?}, {}, {:?}),", entry.code, entry.http_status, entry.example.trim());

@@ -45,8 +45,7 @@
 #![doc = include_str!("generated/codes.md")]
 #![forbid(unsafe_code)]
 
-#[doc(hidden)]
-pub mod generated;
+mod generated;
 
 use std::time::Duration;
 
@@ -58,7 +57,7 @@ use otp_core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use generated::codes::CODES;
+pub use generated::codes::{CODES, EXAMPLES};
 
 /// The API path.
 pub const API_PATH: &str = "/api/AOP/DMTV1/TransactionSendOtp";

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use base64::Engine as _;
-use otp::operation::Operation as _;
-use otp::reqwest;
 use otp::{Environment, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
+use otp_core::operation::Operation as _;
+use otp_core::reqwest;
 use sha2::{Digest, Sha256};
 
 mod realistic;

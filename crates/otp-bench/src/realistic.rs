@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use otp::reqwest;
 use otp::{Environment, GatewayClient, HttpOptions, Reached, RootCertificate, SendOtpRequest};
+use otp_core::reqwest;
 use tokio_rustls::rustls;
 
 use crate::{ms, BoxError, RawCall, Run, MOBILE, PHONEPE_ANSWER, PHONEPE_MERCHANT, PHONEPE_SALT};

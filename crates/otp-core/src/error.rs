@@ -156,11 +156,13 @@ impl Error {
     }
 
     /// Input refused before anything was sent (a bad field, a combination the gateway forbids).
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn invalid_input(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::InvalidRequest, Reached::No, description)
     }
 
     /// Configuration refused before anything was sent (missing credential, bad base URL).
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn configuration(description: impl Into<Cow<'static, str>>) -> Self {
         let mut error = Self::new(ErrorKind::InvalidRequest, Reached::No, description);
         error.inner.configuration = true;
@@ -168,6 +170,7 @@ impl Error {
     }
 
     /// The provider answered and the answer decides the kind.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn provider(
         kind: ErrorKind,
         retryable: bool,
@@ -181,6 +184,7 @@ impl Error {
     }
 
     /// The connection could not be opened: nothing was sent, so it is retryable.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn connect(source: impl Into<BoxError>) -> Self {
         let mut error = Self::new(ErrorKind::Transport, Reached::No, "could not connect to the provider");
         error.inner.retryable = true;
@@ -188,11 +192,13 @@ impl Error {
     }
 
     /// The connection broke after the request may have been written.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn transport(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::Transport, Reached::Maybe, description)
     }
 
     /// The deadline passed before a complete answer arrived.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn timeout(deadline: Duration) -> Self {
         Self::new(
             ErrorKind::Timeout,
@@ -204,6 +210,7 @@ impl Error {
     /// The send got no turn among the client's requests in flight soon enough to still get its
     /// answer, and was refused before anything was written: nothing was sent, so trying again
     /// later is safe.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn shed(waited: Duration) -> Self {
         let mut error = Self::new(
             ErrorKind::Timeout,
@@ -218,28 +225,33 @@ impl Error {
     }
 
     /// A timeout described in other words (an injected client's own timeout).
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn timed_out(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::Timeout, Reached::Maybe, description)
     }
 
     /// An answer that cannot be understood.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn unexpected(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::UnexpectedResponse, Reached::Yes, description)
     }
 
     /// Attaches the underlying error.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());
         self
     }
 
     /// Attaches the provider's answer (for an unexpected response that still had a status).
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn with_provider_response(mut self, response: ProviderResponse) -> Self {
         self.inner.provider = Some(response);
         self
     }
 
     /// Names the gateway the error came from.
+    #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn with_gateway(mut self, gateway: Gateway) -> Self {
         self.inner.gateway = Some(gateway);
         self

@@ -15,25 +15,6 @@ use tokio::time::Instant;
 
 use crate::{BaseUrl, Error, Gateway, RetryPolicy};
 
-/// The default connect timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default whole-request deadline (connect, send, and the whole answer).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default cap on an answer's body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// The default number of requests one client has in flight at once (and so of open
-/// connections): at a gateway's usual 100–300 ms, about 3,400–10,000 sends a second.
-///
-/// Each request in flight holds one pooled connection (a socket and, over TLS, about 40–70 KiB
-/// of buffers) and a few KiB of request state; 1,024 of them cost some 50–80 MB and as many
-/// file descriptors. Lower it where a provider limits connections per merchant.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
-/// The default longest wait for a turn when every request of the client is in flight.
-pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(5);
-/// The default least time a send must still have for its answer when its turn comes: enough
-/// for a slow but normal gateway answer (they take 100–300 ms, rarely seconds).
-pub const DEFAULT_MIN_ANSWER_TIME: Duration = Duration::from_secs(10);
-
 /// How requests are sent: shared by every gateway client's builder.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -53,15 +34,15 @@ pub struct HttpOptions {
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            timeout: DEFAULT_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
             allow_insecure_http: false,
             client: None,
             retry: RetryPolicy::none(),
-            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
-            max_queue_wait: DEFAULT_MAX_QUEUE_WAIT,
-            min_answer_time: DEFAULT_MIN_ANSWER_TIME,
+            max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_queue_wait: Self::DEFAULT_MAX_QUEUE_WAIT,
+            min_answer_time: Self::DEFAULT_MIN_ANSWER_TIME,
             #[cfg(any(feature = "rustls", feature = "native-tls"))]
             root_certificates: Vec::new(),
         }
@@ -69,6 +50,25 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
+    /// The default connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default whole-request deadline (connect, send, and the whole answer).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default cap on an answer's body.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+    /// The default number of requests one client has in flight at once (and so of open
+    /// connections): at a gateway's usual 100–300 ms, about 3,400–10,000 sends a second.
+    ///
+    /// Each request in flight holds one pooled connection (a socket and, over TLS, about 40–70 KiB
+    /// of buffers) and a few KiB of request state; 1,024 of them cost some 50–80 MB and as many
+    /// file descriptors. Lower it where a provider limits connections per merchant.
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+    /// The default longest wait for a turn when every request of the client is in flight.
+    pub const DEFAULT_MAX_QUEUE_WAIT: Duration = Duration::from_secs(5);
+    /// The default least time a send must still have for its answer when its turn comes: enough
+    /// for a slow but normal gateway answer (they take 100–300 ms, rarely seconds).
+    pub const DEFAULT_MIN_ANSWER_TIME: Duration = Duration::from_secs(10);
+
     /// The time allowed to open a connection (default 5 s). An injected client keeps its own:
     /// give it a connect timeout when you build it.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -115,7 +115,7 @@ impl HttpOptions {
     }
 
     /// How many requests one client (and its clones) has in flight at once (default
-    /// [`DEFAULT_MAX_CONCURRENT_REQUESTS`], 1,024), and so how many connections it opens to a
+    /// [`Self::DEFAULT_MAX_CONCURRENT_REQUESTS`], 1,024), and so how many connections it opens to a
     /// provider. More wait for a turn, within [`max_queue_wait`](Self::max_queue_wait).
     pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
         self.max_concurrent_requests = requests;

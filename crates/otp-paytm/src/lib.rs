@@ -33,8 +33,7 @@
 #![doc = include_str!("generated/codes.md")]
 #![forbid(unsafe_code)]
 
-#[doc(hidden)]
-pub mod generated;
+mod generated;
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
@@ -45,7 +44,7 @@ use otp_core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use generated::codes::CODES;
+pub use generated::codes::{CODES, EXAMPLES};
 
 /// The API path.
 pub const API_PATH: &str = "/v4/signin/otp/sv1/";

@@ -45,10 +45,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
-#[doc(hidden)]
-pub mod generated;
+mod generated;
 mod request;
 
 pub use client::{x_verify, PhonePeClient, PhonePeClientBuilder, API_PATH, HOSTS};
-pub use generated::codes::CODES;
+pub use generated::codes::{CODES, EXAMPLES};
 pub use request::{RequestType, SendOtpRequest, MAX_DEVICE_ID_CHARS};

@@ -128,7 +128,7 @@ async fn every_documented_code_maps_as_gateways_md_says() {
 
 #[tokio::test]
 async fn the_spec_examples_decode_to_their_documented_results() {
-    for (code, status, body) in otp_phonepe::generated::codes::EXAMPLES {
+    for (code, status, body) in otp_phonepe::EXAMPLES {
         let server = MockServer::start().await;
         Mock::given(any()).respond_with(ResponseTemplate::new(*status).set_body_string(*body)).mount(&server).await;
         let result = client(&server.uri(), 1).send_otp(&minimal()).await;

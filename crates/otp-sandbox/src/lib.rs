@@ -31,6 +31,7 @@ mod server;
 mod state;
 
 #[doc(hidden)]
+#[cfg(feature = "test-util")]
 pub use server::status_for_fuzzing;
 pub use server::{Sandbox, SandboxConfig};
 pub use state::SentOtp;

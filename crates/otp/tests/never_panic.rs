@@ -2,14 +2,13 @@
 //! arbitrary bytes, truncated and mutated real fixtures, and wrong-typed JSON — thousands of
 //! cases each — and every input ends in a typed result.
 
-#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 mod common;
 
-use otp::http::RawResponse;
-use otp::operation::Operation as _;
 use otp::{Error, ErrorKind, GatewayClient, HttpOptions, SendOtpRequest, SendReceipt};
+use otp_core::http::RawResponse;
+use otp_core::operation::Operation as _;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -38,10 +37,10 @@ impl Parser {
 fn parsers() -> Vec<(&'static str, Parser, Vec<&'static str>)> {
     let bodies = |examples: &'static [(&'static str, u16, &'static str)]| examples.iter().map(|e| e.2).collect();
     let fixtures: [Vec<&'static str>; 4] = [
-        bodies(otp::phonepe::generated::codes::EXAMPLES),
-        bodies(otp::paytm::generated::codes::EXAMPLES),
-        bodies(otp::iserveu::generated::codes::EXAMPLES),
-        bodies(otp::aopay::generated::codes::EXAMPLES),
+        bodies(otp::phonepe::EXAMPLES),
+        bodies(otp::paytm::EXAMPLES),
+        bodies(otp::iserveu::EXAMPLES),
+        bodies(otp::aopay::EXAMPLES),
     ];
     let clients = common::sandbox_clients("http://127.0.0.1:9", HttpOptions::default());
     clients
@@ -193,10 +192,10 @@ fn every_documented_example_decodes_to_its_documented_kind() {
     // The fixtures themselves, so the mutations above start from answers that parse.
     for (gateway, decode, _) in parsers() {
         let examples = match gateway {
-            "phonepe" => otp::phonepe::generated::codes::EXAMPLES,
-            "paytm" => otp::paytm::generated::codes::EXAMPLES,
-            "iserveu" => otp::iserveu::generated::codes::EXAMPLES,
-            _ => otp::aopay::generated::codes::EXAMPLES,
+            "phonepe" => otp::phonepe::EXAMPLES,
+            "paytm" => otp::paytm::EXAMPLES,
+            "iserveu" => otp::iserveu::EXAMPLES,
+            _ => otp::aopay::EXAMPLES,
         };
         for (code, status, body) in examples {
             match decode.decode(*status, body.as_bytes()) {
@@ -211,7 +210,7 @@ mod sandbox_requests {
     //! The sandbox's request parsing, through its real HTTP front door.
 
     use super::*;
-    use otp::reqwest;
+    use otp_core::reqwest;
     use otp_sandbox::{Sandbox, SandboxConfig};
 
     const ROUTES: [&str; 4] = [

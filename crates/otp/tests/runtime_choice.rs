@@ -1,6 +1,5 @@
 //! The run-time choice: one `GatewayClient` / `SendOtpRequest` pair per gateway, one `send_otp`.
 
-#![cfg(feature = "full")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 mod common;

@@ -29,8 +29,7 @@ pub static CODES: CodeTable = CodeTable::new(
     ],
 );
 
-/// An example answer for each documented code: (code, HTTP status, body).
-#[doc(hidden)]
+/// The documented example answer of each code: (code, HTTP status, body).
 pub static EXAMPLES: &[(&str, u16, &str)] = &[
 ("1", 200, "{\"status\":true,\"response_code\":1,\"message\":\"OTP has been send to the remitter mobile number.\",\"stateresp\":\"465185569\",\"Status\":\"True\",\"Value\":\"OTP has been send to the remitter mobile number.\"}"),
 ("0", 200, "{\"status\":false,\"response_code\":0,\"stateresp\":\"b3c1e519-cf15-4145-8c26-c3d03e9d2f00\",\"message\":\"Remitter not registered OTP sent for new registration.\"}"),

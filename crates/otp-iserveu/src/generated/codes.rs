@@ -29,8 +29,7 @@ pub static CODES: CodeTable = CodeTable::new(
     ],
 );
 
-/// An example answer for each documented code: (code, HTTP status, body).
-#[doc(hidden)]
+/// The documented example answer of each code: (code, HTTP status, body).
 pub static EXAMPLES: &[(&str, u16, &str)] = &[
 ("0", 200, "{\"status\":\"SUCCESS\",\"statusCode\":\"0\",\"statusDesc\":\"OTP Sent Successfully.\",\"paramA\":\" \",\"paramB\":\" \",\"paramC\":\" \"}"),
 ("-1", 200, "{\"status\":\"FAILED\",\"statusCode\":\"-1\",\"statusDesc\":\"Requested Amount Must Not be EMPTY Or Only Number Allowed\",\"paramA\":\"\",\"paramB\":\"\",\"paramC\":\"\"}"),

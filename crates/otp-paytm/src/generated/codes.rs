@@ -19,8 +19,7 @@ CodeEntry { code: "BE1426003", result: CodeResult::Error(ErrorKind::ProviderUnav
 CodeEntry { code: "BE1426011", result: CodeResult::Error(ErrorKind::Blocked), retryable: false, message: "We have found a suspicious activity from this number. Therefore, we have blocked your account. Please raise a request at paytm.com/care. The response code may change." },
 ]);
 
-/// An example answer for each documented code: (code, HTTP status, body).
-#[doc(hidden)]
+/// The documented example answer of each code: (code, HTTP status, body).
 pub static EXAMPLES: &[(&str, u16, &str)] = &[
 ("BE1400001", 200, "{\"status\":\"SUCCESS\",\"message\":\"OTP sent to phone\",\"responseCode\":\"BE1400001\",\"state_token\":\"65cb6680-29f6-11e4-aad2-3c970ea8b87f\"}"),
 ("434", 400, "{\"status\":\"FAILURE\",\"message\":\"Bad request\",\"responseCode\":\"434\"}"),

@@ -59,8 +59,7 @@ pub static CODES: CodeTable = CodeTable::new(
     ],
 );
 
-/// An example answer for each documented code: (code, HTTP status, body).
-#[doc(hidden)]
+/// The documented example answer of each code: (code, HTTP status, body).
 pub static EXAMPLES: &[(&str, u16, &str)] = &[
 ("SUCCESS", 200, "{\"success\":true,\"code\":\"SUCCESS\",\"message\":\"Your request has been successfully completed.\",\"data\":{\"merchantId\":\"M2306160483220675579140\",\"otpToken\":\"OTP7c8d7de8-5d16-46b7-a269-45afeafb5f8e\"}}"),
 ("AUTHORIZATION_FAILED", 401, "{\"success\":false,\"code\":\"AUTHORIZATION_FAILED\",\"message\":\"Value of X-VERIFY is incorrect\"}"),
