@@ -52,8 +52,8 @@ use std::time::Duration;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    validate, CodeText, Date, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
-    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    validate, CodeText, Date, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
+    RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -187,33 +187,15 @@ pub struct AOPayClient {
     transport: Transport,
 }
 
-/// Builds an [`AOPayClient`]; every setting is checked by [`AOPayClientBuilder::build`].
-#[derive(Debug, Clone, Default)]
-pub struct AOPayClientBuilder {
-    registration_id: Option<String>,
-    environment: Environment,
-    http: HttpOptions,
+otp_core::client_builder! {
+    /// Builds an [`AOPayClient`]; every setting is checked by [`AOPayClientBuilder::build`].
+    pub struct AOPayClientBuilder {
+        /// The partner's `RegistrationID` (`AOP-554`).
+        registration_id: String,
+    }
 }
 
 impl AOPayClientBuilder {
-    /// The partner's `RegistrationID` (`AOP-554`).
-    pub fn registration_id(mut self, registration_id: impl Into<String>) -> Self {
-        self.registration_id = Some(registration_id.into());
-        self
-    }
-
-    /// UAT (default), production, or a custom base URL.
-    pub fn environment(mut self, environment: Environment) -> Self {
-        self.environment = environment;
-        self
-    }
-
-    /// Timeouts, size cap, retry policy, an injected client.
-    pub fn http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
     /// Checks the configuration; a missing or invalid setting is a configuration error.
     pub fn build(self) -> Result<AOPayClient, Error> {
         let mut required = RequiredSettings::new();
@@ -222,7 +204,7 @@ impl AOPayClientBuilder {
         if registration_id.len() > 32 || !registration_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::configuration("the AOPay registration id may contain only letters, digits and -"));
         }
-        let transport = Transport::for_environment(Gateway::AOPay, &self.environment, &HOSTS, &self.http)?;
+        let transport = self.options.transport(Gateway::AOPay, &HOSTS)?;
         Ok(AOPayClient { registration_id, transport })
     }
 }

@@ -31,6 +31,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod codes;
 mod config;
 mod date;
@@ -45,6 +46,7 @@ mod retry;
 mod secret;
 pub mod validate;
 
+pub use client::ClientOptions;
 pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, CodeText, ProviderAnswer, ReferenceRule};
 pub use config::RequiredSettings;
 pub use date::{rfc3339_utc, Date};

@@ -52,8 +52,8 @@ use std::net::IpAddr;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    validate, ClientSecret, CodeText, Environment, Error, Gateway, HttpOptions, IdentityNumber, KnownHosts,
-    MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    validate, ClientSecret, CodeText, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber, ProviderAnswer,
+    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -238,54 +238,26 @@ pub struct IServeUClient {
     transport: Transport,
 }
 
-/// Builds an [`IServeUClient`]; every setting is checked by [`IServeUClientBuilder::build`].
-#[derive(Debug, Clone, Default)]
-pub struct IServeUClientBuilder {
-    client_id: Option<String>,
-    client_secret: Option<ClientSecret>,
-    username: Option<String>,
-    environment: Environment,
-    http: HttpOptions,
+otp_core::client_builder! {
+    /// Builds an [`IServeUClient`]; every setting is checked by [`IServeUClientBuilder::build`].
+    pub struct IServeUClientBuilder {
+        /// The `client_id` shared during integration.
+        client_id: String,
+        /// The `client_secret` shared during integration.
+        client_secret: ClientSecret,
+        /// The default `username` (a request may give its own).
+        username: String,
+    }
 }
 
 impl IServeUClientBuilder {
-    /// The `client_id` shared during integration.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// The `client_secret` shared during integration.
-    pub fn client_secret(mut self, secret: impl Into<ClientSecret>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// The default `username` (a request may give its own).
-    pub fn username(mut self, username: impl Into<String>) -> Self {
-        self.username = Some(username.into());
-        self
-    }
-
-    /// Development (default) or a custom base URL; production needs the host issued to you.
-    pub fn environment(mut self, environment: Environment) -> Self {
-        self.environment = environment;
-        self
-    }
-
-    /// Timeouts, size cap, retry policy, an injected client.
-    pub fn http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
     /// Checks the configuration; a missing or invalid setting is a configuration error.
     pub fn build(self) -> Result<IServeUClient, Error> {
         let mut required = RequiredSettings::new();
         let client_id = required.text("client id", self.client_id);
         let client_secret = required.secret("client secret", self.client_secret, ClientSecret::is_empty);
         required.finish(Gateway::IServeU)?;
-        let transport = Transport::for_environment(Gateway::IServeU, &self.environment, &HOSTS, &self.http)?;
+        let transport = self.options.transport(Gateway::IServeU, &HOSTS)?;
         Ok(IServeUClient { client_id, client_secret, username: self.username, transport })
     }
 }

@@ -39,8 +39,8 @@ use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    validate, ClientSecret, Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer,
-    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings,
+    SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,57 +124,23 @@ impl SendOtpRequest {
 }
 
 /// Sends OTPs through Paytm. Cheap to clone; clones share one connection pool.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PaytmClient {
-    client_id: String,
     basic_credentials: SecretString,
     transport: Transport,
 }
 
-impl std::fmt::Debug for PaytmClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaytmClient")
-            .field("client_id", &self.client_id)
-            .field("basic_credentials", &self.basic_credentials)
-            .field("transport", &self.transport)
-            .finish()
+otp_core::client_builder! {
+    /// Builds a [`PaytmClient`]; every setting is checked by [`PaytmClientBuilder::build`].
+    pub struct PaytmClientBuilder {
+        /// The client id Paytm issued.
+        client_id: String,
+        /// The client secret Paytm issued.
+        client_secret: ClientSecret,
     }
-}
-
-/// Builds a [`PaytmClient`]; every setting is checked by [`PaytmClientBuilder::build`].
-#[derive(Debug, Clone, Default)]
-pub struct PaytmClientBuilder {
-    client_id: Option<String>,
-    client_secret: Option<ClientSecret>,
-    environment: Environment,
-    http: HttpOptions,
 }
 
 impl PaytmClientBuilder {
-    /// The client id Paytm issued.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// The client secret Paytm issued.
-    pub fn client_secret(mut self, secret: impl Into<ClientSecret>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// Staging (default), production, or a custom base URL.
-    pub fn environment(mut self, environment: Environment) -> Self {
-        self.environment = environment;
-        self
-    }
-
-    /// Timeouts, size cap, retry policy, an injected client.
-    pub fn http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
     /// Checks the configuration; a missing or invalid setting is a configuration error.
     pub fn build(self) -> Result<PaytmClient, Error> {
         let mut required = RequiredSettings::new();
@@ -187,8 +153,8 @@ impl PaytmClientBuilder {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose_secret()));
         let basic_credentials = SecretString::new(format!("Basic {encoded}"));
-        let transport = Transport::for_environment(Gateway::Paytm, &self.environment, &HOSTS, &self.http)?;
-        Ok(PaytmClient { client_id, basic_credentials, transport })
+        let transport = self.options.transport(Gateway::Paytm, &HOSTS)?;
+        Ok(PaytmClient { basic_credentials, transport })
     }
 }
 

@@ -4,8 +4,8 @@ use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Operation, OperationKind};
 use otp_core::{
-    Environment, Error, Gateway, HttpOptions, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SaltKey, SecretString, SendReceipt,
+    Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SaltKey, SecretString,
+    SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ pub const HOSTS: KnownHosts =
     KnownHosts { uat: "https://mercury-uat.phonepe.com", production: Some("https://mercury-t2.phonepe.com") };
 
 /// Sends OTPs through PhonePe. Cheap to clone; clones share one connection pool.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PhonePeClient {
     merchant_id: String,
     salt_key: SaltKey,
@@ -29,58 +29,19 @@ pub struct PhonePeClient {
     transport: Transport,
 }
 
-impl std::fmt::Debug for PhonePeClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PhonePeClient")
-            .field("merchant_id", &self.merchant_id)
-            .field("salt_key", &self.salt_key)
-            .field("salt_index", &self.salt_index)
-            .field("transport", &self.transport)
-            .finish()
+otp_core::client_builder! {
+    /// Builds a [`PhonePeClient`]; every setting is checked by [`PhonePeClientBuilder::build`].
+    pub struct PhonePeClientBuilder {
+        /// The `merchantId` PhonePe assigned.
+        merchant_id: String,
+        /// The salt key of the salt index in use.
+        salt_key: SaltKey,
+        /// The salt index (any positive integer PhonePe issued).
+        salt_index: u32 = by_value,
     }
-}
-
-/// Builds a [`PhonePeClient`]; every setting is checked by [`PhonePeClientBuilder::build`].
-#[derive(Debug, Clone, Default)]
-pub struct PhonePeClientBuilder {
-    merchant_id: Option<String>,
-    salt_key: Option<SaltKey>,
-    salt_index: Option<u32>,
-    environment: Environment,
-    http: HttpOptions,
 }
 
 impl PhonePeClientBuilder {
-    /// The `merchantId` PhonePe assigned.
-    pub fn merchant_id(mut self, merchant_id: impl Into<String>) -> Self {
-        self.merchant_id = Some(merchant_id.into());
-        self
-    }
-
-    /// The salt key of the salt index in use.
-    pub fn salt_key(mut self, salt_key: impl Into<SaltKey>) -> Self {
-        self.salt_key = Some(salt_key.into());
-        self
-    }
-
-    /// The salt index (any positive integer PhonePe issued).
-    pub fn salt_index(mut self, salt_index: u32) -> Self {
-        self.salt_index = Some(salt_index);
-        self
-    }
-
-    /// UAT (default), production, or a custom base URL.
-    pub fn environment(mut self, environment: Environment) -> Self {
-        self.environment = environment;
-        self
-    }
-
-    /// Timeouts, size cap, retry policy, an injected client.
-    pub fn http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
     /// Checks the configuration; a missing or invalid setting is a configuration error.
     pub fn build(self) -> Result<PhonePeClient, Error> {
         let mut required = RequiredSettings::new();
@@ -94,7 +55,7 @@ impl PhonePeClientBuilder {
         if merchant_id.len() > 64 || !merchant_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(Error::configuration("the PhonePe merchant id may contain only letters, digits, _ and -"));
         }
-        let transport = Transport::for_environment(Gateway::PhonePe, &self.environment, &HOSTS, &self.http)?;
+        let transport = self.options.transport(Gateway::PhonePe, &HOSTS)?;
         Ok(PhonePeClient { merchant_id, salt_key, salt_index, transport })
     }
 }

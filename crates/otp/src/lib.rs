@@ -55,9 +55,9 @@
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
 pub use otp_core::RootCertificate;
 pub use otp_core::{
-    ClientSecret, Environment, Error, ErrorKind, Gateway, HttpOptions, IdentityNumber, MobileNumber, MobileNumberError,
-    Outcome, ProviderResponse, Reached, RetryPolicy, SaltKey, SecretString, SendReceipt, UnknownEnvironment,
-    UnknownGateway,
+    ClientOptions, ClientSecret, Environment, Error, ErrorKind, Gateway, HttpOptions, IdentityNumber, MobileNumber,
+    MobileNumberError, Outcome, ProviderResponse, Reached, RetryPolicy, SaltKey, SecretString, SendReceipt,
+    UnknownEnvironment, UnknownGateway,
 };
 
 #[cfg(feature = "aopay")]
