@@ -50,7 +50,7 @@ mod generated;
 use std::time::Duration;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, json_body, Operation, OperationKind};
+use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, CodeText, Date, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
     RequiredSettings, SecretString, SendReceipt,
@@ -251,17 +251,21 @@ struct SendBody<'a> {
     registration_id: &'a str,
 }
 
-impl Operation<SendOtpRequest> for AOPayClient {
-    type Output = SendReceipt;
-    const KIND: OperationKind = OperationKind::Send;
-
+impl Client for AOPayClient {
     fn transport(&self) -> &Transport {
         &self.transport
     }
+}
 
-    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
-        Some(&request.mobile)
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
     }
+}
+
+impl Operation<SendOtpRequest> for AOPayClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;

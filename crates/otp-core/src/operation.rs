@@ -2,24 +2,30 @@
 //!
 //! A gateway crate describes each call it offers — how to write the wire request from a typed
 //! request, and how to read the answer — by implementing [`Operation`] for its client, once
-//! per request type. [`execute`] does everything else, the same way for every operation of
+//! per request type (and [`Client`] once per client, [`Request`] once per request type). [`execute`] does everything else, the same way for every operation of
 //! every gateway: validation errors tagged with the gateway, one tracing span with the masked
 //! number, the deadline, the in-flight limit and its queue, the answer cap, redirects refused,
 //! retries only where the operation allows them and the policy says nothing can have gone out.
 //!
 //! ```
-//! use otp_core::operation::{execute, Operation, OperationKind};
+//! use otp_core::operation::{execute, Client, Operation, OperationKind, Request};
 //! use otp_core::http::{RawResponse, Transport, WireRequest};
 //! use otp_core::{BaseUrl, Error, Gateway, HttpOptions, MobileNumber, SendReceipt};
 //!
-//! struct Client { transport: Transport }
+//! struct ExampleClient { transport: Transport }
 //! struct Send { mobile: MobileNumber }
 //!
-//! impl Operation<Send> for Client {
+//! impl Client for ExampleClient {
+//!     fn transport(&self) -> &Transport { &self.transport }
+//! }
+//!
+//! impl Request for Send {
+//!     fn mobile(&self) -> Option<&MobileNumber> { Some(&self.mobile) }
+//! }
+//!
+//! impl Operation<Send> for ExampleClient {
 //!     type Output = SendReceipt;
 //!     const KIND: OperationKind = OperationKind::Send;
-//!     fn transport(&self) -> &Transport { &self.transport }
-//!     fn mobile<'r>(&self, request: &'r Send) -> Option<&'r MobileNumber> { Some(&request.mobile) }
 //!     fn wire_request(&self, request: &Send) -> Result<WireRequest, Error> {
 //!         let body = otp_core::operation::json_body(&[("phone", request.mobile.expose_digits())]);
 //!         Ok(WireRequest::post_json("/send", body))
@@ -29,13 +35,13 @@
 //!     }
 //! }
 //!
-//! impl Client {
+//! impl ExampleClient {
 //!     async fn send_otp(&self, request: &Send) -> Result<SendReceipt, Error> {
 //!         execute(self, request).await
 //!     }
 //! }
 //! # let base = BaseUrl::parse("https://example.com", false)?;
-//! # let client = Client { transport: Transport::new(Gateway::Paytm, base, &HttpOptions::default())? };
+//! # let client = ExampleClient { transport: Transport::new(Gateway::Paytm, base, &HttpOptions::default())? };
 //! # let _ = client.send_otp(&Send { mobile: "9876543210".parse()? });
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -88,8 +94,20 @@ impl Answered for SendReceipt {
     }
 }
 
-/// One call a gateway offers for requests of type `Request`, implemented by its client.
-pub trait Operation<Request> {
+/// A gateway client: what it sends through. Implemented once per client.
+pub trait Client {
+    /// The transport this client sends through.
+    fn transport(&self) -> &Transport;
+}
+
+/// A typed request of some operation. Implemented once per request type.
+pub trait Request {
+    /// The mobile number the request is about, shown masked in the operation's span.
+    fn mobile(&self) -> Option<&MobileNumber>;
+}
+
+/// One call a gateway offers for requests of type `R`, implemented by its client.
+pub trait Operation<R: Request>: Client {
     /// What a success yields.
     type Output: Answered;
     /// Which operation this is.
@@ -98,24 +116,19 @@ pub trait Operation<Request> {
     /// what cannot have reached the provider; a verify consumes a try and is never retried.
     const RETRIES: bool = true;
 
-    /// The transport this client sends through.
-    fn transport(&self) -> &Transport;
-
-    /// The mobile number the request is about, shown masked in the span.
-    fn mobile<'r>(&self, request: &'r Request) -> Option<&'r MobileNumber>;
-
     /// Checks the request and writes it as the gateway expects. Runs before anything touches
     /// the network; an error here sends nothing.
-    fn wire_request(&self, request: &Request) -> Result<WireRequest, Error>;
+    fn wire_request(&self, request: &R) -> Result<WireRequest, Error>;
 
     /// Reads the gateway's answer (usually through the gateway's [`CodeTable`](crate::CodeTable)).
-    fn decode(&self, request: &Request, response: &RawResponse) -> Result<Self::Output, Error>;
+    fn decode(&self, request: &R, response: &RawResponse) -> Result<Self::Output, Error>;
 }
 
 /// Runs one operation: the one path from a typed request to a typed result.
-pub async fn execute<Request, O>(operation: &O, request: &Request) -> Result<O::Output, Error>
+pub async fn execute<R, O>(operation: &O, request: &R) -> Result<O::Output, Error>
 where
-    O: Operation<Request> + ?Sized,
+    R: Request,
+    O: Operation<R> + ?Sized,
 {
     let transport = operation.transport();
     let gateway = transport.gateway();
@@ -131,7 +144,7 @@ where
             elapsed_ms = field::Empty,
         ),
     };
-    if let Some(mobile) = operation.mobile(request) {
+    if let Some(mobile) = request.mobile() {
         span.record("mobile", field::display(mobile));
     }
     let started = Instant::now();

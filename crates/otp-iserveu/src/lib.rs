@@ -50,7 +50,7 @@ mod generated;
 use std::net::IpAddr;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, json_body, Operation, OperationKind};
+use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, ClientSecret, CodeText, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber, ProviderAnswer,
     ReferenceRule, RequiredSettings, SecretString, SendReceipt,
@@ -309,17 +309,21 @@ struct SendBody<'a> {
     param_c: Option<&'a str>,
 }
 
-impl Operation<SendOtpRequest> for IServeUClient {
-    type Output = SendReceipt;
-    const KIND: OperationKind = OperationKind::Send;
-
+impl Client for IServeUClient {
     fn transport(&self) -> &Transport {
         &self.transport
     }
+}
 
-    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
-        Some(request.mobile())
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(self.mobile())
     }
+}
+
+impl Operation<SendOtpRequest> for IServeUClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;

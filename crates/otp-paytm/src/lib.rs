@@ -37,7 +37,7 @@ mod generated;
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, json_body, Operation, OperationKind};
+use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings,
     SecretString, SendReceipt,
@@ -185,17 +185,21 @@ struct SendBody<'a> {
     scopes: &'a [String],
 }
 
-impl Operation<SendOtpRequest> for PaytmClient {
-    type Output = SendReceipt;
-    const KIND: OperationKind = OperationKind::Send;
-
+impl Client for PaytmClient {
     fn transport(&self) -> &Transport {
         &self.transport
     }
+}
 
-    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
-        Some(request.mobile())
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(self.mobile())
     }
+}
+
+impl Operation<SendOtpRequest> for PaytmClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, json_body, Operation, OperationKind};
+use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SaltKey, SecretString,
     SendReceipt,
@@ -122,17 +122,21 @@ struct SignedBody<'a> {
     request: &'a str,
 }
 
-impl Operation<SendOtpRequest> for PhonePeClient {
-    type Output = SendReceipt;
-    const KIND: OperationKind = OperationKind::Send;
-
+impl Client for PhonePeClient {
     fn transport(&self) -> &Transport {
         &self.transport
     }
+}
 
-    fn mobile<'r>(&self, request: &'r SendOtpRequest) -> Option<&'r MobileNumber> {
-        Some(request.mobile())
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(self.mobile())
     }
+}
+
+impl Operation<SendOtpRequest> for PhonePeClient {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a part of it.
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, Operation, OperationKind};
+use otp_core::operation::{execute, Client, Operation, OperationKind, Request};
 use otp_core::{BaseUrl, Error, Gateway, HttpOptions, MobileNumber, SendReceipt};
 
 /// A decoder of answers.
@@ -22,17 +22,21 @@ pub struct TestGateway {
     transport: Transport,
 }
 
-impl<'a> Operation<Call<'a>> for TestGateway {
-    type Output = SendReceipt;
-    const KIND: OperationKind = OperationKind::Send;
-
+impl Client for TestGateway {
     fn transport(&self) -> &Transport {
         &self.transport
     }
+}
 
-    fn mobile<'r>(&self, call: &'r Call<'a>) -> Option<&'r MobileNumber> {
-        Some(call.mobile)
+impl Request for Call<'_> {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(self.mobile)
     }
+}
+
+impl<'a> Operation<Call<'a>> for TestGateway {
+    type Output = SendReceipt;
+    const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, call: &Call<'a>) -> Result<WireRequest, Error> {
         Ok(call.wire.clone())
