@@ -4,6 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
 const ROUTES: [(&str, Option<&str>); 4] = [
     ("/v3/merchant/otp/send", None),
     ("/v4/signin/otp/sv1/", Some("locale=en-IN")),
@@ -24,6 +26,9 @@ fuzz_target!(|input: &[u8]| {
         ("client_id", value.as_ref()),
         ("client_secret", value.as_ref()),
     ];
-    let status = otp_sandbox::status_for_fuzzing(path, query, &headers, &rest[split..]);
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+    });
+    let status = runtime.block_on(otp_sandbox::status_for_fuzzing(path, query, &headers, &rest[split..]));
     assert!(status.is_some());
 });

@@ -9,20 +9,28 @@ use otp_core::{validate, Date, Gateway};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::app::App;
 use crate::magic::{Magic, BAD_GATEWAY_HTML};
-use crate::server::App;
 
 /// One emulated gateway.
 pub(crate) trait Emulated {
     const GATEWAY: Gateway;
+    /// The route, as the gateway documents it.
+    const PATH: &'static str;
     /// The number the request is for, read leniently (for magic numbers).
-    fn mobile(body: &[u8]) -> Option<String>;
+    fn mobile(body: &Map<String, Value>) -> Option<String>;
     /// The deterministic answer of a magic number (never [`Magic::Slow`]).
     fn magic(app: &App, magic: Magic, mobile: &str) -> Response;
     /// The answer to a body that could not be read at all.
     fn malformed(status: StatusCode, description: &str) -> Response;
     /// Every check the real gateway makes, then the answer.
-    fn answer(app: &App, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Response;
+    /// `body` is the request's JSON object, or `None` when the body was not one.
+    fn answer(
+        app: &App,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+        body: Option<&Map<String, Value>>,
+    ) -> Response;
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -42,15 +50,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(body).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
-}
-
-fn string_field(body: &[u8], name: &str) -> Option<String> {
-    json_object(body)?.get(name)?.as_str().map(str::to_owned)
+fn string_field(body: &Map<String, Value>, name: &str) -> Option<String> {
+    body.get(name)?.as_str().map(str::to_owned)
 }
 
 fn reference() -> String {
@@ -58,10 +59,9 @@ fn reference() -> String {
     format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
 }
 
-/// Every value of an object that must be all strings (iServeU, AOPay).
-fn string_map(body: &[u8]) -> Option<Map<String, Value>> {
-    let map = json_object(body)?;
-    map.values().all(Value::is_string).then_some(map)
+/// An object that must be all strings (iServeU, AOPay).
+fn string_map(body: Option<&Map<String, Value>>) -> Option<&Map<String, Value>> {
+    body.filter(|map| map.values().all(Value::is_string))
 }
 
 fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -73,23 +73,25 @@ fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 pub(crate) struct PhonePe;
 
 impl PhonePe {
-    const API_PATH: &'static str = "/v3/merchant/otp/send";
-
     fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         reply(status, json!({"success": false, "code": code, "message": message, "data": {}}))
     }
 
-    fn payload(body: &[u8]) -> Option<(String, Map<String, Value>)> {
+    fn payload(body: &Map<String, Value>) -> Option<(String, Map<String, Value>)> {
         let encoded = string_field(body, "request")?;
         let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()).ok()?;
-        Some((encoded, json_object(&decoded)?))
+        match serde_json::from_slice(&decoded).ok()? {
+            Value::Object(payload) => Some((encoded, payload)),
+            _ => None,
+        }
     }
 }
 
 impl Emulated for PhonePe {
     const GATEWAY: Gateway = Gateway::PhonePe;
+    const PATH: &'static str = "/v3/merchant/otp/send";
 
-    fn mobile(body: &[u8]) -> Option<String> {
+    fn mobile(body: &Map<String, Value>) -> Option<String> {
         Self::payload(body).and_then(|(_, p)| get(&p, "mobileNumber").map(str::to_owned))
     }
 
@@ -113,13 +115,18 @@ impl Emulated for PhonePe {
         Self::failure(status, "BAD_REQUEST", description)
     }
 
-    fn answer(app: &App, headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
-        let Some((encoded, payload)) = Self::payload(body) else {
+    fn answer(
+        app: &App,
+        headers: &HeaderMap,
+        _query: &[(String, String)],
+        body: Option<&Map<String, Value>>,
+    ) -> Response {
+        let Some((encoded, payload)) = body.and_then(Self::payload) else {
             return Self::malformed(StatusCode::BAD_REQUEST, "request must be base64 of a JSON payload");
         };
         let config = &app.config;
         let expected = {
-            let digest = Sha256::digest(format!("{encoded}{}{}", Self::API_PATH, config.phonepe_salt_key));
+            let digest = Sha256::digest(format!("{encoded}{}{}", Self::PATH, config.phonepe_salt_key));
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             format!("{hex}###{}", config.phonepe_salt_index)
         };
@@ -165,8 +172,9 @@ impl Paytm {
 
 impl Emulated for Paytm {
     const GATEWAY: Gateway = Gateway::Paytm;
+    const PATH: &'static str = "/v4/signin/otp/sv1/";
 
-    fn mobile(body: &[u8]) -> Option<String> {
+    fn mobile(body: &Map<String, Value>) -> Option<String> {
         string_field(body, "phone")
     }
 
@@ -184,9 +192,13 @@ impl Emulated for Paytm {
         Self::failure(status, "434", "Bad request")
     }
 
-    fn answer(app: &App, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Response {
-        let has_locale =
-            query.unwrap_or("").split('&').any(|pair| pair.strip_prefix("locale=").is_some_and(|v| !v.is_empty()));
+    fn answer(
+        app: &App,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+        body: Option<&Map<String, Value>>,
+    ) -> Response {
+        let has_locale = query.iter().any(|(name, value)| name == "locale" && !value.is_empty());
         if !has_locale {
             return Self::malformed(StatusCode::BAD_REQUEST, "locale is mandatory");
         }
@@ -199,7 +211,7 @@ impl Emulated for Paytm {
         if header(headers, "x-device-identifier").is_none() {
             return Self::failure(StatusCode::BAD_REQUEST, "BE1423012", "Device identifier is missing");
         }
-        let Some(body) = json_object(body) else { return Self::malformed(StatusCode::BAD_REQUEST, "") };
+        let Some(body) = body else { return Self::malformed(StatusCode::BAD_REQUEST, "") };
         let Some(phone) = body.get("phone").and_then(Value::as_str).filter(|p| is_wire_mobile(p)) else {
             return Self::malformed(StatusCode::BAD_REQUEST, "");
         };
@@ -279,8 +291,9 @@ impl IServeU {
 
 impl Emulated for IServeU {
     const GATEWAY: Gateway = Gateway::IServeU;
+    const PATH: &'static str = "/common/dmt-lite/unified/otp/send";
 
-    fn mobile(body: &[u8]) -> Option<String> {
+    fn mobile(body: &Map<String, Value>) -> Option<String> {
         string_field(body, "customerMobileNumber")
     }
 
@@ -302,7 +315,12 @@ impl Emulated for IServeU {
         Self::status(status, "-1", description)
     }
 
-    fn answer(app: &App, headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
+    fn answer(
+        app: &App,
+        headers: &HeaderMap,
+        _query: &[(String, String)],
+        body: Option<&Map<String, Value>>,
+    ) -> Response {
         let config = &app.config;
         if header(headers, "client_id") != Some(config.iserveu_client_id.as_str())
             || header(headers, "client_secret") != Some(config.iserveu_client_secret.as_str())
@@ -312,14 +330,14 @@ impl Emulated for IServeU {
         let Some(fields) = string_map(body) else {
             return Self::invalid("request body must be a JSON object of strings");
         };
-        if let Err(description) = Self::check(app, &fields) {
+        if let Err(description) = Self::check(app, fields) {
             return Self::invalid(description);
         }
-        let mobile = get(&fields, "customerMobileNumber").unwrap_or_default();
+        let mobile = get(fields, "customerMobileNumber").unwrap_or_default();
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::status(StatusCode::OK, "1", "Failed to send OTP");
         }
-        app.state.record(Self::GATEWAY, mobile, get(&fields, "externalRefNumber").map(str::to_owned), None);
+        app.state.record(Self::GATEWAY, mobile, get(fields, "externalRefNumber").map(str::to_owned), None);
         Self::status(StatusCode::OK, "0", "OTP Sent Successfully.")
     }
 }
@@ -362,8 +380,9 @@ impl AOPay {
 
 impl Emulated for AOPay {
     const GATEWAY: Gateway = Gateway::AOPay;
+    const PATH: &'static str = "/api/AOP/DMTV1/TransactionSendOtp";
 
-    fn mobile(body: &[u8]) -> Option<String> {
+    fn mobile(body: &Map<String, Value>) -> Option<String> {
         string_field(body, "MobileNumber")
     }
 
@@ -394,20 +413,25 @@ impl Emulated for AOPay {
         Self::failure(status, 3, description)
     }
 
-    fn answer(app: &App, _headers: &HeaderMap, _query: Option<&str>, body: &[u8]) -> Response {
+    fn answer(
+        app: &App,
+        _headers: &HeaderMap,
+        _query: &[(String, String)],
+        body: Option<&Map<String, Value>>,
+    ) -> Response {
         let Some(fields) = string_map(body) else {
             return Self::failure(StatusCode::OK, 3, "request body must be a JSON object of strings");
         };
-        if get(&fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
+        if get(fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
             return reply(
                 StatusCode::UNAUTHORIZED,
                 json!({"response_code": 11, "status": false, "message": "Authentication failed"}),
             );
         }
-        if let Err(message) = Self::check(&fields) {
+        if let Err(message) = Self::check(fields) {
             return Self::failure(StatusCode::OK, 3, message);
         }
-        let mobile = get(&fields, "MobileNumber").unwrap_or_default();
+        let mobile = get(fields, "MobileNumber").unwrap_or_default();
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
         }

@@ -25,15 +25,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod app;
 mod gateways;
 pub mod magic;
 mod server;
 mod state;
 
+pub use app::SandboxConfig;
 #[doc(hidden)]
 #[cfg(feature = "test-util")]
 pub use server::status_for_fuzzing;
-pub use server::{Sandbox, SandboxConfig};
+pub use server::Sandbox;
 pub use state::SentOtp;
 
 /// The sandbox's default credentials (sandbox.md).

@@ -710,6 +710,9 @@ async fn health_and_inbox_answer() {
     let mobiles: Vec<&str> = all["otps"].as_array().unwrap().iter().map(|o| o["mobile"].as_str().unwrap()).collect();
     assert_eq!(mobiles, ["9876543211", "9876543210"]);
     assert_eq!(h.get("/__sandbox/otps?mobile").await.status, StatusCode::BAD_REQUEST);
+    // The query is read as URLs encode it: %39 is "9", and other parameters are ignored.
+    let decoded = h.get("/__sandbox/otps?mobile=%39876543210&page=2").await.json();
+    assert_eq!(decoded["otps"].as_array().map(Vec::len), Some(1), "{decoded}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

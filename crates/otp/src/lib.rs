@@ -69,118 +69,95 @@ pub use otp_paytm as paytm;
 #[cfg(feature = "phonepe")]
 pub use otp_phonepe as phonepe;
 
-/// A client of whichever gateway configuration chose. Cheap to clone; clones share one pool.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum GatewayClient {
-    /// PhonePe.
-    #[cfg(feature = "phonepe")]
-    PhonePe(otp_phonepe::PhonePeClient),
-    /// Paytm.
-    #[cfg(feature = "paytm")]
-    Paytm(otp_paytm::PaytmClient),
-    /// iServeU.
-    #[cfg(feature = "iserveu")]
-    IServeU(otp_iserveu::IServeUClient),
-    /// AOPay.
-    #[cfg(feature = "aopay")]
-    AOPay(otp_aopay::AOPayClient),
-}
-
-/// A send-OTP request for one gateway: each gateway asks for different fields.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum SendOtpRequest {
-    /// PhonePe.
-    #[cfg(feature = "phonepe")]
-    PhonePe(otp_phonepe::SendOtpRequest),
-    /// Paytm.
-    #[cfg(feature = "paytm")]
-    Paytm(otp_paytm::SendOtpRequest),
-    /// iServeU.
-    #[cfg(feature = "iserveu")]
-    IServeU(otp_iserveu::SendOtpRequest),
-    /// AOPay.
-    #[cfg(feature = "aopay")]
-    AOPay(otp_aopay::SendOtpRequest),
-}
-
-impl GatewayClient {
-    /// The gateway this client sends through.
-    pub fn gateway(&self) -> Gateway {
-        match *self {
-            #[cfg(feature = "phonepe")]
-            GatewayClient::PhonePe(_) => Gateway::PhonePe,
-            #[cfg(feature = "paytm")]
-            GatewayClient::Paytm(_) => Gateway::Paytm,
-            #[cfg(feature = "iserveu")]
-            GatewayClient::IServeU(_) => Gateway::IServeU,
-            #[cfg(feature = "aopay")]
-            GatewayClient::AOPay(_) => Gateway::AOPay,
+/// The one list of gateways: each line is a cargo feature, the variant of [`GatewayClient`] and
+/// [`SendOtpRequest`], and the gateway crate's client and request types. Everything that
+/// dispatches on the gateway at run time is generated from it.
+macro_rules! gateways {
+    ($($feature:literal => $variant:ident($krate:ident::{$client:ident, $request:ident}),)*) => {
+        /// A client of whichever gateway configuration chose. Cheap to clone; clones share one pool.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum GatewayClient {
+            $(
+                #[doc = concat!("A ", stringify!($variant), " client.")]
+                #[cfg(feature = $feature)]
+                $variant($krate::$client),
+            )*
         }
-    }
 
-    /// Sends one OTP. A request for another gateway than the client's is refused as
-    /// `invalid_request` before anything is sent.
-    pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
-        #[allow(unreachable_patterns)] // With one gateway enabled, the mismatch arm cannot match.
-        match (self, request) {
-            #[cfg(feature = "phonepe")]
-            (GatewayClient::PhonePe(client), SendOtpRequest::PhonePe(request)) => client.send_otp(request).await,
-            #[cfg(feature = "paytm")]
-            (GatewayClient::Paytm(client), SendOtpRequest::Paytm(request)) => client.send_otp(request).await,
-            #[cfg(feature = "iserveu")]
-            (GatewayClient::IServeU(client), SendOtpRequest::IServeU(request)) => client.send_otp(request).await,
-            #[cfg(feature = "aopay")]
-            (GatewayClient::AOPay(client), SendOtpRequest::AOPay(request)) => client.send_otp(request).await,
-            (client, request) => Err(Error::invalid_input(format!(
-                "a {} request cannot be sent through a {} client",
-                request.gateway(),
-                client.gateway()
-            ))
-            .with_gateway(client.gateway())),
+        /// A send-OTP request for one gateway: each gateway asks for different fields.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum SendOtpRequest {
+            $(
+                #[doc = concat!("A ", stringify!($variant), " request.")]
+                #[cfg(feature = $feature)]
+                $variant($krate::$request),
+            )*
         }
-    }
-}
 
-impl SendOtpRequest {
-    /// The gateway this request is for.
-    pub fn gateway(&self) -> Gateway {
-        match *self {
-            #[cfg(feature = "phonepe")]
-            SendOtpRequest::PhonePe(_) => Gateway::PhonePe,
-            #[cfg(feature = "paytm")]
-            SendOtpRequest::Paytm(_) => Gateway::Paytm,
-            #[cfg(feature = "iserveu")]
-            SendOtpRequest::IServeU(_) => Gateway::IServeU,
-            #[cfg(feature = "aopay")]
-            SendOtpRequest::AOPay(_) => Gateway::AOPay,
-        }
-    }
-}
+        impl GatewayClient {
+            /// The gateway this client sends through.
+            pub fn gateway(&self) -> Gateway {
+                match *self {
+                    $(#[cfg(feature = $feature)] GatewayClient::$variant(_) => Gateway::$variant,)*
+                }
+            }
 
-macro_rules! conversions {
-    ($feature:literal, $variant:ident, $client:ty, $request:ty) => {
-        #[cfg(feature = $feature)]
-        impl From<$client> for GatewayClient {
-            fn from(client: $client) -> Self {
-                GatewayClient::$variant(client)
+            /// Sends one OTP. A request for another gateway than the client's is refused as
+            /// `invalid_request` before anything is sent.
+            pub async fn send_otp(&self, request: &SendOtpRequest) -> Result<SendReceipt, Error> {
+                #[allow(unreachable_patterns)] // With one gateway enabled, the mismatch arm cannot match.
+                match (self, request) {
+                    $(
+                        #[cfg(feature = $feature)]
+                        (GatewayClient::$variant(client), SendOtpRequest::$variant(request)) => {
+                            client.send_otp(request).await
+                        }
+                    )*
+                    (client, request) => Err(Error::invalid_input(format!(
+                        "a {} request cannot be sent through a {} client",
+                        request.gateway(),
+                        client.gateway()
+                    ))
+                    .with_gateway(client.gateway())),
+                }
             }
         }
 
-        #[cfg(feature = $feature)]
-        impl From<$request> for SendOtpRequest {
-            fn from(request: $request) -> Self {
-                SendOtpRequest::$variant(request)
+        impl SendOtpRequest {
+            /// The gateway this request is for.
+            pub fn gateway(&self) -> Gateway {
+                match *self {
+                    $(#[cfg(feature = $feature)] SendOtpRequest::$variant(_) => Gateway::$variant,)*
+                }
             }
         }
+
+        $(
+            #[cfg(feature = $feature)]
+            impl From<$krate::$client> for GatewayClient {
+                fn from(client: $krate::$client) -> Self {
+                    GatewayClient::$variant(client)
+                }
+            }
+
+            #[cfg(feature = $feature)]
+            impl From<$krate::$request> for SendOtpRequest {
+                fn from(request: $krate::$request) -> Self {
+                    SendOtpRequest::$variant(request)
+                }
+            }
+        )*
     };
 }
 
-conversions!("phonepe", PhonePe, otp_phonepe::PhonePeClient, otp_phonepe::SendOtpRequest);
-conversions!("paytm", Paytm, otp_paytm::PaytmClient, otp_paytm::SendOtpRequest);
-conversions!("iserveu", IServeU, otp_iserveu::IServeUClient, otp_iserveu::SendOtpRequest);
-conversions!("aopay", AOPay, otp_aopay::AOPayClient, otp_aopay::SendOtpRequest);
+gateways! {
+    "phonepe" => PhonePe(otp_phonepe::{PhonePeClient, SendOtpRequest}),
+    "paytm" => Paytm(otp_paytm::{PaytmClient, SendOtpRequest}),
+    "iserveu" => IServeU(otp_iserveu::{IServeUClient, SendOtpRequest}),
+    "aopay" => AOPay(otp_aopay::{AOPayClient, SendOtpRequest}),
+}
 
 /// The README's Rust snippets, compiled by `cargo test` so they stay true.
 #[cfg(all(doctest, feature = "full"))]

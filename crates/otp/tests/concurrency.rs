@@ -66,18 +66,17 @@ async fn run(max_concurrent_requests: Option<usize>) -> (u64, usize) {
 /// The bound on connections for an in-flight limit. The limit is exact for requests; a
 /// connection goes back to the pool a moment after its answer is read, so a send that takes the
 /// freed turn at once may open a new one: a few more than the limit, never one per send.
+/// Churn grows when the machine is busy (these tests run side by side): seen up to ~1.5× at
+/// 64 and ~1.3× at 1,024. One connection per send would be 2,000.
 fn connection_bound(limit: u64) -> u64 {
-    limit + limit / 4 + 2
+    limit + limit / 2 + 2
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_concurrent_sends_stay_within_the_default_limit() {
     let (connections, sent) = run(None).await;
     assert_eq!(sent, SENDS - SENDS / 10);
-    // With 1,024 turns, nearly all 2,000 sends are in flight at once and churn is higher than
-    // at small limits (seen: up to ~1,300); one connection per send would be 2,000.
-    let limit = otp::HttpOptions::DEFAULT_MAX_CONCURRENT_REQUESTS as u64;
-    let bound = limit + limit / 2;
+    let bound = connection_bound(otp::HttpOptions::DEFAULT_MAX_CONCURRENT_REQUESTS as u64);
     assert!((1..=bound).contains(&connections), "{connections} connections for {SENDS} sends");
 }
 

@@ -1,0 +1,97 @@
+//! What every part of the sandbox shares: its configuration and its state.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use crate::credentials as default;
+use crate::state::State;
+
+/// The largest request body read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Credentials the sandbox accepts, and how slow its slow magic number is.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SandboxConfig {
+    /// PhonePe `merchantId`.
+    pub phonepe_merchant_id: String,
+    /// PhonePe salt key.
+    pub phonepe_salt_key: String,
+    /// PhonePe salt index.
+    pub phonepe_salt_index: u32,
+    /// Paytm client id.
+    pub paytm_client_id: String,
+    /// Paytm client secret.
+    pub paytm_client_secret: String,
+    /// iServeU `client_id`.
+    pub iserveu_client_id: String,
+    /// iServeU `client_secret`.
+    pub iserveu_client_secret: String,
+    /// iServeU `username`.
+    pub iserveu_username: String,
+    /// AOPay `RegistrationID`.
+    pub aopay_registration_id: String,
+    /// How long `9000000004` waits before answering (35 s: longer than the default timeout).
+    pub slow_answer_delay: Duration,
+    /// How long an AOPay OTP stays valid (90 s, as AOPay documents).
+    pub aopay_otp_validity: Duration,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("phonepe_merchant_id", &self.phonepe_merchant_id)
+            .field("paytm_client_id", &self.paytm_client_id)
+            .field("iserveu_client_id", &self.iserveu_client_id)
+            .field("aopay_registration_id", &self.aopay_registration_id)
+            .field("slow_answer_delay", &self.slow_answer_delay)
+            .field("aopay_otp_validity", &self.aopay_otp_validity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            phonepe_merchant_id: default::PHONEPE_MERCHANT_ID.into(),
+            phonepe_salt_key: default::PHONEPE_SALT_KEY.into(),
+            phonepe_salt_index: default::PHONEPE_SALT_INDEX,
+            paytm_client_id: default::PAYTM_CLIENT_ID.into(),
+            paytm_client_secret: default::PAYTM_CLIENT_SECRET.into(),
+            iserveu_client_id: default::ISERVEU_CLIENT_ID.into(),
+            iserveu_client_secret: default::ISERVEU_CLIENT_SECRET.into(),
+            iserveu_username: default::ISERVEU_USERNAME.into(),
+            aopay_registration_id: default::AOPAY_REGISTRATION_ID.into(),
+            slow_answer_delay: Duration::from_secs(35),
+            aopay_otp_validity: crate::state::AOPAY_VALIDITY,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The slow magic number's delay (tests use a short one).
+    pub fn slow_answer_delay(mut self, delay: Duration) -> Self {
+        self.slow_answer_delay = delay;
+        self
+    }
+
+    /// How long an AOPay OTP stays valid (tests use a short one).
+    pub fn aopay_otp_validity(mut self, validity: Duration) -> Self {
+        self.aopay_otp_validity = validity;
+        self
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct App {
+    pub(crate) config: SandboxConfig,
+    pub(crate) state: State,
+    /// TCP connections accepted so far: lets tests and benchmarks see a client's pooling.
+    pub(crate) connections: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn new(config: SandboxConfig) -> Self {
+        Self { config, state: State::default(), connections: AtomicU64::new(0) }
+    }
+}
