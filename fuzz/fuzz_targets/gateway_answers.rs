@@ -26,17 +26,18 @@ fuzz_target!(|input: &[u8]| {
     let aopay = otp::aopay::AOPayClient::builder().registration_id("R").environment(env());
     let _ = aopay.build().map(|c| {
         let dob = otp::aopay::DateOfBirth::parse("20/08/1990").expect("a valid date");
-        let request = otp::aopay::SendOtpRequest {
-            mobile: mobile(),
-            beneficiary_id: "B1".into(),
-            transaction_type: otp::aopay::TransactionType::Imps,
-            amount: "100".into(),
-            pincode: "560001".into(),
-            address: "a".into(),
-            date_of_birth: dob,
-            latitude: "12.9".into(),
-            longitude: "77.5".into(),
-        };
+        let request = otp::aopay::SendOtpRequest::new(
+            mobile(),
+            "B1",
+            otp::aopay::TransactionType::Imps,
+            otp::Amount::parse("100").expect("valid by construction"),
+            otp::aopay::Remitter::new(
+                "a",
+                otp::Pincode::parse("560001").expect("valid by construction"),
+                dob,
+                otp::Coordinates::new("12.9", "77.5").expect("valid by construction"),
+            ).expect("valid by construction"),
+        ).expect("valid by construction");
         c.decode(&request, &response)
     });
 });

@@ -14,22 +14,19 @@
 //! `longitude`.
 //!
 //! ```no_run
-//! use otp_aopay::{AOPayClient, DateOfBirth, SendOtpRequest, TransactionType};
-//! use otp_core::{Environment, MobileNumber, Outcome};
+//! use otp_aopay::{AOPayClient, DateOfBirth, Remitter, SendOtpRequest, TransactionType};
+//! use otp_core::{Amount, Coordinates, Environment, MobileNumber, Outcome, Pincode};
 //!
 //! # async fn run() -> Result<(), otp_core::Error> {
 //! let client = AOPayClient::builder().registration_id("AOP-554").environment(Environment::Production).build()?;
-//! let request = SendOtpRequest {
-//!     mobile: MobileNumber::parse("9900000088")?,
-//!     beneficiary_id: "60600077".into(),
-//!     transaction_type: TransactionType::Imps,
-//!     amount: "100".into(),
-//!     pincode: "110045".into(),
-//!     address: "Delhi".into(),
-//!     date_of_birth: DateOfBirth::parse("20/08/2000")?,
-//!     latitude: "28.6090".into(),
-//!     longitude: "77.2362".into(),
-//! };
+//! let remitter = Remitter::new(
+//!     "Delhi",
+//!     Pincode::parse("110045")?,
+//!     DateOfBirth::parse("20/08/2000")?,
+//!     Coordinates::new("28.6090", "77.2362")?,
+//! )?;
+//! let mobile = MobileNumber::parse("9900000088")?;
+//! let request = SendOtpRequest::new(mobile, "60600077", TransactionType::Imps, Amount::parse("100")?, remitter)?;
 //! let receipt = client.send_otp(&request).await?;
 //! if receipt.outcome == Outcome::SentForRegistration {
 //!     // The remitter must register first: the OTP sent is for that.
@@ -52,8 +49,8 @@ use std::time::Duration;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
-    validate, CodeText, Date, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SecretString, SendReceipt,
+    validate, Amount, CodeText, Coordinates, Date, Error, Gateway, KnownHosts, MobileNumber, Pincode, ProviderAnswer,
+    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,11 +97,11 @@ impl std::str::FromStr for TransactionType {
 }
 
 /// A date of birth: a real calendar date, not in the future, sent as `DD/MM/YYYY`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DateOfBirth {
     date: Date,
-    /// The wire text, kept from parsing so a send formats nothing.
-    text: [u8; 10],
+    /// The wire text exactly as parsed.
+    text: Box<str>,
 }
 
 impl DateOfBirth {
@@ -114,9 +111,7 @@ impl DateOfBirth {
         if date.year() < 1900 || date > Date::today_utc() {
             return Err(Error::invalid_input("date of birth must be between 1900 and today"));
         }
-        // A parsed DD/MM/YYYY is exactly ten ASCII bytes.
-        let text = value.as_bytes().try_into().map_err(|_| Error::invalid_input("date of birth must be DD/MM/YYYY"))?;
-        Ok(Self { date, text })
+        Ok(Self { date, text: value.into() })
     }
 
     /// The date.
@@ -126,8 +121,7 @@ impl DateOfBirth {
 
     /// The date as sent: `DD/MM/YYYY`.
     pub fn as_str(&self) -> &str {
-        // Only a validated DD/MM/YYYY is ever stored, so this is never empty.
-        std::str::from_utf8(&self.text).unwrap_or_default()
+        &self.text
     }
 }
 
@@ -137,46 +131,68 @@ impl std::fmt::Debug for DateOfBirth {
     }
 }
 
-/// A "Transaction Send OTP" request. Every field is required; [`SendOtpRequest::validate`]
-/// checks them all before anything is sent.
+/// What AOPay requires about the remitter with every send. Checked when made; `Debug` shows
+/// none of it (an address, a birth date and a location identify a person).
+#[derive(Clone)]
+pub struct Remitter {
+    address: String,
+    pincode: Pincode,
+    date_of_birth: DateOfBirth,
+    coordinates: Coordinates,
+}
+
+impl Remitter {
+    /// `Address` (at most 200 characters), `Pincode`, `DOB`, and `Latitude`/`Longitute`.
+    pub fn new(
+        address: impl Into<String>,
+        pincode: Pincode,
+        date_of_birth: DateOfBirth,
+        coordinates: Coordinates,
+    ) -> Result<Self, Error> {
+        let address = address.into();
+        validate::text("address", &address, 200)?;
+        Ok(Self { address, pincode, date_of_birth, coordinates })
+    }
+}
+
+impl std::fmt::Debug for Remitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remitter").finish_non_exhaustive()
+    }
+}
+
+/// A "Transaction Send OTP" request. Every field is required, and each is checked when the
+/// request is made: an invalid request cannot exist, so none is ever sent.
 #[derive(Debug, Clone)]
 pub struct SendOtpRequest {
-    /// `MobileNumber`: the remitter.
-    pub mobile: MobileNumber,
-    /// `BeneID`: the beneficiary registered under the remitter.
-    pub beneficiary_id: String,
-    /// `Txntype`.
-    pub transaction_type: TransactionType,
-    /// `Amount`: a positive number.
-    pub amount: String,
-    /// `Pincode`: 6 digits.
-    pub pincode: String,
-    /// `Address`.
-    pub address: String,
-    /// `DOB`.
-    pub date_of_birth: DateOfBirth,
-    /// `Latitude`: decimal, -90 to 90.
-    pub latitude: String,
-    /// `Longitute` on the wire: decimal, -180 to 180.
-    pub longitude: String,
+    mobile: MobileNumber,
+    beneficiary_id: String,
+    transaction_type: TransactionType,
+    amount: Amount,
+    remitter: Remitter,
 }
 
 impl SendOtpRequest {
-    /// Checks every field; nothing is sent when this fails.
-    pub fn validate(&self) -> Result<(), Error> {
-        validate::text("beneficiary id", &self.beneficiary_id, 32)?;
-        if !self.beneficiary_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    /// `MobileNumber` (the remitter's), `BeneID` (letters and digits, at most 32), `Txntype`,
+    /// `Amount`, and the remitter's details.
+    pub fn new(
+        mobile: MobileNumber,
+        beneficiary_id: impl Into<String>,
+        transaction_type: TransactionType,
+        amount: Amount,
+        remitter: Remitter,
+    ) -> Result<Self, Error> {
+        let beneficiary_id = beneficiary_id.into();
+        validate::text("beneficiary id", &beneficiary_id, 32)?;
+        if !beneficiary_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Error::invalid_input("beneficiary id may contain only letters and digits"));
         }
-        validate::positive_amount("amount", &self.amount)?;
-        let pincode = self.pincode.as_bytes();
-        if pincode.len() != 6 || !pincode.iter().all(u8::is_ascii_digit) || pincode[0] == b'0' {
-            return Err(Error::invalid_input("pincode must be 6 digits, not starting with 0"));
-        }
-        validate::text("address", &self.address, 200)?;
-        validate::decimal_in_range("latitude", &self.latitude, -90.0, 90.0)?;
-        validate::decimal_in_range("longitude", &self.longitude, -180.0, 180.0)?;
-        Ok(())
+        Ok(Self { mobile, beneficiary_id, transaction_type, amount, remitter })
+    }
+
+    /// The remitter's number.
+    pub fn mobile(&self) -> &MobileNumber {
+        &self.mobile
     }
 }
 
@@ -268,17 +284,17 @@ impl Operation<SendOtpRequest> for AOPayClient {
     const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
+        let remitter = &request.remitter;
         let body = json_body(&SendBody {
             mobile_number: request.mobile.expose_digits(),
             bene_id: &request.beneficiary_id,
             txntype: request.transaction_type.as_str(),
-            amount: &request.amount,
-            pincode: &request.pincode,
-            address: &request.address,
-            dob: request.date_of_birth.as_str(),
-            latitude: &request.latitude,
-            longitute: &request.longitude,
+            amount: request.amount.as_str(),
+            pincode: remitter.pincode.as_str(),
+            address: &remitter.address,
+            dob: remitter.date_of_birth.as_str(),
+            latitude: remitter.coordinates.latitude(),
+            longitute: remitter.coordinates.longitude(),
             registration_id: &self.registration_id,
         });
         Ok(WireRequest::post_json(API_PATH, body))

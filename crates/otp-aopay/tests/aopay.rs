@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
-use otp_aopay::{AOPayClient, DateOfBirth, SendOtpRequest, TransactionType};
+use otp_aopay::{AOPayClient, DateOfBirth, Remitter, SendOtpRequest, TransactionType};
 use otp_core::operation::Operation as _;
-use otp_core::{Environment, ErrorKind, MobileNumber, Outcome, Reached};
+use otp_core::{Amount, Coordinates, Environment, Error, ErrorKind, MobileNumber, Outcome, Pincode, Reached};
 use wiremock::matchers::{any, body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -12,18 +12,41 @@ fn client(base: &str) -> AOPayClient {
     AOPayClient::builder().registration_id("AOP-554").environment(Environment::Custom(base.to_owned())).build().unwrap()
 }
 
+/// The documented sample's fields, any of which a test may replace.
+#[derive(Clone, Copy)]
+struct Fields {
+    beneficiary_id: &'static str,
+    transaction_type: TransactionType,
+    amount: &'static str,
+    pincode: &'static str,
+    address: &'static str,
+    latitude: &'static str,
+    longitude: &'static str,
+}
+
+const SAMPLE: Fields = Fields {
+    beneficiary_id: "60600077",
+    transaction_type: TransactionType::Imps,
+    amount: "100",
+    pincode: "110045",
+    address: "Delhi",
+    latitude: "28.6090",
+    longitude: "77.2362",
+};
+
+fn build(f: Fields) -> Result<SendOtpRequest, Error> {
+    let remitter = Remitter::new(
+        f.address,
+        Pincode::parse(f.pincode)?,
+        DateOfBirth::parse("20/08/2000")?,
+        Coordinates::new(f.latitude, f.longitude)?,
+    )?;
+    let mobile = MobileNumber::parse("9900000088")?;
+    SendOtpRequest::new(mobile, f.beneficiary_id, f.transaction_type, Amount::parse(f.amount)?, remitter)
+}
+
 fn request() -> SendOtpRequest {
-    SendOtpRequest {
-        mobile: MobileNumber::parse("9900000088").unwrap(),
-        beneficiary_id: "60600077".into(),
-        transaction_type: TransactionType::Imps,
-        amount: "100".into(),
-        pincode: "110045".into(),
-        address: "Delhi".into(),
-        date_of_birth: DateOfBirth::parse("20/08/2000").unwrap(),
-        latitude: "28.6090".into(),
-        longitude: "77.2362".into(),
-    }
+    build(SAMPLE).unwrap()
 }
 
 async fn mock(status: u16, body: &str) -> MockServer {
@@ -51,7 +74,7 @@ async fn all_ten_keys_as_documented_with_longitute_misspelt() {
     assert_eq!(receipt.outcome, Outcome::Sent);
     assert_eq!(receipt.provider_code, "1");
     assert_eq!(receipt.reference.unwrap().expose_secret(), "465185569");
-    let neft = SendOtpRequest { transaction_type: TransactionType::Neft, ..request() };
+    let neft = build(Fields { transaction_type: TransactionType::Neft, ..SAMPLE }).unwrap();
     let body = String::from_utf8(client(&server.uri()).wire_request(&neft).unwrap().body().to_vec()).unwrap();
     assert!(body.contains(r#""Txntype":"NEFT""#) && !body.contains("Longitude"), "{body}");
 }
@@ -108,27 +131,27 @@ async fn authentication_in_both_spellings_and_other_codes() {
 async fn invalid_input_makes_no_request() {
     let server = MockServer::start().await;
     Mock::given(any()).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
-    let client = client(&server.uri());
     for dob in ["31/02/2000", "2000-08-20", "20/8/2000", "01/01/2999", "01/01/1850"] {
         assert_eq!(DateOfBirth::parse(dob).unwrap_err().kind(), ErrorKind::InvalidRequest, "{dob}");
     }
     assert!("UPI".parse::<TransactionType>().is_err());
     assert_eq!("imps".parse::<TransactionType>().unwrap(), TransactionType::Imps);
+    // Invalid fields are refused when the request is made: no invalid request can reach send_otp.
     let invalid = [
-        SendOtpRequest { pincode: "11004".into(), ..request() },
-        SendOtpRequest { pincode: "011004".into(), ..request() },
-        SendOtpRequest { amount: "-100".into(), ..request() },
-        SendOtpRequest { amount: "0".into(), ..request() },
-        SendOtpRequest { amount: "abc".into(), ..request() },
-        SendOtpRequest { beneficiary_id: "".into(), ..request() },
-        SendOtpRequest { beneficiary_id: "60 600".into(), ..request() },
-        SendOtpRequest { address: " ".into(), ..request() },
-        SendOtpRequest { latitude: "95".into(), ..request() },
-        SendOtpRequest { longitude: "east".into(), ..request() },
+        Fields { pincode: "11004", ..SAMPLE },
+        Fields { pincode: "011004", ..SAMPLE },
+        Fields { amount: "-100", ..SAMPLE },
+        Fields { amount: "0", ..SAMPLE },
+        Fields { amount: "abc", ..SAMPLE },
+        Fields { beneficiary_id: "", ..SAMPLE },
+        Fields { beneficiary_id: "60 600", ..SAMPLE },
+        Fields { address: " ", ..SAMPLE },
+        Fields { latitude: "95", ..SAMPLE },
+        Fields { longitude: "east", ..SAMPLE },
     ];
-    for request in invalid {
-        let error = client.send_otp(&request).await.unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{request:?}");
+    for fields in invalid {
+        let error = build(fields).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
         assert_eq!(error.reached_provider(), Reached::No);
     }
     assert!(AOPayClient::builder().build().unwrap_err().to_string().contains("registration id"));

@@ -226,17 +226,18 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
         (
             "aopay",
             otp::aopay::AOPayClient::builder().registration_id("AOP-554").environment(env()).build()?.into(),
-            otp::aopay::SendOtpRequest {
-                mobile: mobile()?,
-                beneficiary_id: "BENE1001".into(),
-                transaction_type: otp::aopay::TransactionType::Imps,
-                amount: "2500".into(),
-                pincode: "560001".into(),
-                address: "12 MG Road, Bengaluru".into(),
-                date_of_birth: otp::aopay::DateOfBirth::parse("20/08/1990")?,
-                latitude: "12.9716".into(),
-                longitude: "77.5946".into(),
-            }
+            otp::aopay::SendOtpRequest::new(
+                mobile()?,
+                "BENE1001",
+                otp::aopay::TransactionType::Imps,
+                otp::Amount::parse("2500")?,
+                otp::aopay::Remitter::new(
+                    "12 MG Road, Bengaluru",
+                    otp::Pincode::parse("560001")?,
+                    otp::aopay::DateOfBirth::parse("20/08/1990")?,
+                    otp::Coordinates::new("12.9716", "77.5946")?,
+                )?,
+            )?
             .into(),
         ),
     ])

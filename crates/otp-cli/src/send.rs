@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use otp::{
-    aopay, iserveu, paytm, phonepe, Environment, Error, Gateway, GatewayClient, HttpOptions, IdentityNumber,
-    MobileNumber, SendOtpRequest,
+    aopay, iserveu, paytm, phonepe, Amount, Coordinates, Environment, Error, Gateway, GatewayClient, HttpOptions,
+    IdentityNumber, MobileNumber, Pincode, SendOtpRequest,
 };
 use otp_sandbox::{credentials, Sandbox, SandboxConfig};
 
@@ -164,18 +164,14 @@ fn iserveu_request(args: &IServeUArgs, mobile: MobileNumber) -> Result<SendOtpRe
 }
 
 fn aopay_request(args: &AOPayArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let request = aopay::SendOtpRequest {
-        mobile,
-        beneficiary_id: args.bene_id.clone(),
-        transaction_type: args.txn_type.parse()?,
-        amount: args.amount.clone(),
-        pincode: args.pincode.clone(),
-        address: args.address.clone(),
-        date_of_birth: aopay::DateOfBirth::parse(&args.dob)?,
-        latitude: args.latitude.clone(),
-        longitude: args.longitude.clone(),
-    };
-    request.validate()?;
+    let remitter = aopay::Remitter::new(
+        args.address.as_str(),
+        Pincode::parse(&args.pincode)?,
+        aopay::DateOfBirth::parse(&args.dob)?,
+        Coordinates::new(&args.latitude, &args.longitude)?,
+    )?;
+    let amount = Amount::parse(&args.amount)?;
+    let request = aopay::SendOtpRequest::new(mobile, args.bene_id.as_str(), args.txn_type.parse()?, amount, remitter)?;
     Ok(request.into())
 }
 

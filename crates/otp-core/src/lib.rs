@@ -45,6 +45,7 @@ mod receipt;
 mod retry;
 mod secret;
 pub mod validate;
+mod values;
 
 pub use client::ClientOptions;
 pub use codes::{status_fallback, CodeEntry, CodeResult, CodeTable, CodeText, ProviderAnswer, ReferenceRule};
@@ -60,6 +61,7 @@ pub use mobile::{MobileNumber, MobileNumberError};
 pub use receipt::{Outcome, SendReceipt};
 pub use retry::RetryPolicy;
 pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, SaltKey, SecretString};
+pub use values::{Amount, Coordinates, Pincode};
 
 /// Re-exported so that callers can inject a client without naming reqwest's version.
 pub use reqwest;

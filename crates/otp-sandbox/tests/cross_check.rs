@@ -85,17 +85,20 @@ impl Clients {
     }
 
     async fn aopay(&self, number: &str) -> Result<SendReceipt, Error> {
-        let request = otp_aopay::SendOtpRequest {
-            mobile: mobile(number),
-            beneficiary_id: "BENE1001".into(),
-            transaction_type: "imps".parse().unwrap(),
-            amount: "2500".into(),
-            pincode: "560001".into(),
-            address: "12 MG Road, Bengaluru".into(),
-            date_of_birth: otp_aopay::DateOfBirth::parse("20/08/1990").unwrap(),
-            latitude: "12.9716".into(),
-            longitude: "77.5946".into(),
-        };
+        let request = otp_aopay::SendOtpRequest::new(
+            mobile(number),
+            "BENE1001",
+            otp_aopay::TransactionType::Imps,
+            otp_core::Amount::parse("2500").unwrap(),
+            otp_aopay::Remitter::new(
+                "12 MG Road, Bengaluru",
+                otp_core::Pincode::parse("560001").unwrap(),
+                otp_aopay::DateOfBirth::parse("20/08/1990").unwrap(),
+                otp_core::Coordinates::new("12.9716", "77.5946").unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         self.aopay.send_otp(&request).await
     }
 }
@@ -232,17 +235,20 @@ async fn wrong_credentials_are_authentication_errors_on_every_gateway() {
     assert_eq!(error.http_status(), Some(401));
 
     let aopay = otp_aopay::AOPayClient::builder().registration_id("AOP-WRONG").environment(env()).build().unwrap();
-    let request = otp_aopay::SendOtpRequest {
-        mobile: mobile(number),
-        beneficiary_id: "BENE1001".into(),
-        transaction_type: otp_aopay::TransactionType::Neft,
-        amount: "1".into(),
-        pincode: "560001".into(),
-        address: "x".into(),
-        date_of_birth: otp_aopay::DateOfBirth::parse("01/01/1990").unwrap(),
-        latitude: "0".into(),
-        longitude: "0".into(),
-    };
+    let request = otp_aopay::SendOtpRequest::new(
+        mobile(number),
+        "BENE1001",
+        otp_aopay::TransactionType::Neft,
+        otp_core::Amount::parse("1").unwrap(),
+        otp_aopay::Remitter::new(
+            "x",
+            otp_core::Pincode::parse("560001").unwrap(),
+            otp_aopay::DateOfBirth::parse("01/01/1990").unwrap(),
+            otp_core::Coordinates::new("0", "0").unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let error = aopay.send_otp(&request).await.unwrap_err();
     assert_eq!((error.kind(), error.provider_code()), (ErrorKind::Authentication, Some("11")));
     assert!(sandbox.otps(number).is_empty());

@@ -55,9 +55,9 @@
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
 pub use otp_core::RootCertificate;
 pub use otp_core::{
-    ClientOptions, ClientSecret, Environment, Error, ErrorKind, Gateway, HttpOptions, IdentityNumber, MobileNumber,
-    MobileNumberError, Outcome, ProviderResponse, Reached, RetryPolicy, SaltKey, SecretString, SendReceipt,
-    UnknownEnvironment, UnknownGateway,
+    Amount, ClientOptions, ClientSecret, Coordinates, Environment, Error, ErrorKind, Gateway, HttpOptions,
+    IdentityNumber, MobileNumber, MobileNumberError, Outcome, Pincode, ProviderResponse, Reached, RetryPolicy, SaltKey,
+    SecretString, SendReceipt, UnknownEnvironment, UnknownGateway,
 };
 
 #[cfg(feature = "aopay")]

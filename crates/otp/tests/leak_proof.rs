@@ -135,17 +135,20 @@ fn requests(mobile: &str, aadhaar: &str) -> Vec<SendOtpRequest> {
         otp::iserveu::SendOtpRequest::registration(number(), "AADHAAR", IdentityNumber::new(aadhaar))
             .registration_ref("REF123456")
             .into(),
-        otp::aopay::SendOtpRequest {
-            mobile: number(),
-            beneficiary_id: "BENE1".into(),
-            transaction_type: otp::aopay::TransactionType::Imps,
-            amount: "10".into(),
-            pincode: "560001".into(),
-            address: "12 MG Road".into(),
-            date_of_birth: otp::aopay::DateOfBirth::parse("20/08/1990").unwrap(),
-            latitude: "12.9".into(),
-            longitude: "77.5".into(),
-        }
+        otp::aopay::SendOtpRequest::new(
+            number(),
+            "BENE1",
+            otp::aopay::TransactionType::Imps,
+            otp::Amount::parse("10").unwrap(),
+            otp::aopay::Remitter::new(
+                "12 MG Road",
+                otp::Pincode::parse("560001").unwrap(),
+                otp::aopay::DateOfBirth::parse("20/08/1990").unwrap(),
+                otp::Coordinates::new("12.9", "77.5").unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap()
         .into(),
     ]
 }

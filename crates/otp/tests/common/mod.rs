@@ -53,17 +53,20 @@ pub fn sample_requests(mobile: &str) -> Vec<SendOtpRequest> {
         otp::phonepe::SendOtpRequest::new(number()).into(),
         otp::paytm::SendOtpRequest::new(number(), "device-0042").scope("paytm").into(),
         otp::iserveu::SendOtpRequest::transaction(number(), "AADHAAR", "REF123456", "100").into(),
-        otp::aopay::SendOtpRequest {
-            mobile: number(),
-            beneficiary_id: "BENE1001".into(),
-            transaction_type: otp::aopay::TransactionType::Imps,
-            amount: "100".into(),
-            pincode: "560001".into(),
-            address: "12 MG Road".into(),
-            date_of_birth: otp::aopay::DateOfBirth::parse("20/08/1990").unwrap(),
-            latitude: "12.97".into(),
-            longitude: "77.59".into(),
-        }
+        otp::aopay::SendOtpRequest::new(
+            number(),
+            "BENE1001",
+            otp::aopay::TransactionType::Imps,
+            otp::Amount::parse("100").unwrap(),
+            otp::aopay::Remitter::new(
+                "12 MG Road",
+                otp::Pincode::parse("560001").unwrap(),
+                otp::aopay::DateOfBirth::parse("20/08/1990").unwrap(),
+                otp::Coordinates::new("12.97", "77.59").unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap()
         .into(),
     ]
 }
