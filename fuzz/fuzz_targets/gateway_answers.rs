@@ -21,7 +21,8 @@ fuzz_target!(|input: &[u8]| {
     let paytm = otp::paytm::PaytmClient::builder().client_id("c").client_secret("s").environment(env());
     let _ = paytm.build().map(|c| c.decode(&otp::paytm::SendOtpRequest::new(mobile(), "d").scope("paytm"), &response));
     let iserveu = otp::iserveu::IServeUClient::builder().client_id("c").client_secret("s").environment(env());
-    let request = otp::iserveu::SendOtpRequest::transaction(mobile(), "AADHAAR", "REF123456", "100");
+    let amount = otp::Amount::parse("100").expect("valid by construction");
+    let request = otp::iserveu::TransactionOtpRequest::new(mobile(), "AADHAAR", "REF123456", amount).into();
     let _ = iserveu.build().map(|c| c.decode(&request, &response));
     let aopay = otp::aopay::AOPayClient::builder().registration_id("R").environment(env());
     let _ = aopay.build().map(|c| {

@@ -219,7 +219,7 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
                 .environment(env())
                 .build()?
                 .into(),
-            otp::iserveu::SendOtpRequest::transaction(mobile()?, "AADHAAR", "REF123456", "1500.50")
+            otp::iserveu::TransactionOtpRequest::new(mobile()?, "AADHAAR", "REF123456", otp::Amount::parse("1500.50")?)
                 .ovd_data(IdentityNumber::new("765386439745"))
                 .into(),
         ),

@@ -117,18 +117,42 @@ fn paytm_request(args: &PaytmArgs, mobile: MobileNumber) -> Result<SendOtpReques
 
 fn iserveu_request(args: &IServeUArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
     let ovd_data = args.ovd_data.as_deref().map(IdentityNumber::new);
-    let mut request = match args.otp_type {
+    // Both request types take the same optional fields; each is its own type, so a macro
+    // applies them to either.
+    macro_rules! with_optional_fields {
+        ($request:expr, $args:expr) => {{
+            let mut request = $request;
+            if let Some(lat_long) = &$args.lat_long {
+                let (lat, long) = lat_long
+                    .split_once(',')
+                    .ok_or_else(|| Error::invalid_input("--lat-long must be \"LATITUDE,LONGITUDE\""))?;
+                request = request.coordinates(Coordinates::new(lat.trim(), long.trim())?);
+            }
+            if let Some(ip) = &$args.public_ip {
+                let ip = ip
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| Error::invalid_input("public IP must be an IPv4 or IPv6 address"))?;
+                request = request.public_ip(ip);
+            }
+            if let Some(username) = &$args.username {
+                request = request.username(username);
+            }
+            Ok::<_, Error>(request.params($args.param_a.clone(), $args.param_b.clone(), $args.param_c.clone()))
+        }};
+    }
+    let request: iserveu::SendOtpRequest = match args.otp_type {
         IServeUOtpType::Registration => {
             if args.amount.is_some() {
                 return Err(Error::invalid_input("--amount applies to transaction OTPs only"));
             }
             let ovd_data =
                 ovd_data.ok_or_else(|| Error::invalid_input("--ovd-data is required for a registration OTP"))?;
-            let request = iserveu::SendOtpRequest::registration(mobile, &args.ovd_type, ovd_data);
-            match &args.external_ref {
-                Some(reference) => request.registration_ref(reference),
+            let request = iserveu::RegistrationOtpRequest::new(mobile, &args.ovd_type, ovd_data);
+            let request = match &args.external_ref {
+                Some(reference) => request.external_ref(reference),
                 None => request,
-            }
+            };
+            with_optional_fields!(request, args)?.into()
         }
         IServeUOtpType::Transaction => {
             let reference = args
@@ -139,27 +163,15 @@ fn iserveu_request(args: &IServeUArgs, mobile: MobileNumber) -> Result<SendOtpRe
                 .amount
                 .as_deref()
                 .ok_or_else(|| Error::invalid_input("--amount is required for a transaction OTP"))?;
-            let request = iserveu::SendOtpRequest::transaction(mobile, &args.ovd_type, reference, amount);
-            match ovd_data {
+            let request =
+                iserveu::TransactionOtpRequest::new(mobile, &args.ovd_type, reference, Amount::parse(amount)?);
+            let request = match ovd_data {
                 Some(ovd) => request.ovd_data(ovd),
                 None => request,
-            }
+            };
+            with_optional_fields!(request, args)?.into()
         }
     };
-    if let Some(lat_long) = &args.lat_long {
-        let (lat, long) = lat_long
-            .split_once(',')
-            .ok_or_else(|| Error::invalid_input("--lat-long must be \"LATITUDE,LONGITUDE\""))?;
-        request = request.lat_long(lat.trim(), long.trim());
-    }
-    if let Some(ip) = &args.public_ip {
-        request = request.public_ip(ip);
-    }
-    if let Some(username) = &args.username {
-        request = request.username(username);
-    }
-    request = request.params(args.param_a.clone(), args.param_b.clone(), args.param_c.clone());
-    request.validate()?;
     Ok(request.into())
 }
 

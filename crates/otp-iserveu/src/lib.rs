@@ -4,14 +4,14 @@
 //! (`POST /common/dmt-lite/unified/otp/send`) on otp-core's HTTP path, with the documented
 //! `client_id` / `client_secret` headers and every body value as a string.
 //!
-//! The two OTP types are two constructors, so an invalid combination cannot be built:
-//! a **registration** OTP needs the identity document (OVD) number; a **transaction** OTP
-//! needs an external reference (6–22 characters) and a positive amount. The OVD number is an
+//! The two OTP types are two request types, so an invalid combination cannot be built:
+//! a [`RegistrationOtpRequest`] needs the identity document (OVD) number; a
+//! [`TransactionOtpRequest`] needs an external reference (6–22 characters) and an [`Amount`]. The OVD number is an
 //! [`IdentityNumber`]: it never appears in full in `Debug`, errors or logs.
 //!
 //! ```no_run
-//! use otp_iserveu::{IServeUClient, SendOtpRequest};
-//! use otp_core::{Environment, IdentityNumber, MobileNumber};
+//! use otp_iserveu::{IServeUClient, RegistrationOtpRequest, TransactionOtpRequest};
+//! use otp_core::{Amount, Coordinates, Environment, IdentityNumber, MobileNumber};
 //!
 //! # async fn run() -> Result<(), otp_core::Error> {
 //! let client = IServeUClient::builder()
@@ -23,14 +23,14 @@
 //!
 //! // Customer registration: the identity document is required.
 //! let mobile = MobileNumber::parse("8144094480")?;
-//! let register = SendOtpRequest::registration(mobile, "Aadhaar Card", IdentityNumber::new("765386439745"));
-//! client.send_otp(&register).await?;
+//! let register = RegistrationOtpRequest::new(mobile, "Aadhaar Card", IdentityNumber::new("765386439745"));
+//! client.send_otp(&register.into()).await?;
 //!
 //! // A transaction: reference and amount are required; the receipt's reference is the one sent.
-//! let pay = SendOtpRequest::transaction(mobile, "Aadhaar Card", "TXN1432452", "1001")
-//!     .lat_long("28.6090", "77.2362")
-//!     .public_ip("203.0.113.10");
-//! let receipt = client.send_otp(&pay).await?;
+//! let pay = TransactionOtpRequest::new(mobile, "Aadhaar Card", "TXN1432452", Amount::parse("1001")?)
+//!     .coordinates(Coordinates::new("28.6090", "77.2362")?)
+//!     .public_ip([203, 0, 113, 10].into());
+//! let receipt = client.send_otp(&pay.into()).await?;
 //! assert_eq!(receipt.reference.map(|r| r.expose_secret().to_owned()).as_deref(), Some("TXN1432452"));
 //! # Ok(())
 //! # }
@@ -52,8 +52,8 @@ use std::net::IpAddr;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
-    validate, ClientSecret, CodeText, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber, ProviderAnswer,
-    ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    validate, Amount, ClientSecret, CodeText, Coordinates, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber,
+    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,137 +64,187 @@ pub const API_PATH: &str = "/common/dmt-lite/unified/otp/send";
 /// iServeU's documented hosts: development only; production is issued at onboarding.
 pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online", production: None };
 
-/// What the OTP is for, with what each purpose requires.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum OtpPurpose {
-    /// `otpType` 1: customer registration; the OVD number is required.
-    Registration {
-        /// The identity document number (`ovdData`).
-        ovd_data: IdentityNumber,
-    },
-    /// `otpType` 2: a transaction; reference and amount are required, OVD data optional.
-    Transaction {
-        /// `externalRefNumber`, 6 to 22 characters.
-        external_ref: String,
-        /// `requestedAmount`, a positive number in digits.
-        amount: String,
-        /// `ovdData`, optional here.
-        ovd_data: Option<IdentityNumber>,
-    },
-}
-
-/// A "send OTP" request.
-#[derive(Debug, Clone)]
-pub struct SendOtpRequest {
-    mobile: MobileNumber,
-    ovd_type: String,
-    purpose: OtpPurpose,
-    registration_ref: Option<String>,
+/// The optional fields both OTP types take.
+#[derive(Debug, Clone, Default)]
+struct Optional {
     username: Option<String>,
-    lat_long: Option<(String, String)>,
-    public_ip: Option<String>,
+    coordinates: Option<Coordinates>,
+    public_ip: Option<IpAddr>,
     params: [Option<String>; 3],
 }
 
-impl SendOtpRequest {
-    fn new(mobile: MobileNumber, ovd_type: impl Into<String>, purpose: OtpPurpose) -> Self {
-        Self {
-            mobile,
-            ovd_type: ovd_type.into(),
-            purpose,
-            registration_ref: None,
-            username: None,
-            lat_long: None,
-            public_ip: None,
-            params: [None, None, None],
+/// The setters both request types share, written once.
+macro_rules! optional_setters {
+    () => {
+        /// `username`, for this request (else the client's).
+        pub fn username(mut self, username: impl Into<String>) -> Self {
+            self.optional.username = Some(username.into());
+            self
         }
+
+        /// `latLong`: where the customer is.
+        pub fn coordinates(mut self, coordinates: Coordinates) -> Self {
+            self.optional.coordinates = Some(coordinates);
+            self
+        }
+
+        /// `publicIP`: the customer's address.
+        pub fn public_ip(mut self, ip: IpAddr) -> Self {
+            self.optional.public_ip = Some(ip);
+            self
+        }
+
+        /// `paramA`, `paramB`, `paramC`: free text echoed back (at most 256 characters each).
+        pub fn params(mut self, a: Option<String>, b: Option<String>, c: Option<String>) -> Self {
+            self.optional.params = [a, b, c];
+            self
+        }
+
+        /// The customer's number.
+        pub fn mobile(&self) -> &MobileNumber {
+            &self.mobile
+        }
+    };
+}
+
+/// A registration OTP (`otpType` 1): the customer's identity document number is required.
+#[derive(Debug, Clone)]
+pub struct RegistrationOtpRequest {
+    mobile: MobileNumber,
+    ovd_type: String,
+    ovd_data: IdentityNumber,
+    external_ref: Option<String>,
+    optional: Optional,
+}
+
+impl RegistrationOtpRequest {
+    /// `customerMobileNumber`, `ovdType` (such as `Aadhaar Card`) and `ovdData`.
+    pub fn new(mobile: MobileNumber, ovd_type: impl Into<String>, ovd_data: IdentityNumber) -> Self {
+        Self { mobile, ovd_type: ovd_type.into(), ovd_data, external_ref: None, optional: Optional::default() }
     }
 
-    /// A customer-registration OTP (`otpType` "1").
-    pub fn registration(mobile: MobileNumber, ovd_type: impl Into<String>, ovd_data: IdentityNumber) -> Self {
-        Self::new(mobile, ovd_type, OtpPurpose::Registration { ovd_data })
+    /// `externalRefNumber`, optional for a registration (6 to 22 letters, digits, - and _).
+    pub fn external_ref(mut self, reference: impl Into<String>) -> Self {
+        self.external_ref = Some(reference.into());
+        self
     }
 
-    /// A transaction OTP (`otpType` "2").
-    pub fn transaction(
+    optional_setters!();
+}
+
+/// A transaction OTP (`otpType` 2): a reference and an amount are required, the identity
+/// document optional.
+#[derive(Debug, Clone)]
+pub struct TransactionOtpRequest {
+    mobile: MobileNumber,
+    ovd_type: String,
+    external_ref: String,
+    amount: Amount,
+    ovd_data: Option<IdentityNumber>,
+    optional: Optional,
+}
+
+impl TransactionOtpRequest {
+    /// `customerMobileNumber`, `ovdType`, `externalRefNumber` (6 to 22 letters, digits, - and
+    /// _; the receipt's reference) and `requestedAmount`.
+    pub fn new(
         mobile: MobileNumber,
         ovd_type: impl Into<String>,
         external_ref: impl Into<String>,
-        amount: impl Into<String>,
+        amount: Amount,
     ) -> Self {
-        let purpose =
-            OtpPurpose::Transaction { external_ref: external_ref.into(), amount: amount.into(), ovd_data: None };
-        Self::new(mobile, ovd_type, purpose)
+        let (ovd_type, external_ref) = (ovd_type.into(), external_ref.into());
+        Self { mobile, ovd_type, external_ref, amount, ovd_data: None, optional: Optional::default() }
     }
 
-    /// The OVD number of a transaction OTP (a registration OTP has it already).
-    pub fn ovd_data(mut self, ovd: IdentityNumber) -> Self {
-        if let OtpPurpose::Transaction { ovd_data, .. } = &mut self.purpose {
-            *ovd_data = Some(ovd);
+    /// `ovdData`, optional for a transaction.
+    pub fn ovd_data(mut self, ovd_data: IdentityNumber) -> Self {
+        self.ovd_data = Some(ovd_data);
+        self
+    }
+
+    optional_setters!();
+}
+
+/// Either kind of iServeU OTP: what [`IServeUClient::send_otp`] takes (`.into()` from either).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SendOtpRequest {
+    /// A registration OTP.
+    Registration(RegistrationOtpRequest),
+    /// A transaction OTP.
+    Transaction(TransactionOtpRequest),
+}
+
+impl From<RegistrationOtpRequest> for SendOtpRequest {
+    fn from(request: RegistrationOtpRequest) -> Self {
+        SendOtpRequest::Registration(request)
+    }
+}
+
+impl From<TransactionOtpRequest> for SendOtpRequest {
+    fn from(request: TransactionOtpRequest) -> Self {
+        SendOtpRequest::Transaction(request)
+    }
+}
+
+/// What the wire needs of either kind.
+struct Parts<'a> {
+    mobile: &'a MobileNumber,
+    ovd_type: &'a str,
+    ovd_data: Option<&'a IdentityNumber>,
+    external_ref: Option<&'a str>,
+    /// `otpType` and, for a transaction, `requestedAmount`.
+    otp_type: &'static str,
+    amount: Option<&'a Amount>,
+    optional: &'a Optional,
+}
+
+impl SendOtpRequest {
+    fn parts(&self) -> Parts<'_> {
+        match self {
+            SendOtpRequest::Registration(r) => Parts {
+                mobile: &r.mobile,
+                ovd_type: &r.ovd_type,
+                ovd_data: Some(&r.ovd_data),
+                external_ref: r.external_ref.as_deref(),
+                otp_type: "1",
+                amount: None,
+                optional: &r.optional,
+            },
+            SendOtpRequest::Transaction(t) => Parts {
+                mobile: &t.mobile,
+                ovd_type: &t.ovd_type,
+                ovd_data: t.ovd_data.as_ref(),
+                external_ref: Some(&t.external_ref),
+                otp_type: "2",
+                amount: Some(&t.amount),
+                optional: &t.optional,
+            },
         }
-        self
     }
 
-    /// An external reference for a registration OTP (a transaction OTP has one already).
-    pub fn registration_ref(mut self, external_ref: impl Into<String>) -> Self {
-        self.registration_ref = Some(external_ref.into());
-        self
-    }
-
-    /// The `username`, instead of the client's.
-    pub fn username(mut self, username: impl Into<String>) -> Self {
-        self.username = Some(username.into());
-        self
-    }
-
-    /// `latLong`: latitude and longitude as decimal numbers.
-    pub fn lat_long(mut self, latitude: impl Into<String>, longitude: impl Into<String>) -> Self {
-        self.lat_long = Some((latitude.into(), longitude.into()));
-        self
-    }
-
-    /// `publicIP`: the transacting device's IPv4 or IPv6 address.
-    pub fn public_ip(mut self, ip: impl Into<String>) -> Self {
-        self.public_ip = Some(ip.into());
-        self
-    }
-
-    /// `paramA`, `paramB`, `paramC` (free use); `None` leaves one out.
-    pub fn params(mut self, a: Option<String>, b: Option<String>, c: Option<String>) -> Self {
-        self.params = [a, b, c];
-        self
-    }
-
-    /// The number the OTP goes to.
+    /// The customer's number.
     pub fn mobile(&self) -> &MobileNumber {
-        &self.mobile
+        self.parts().mobile
     }
 
-    /// The external reference that will be sent, if any.
+    /// The `externalRefNumber` sent (the receipt's reference), if any.
     pub fn external_ref(&self) -> Option<&str> {
-        match &self.purpose {
-            OtpPurpose::Transaction { external_ref, .. } => Some(external_ref),
-            OtpPurpose::Registration { .. } => self.registration_ref.as_deref(),
-        }
+        self.parts().external_ref
     }
 
-    fn ovd(&self) -> Option<&IdentityNumber> {
-        match &self.purpose {
-            OtpPurpose::Registration { ovd_data } => Some(ovd_data),
-            OtpPurpose::Transaction { ovd_data, .. } => ovd_data.as_ref(),
-        }
-    }
-
-    /// Checks every field; nothing is sent when this fails.
-    pub fn validate(&self) -> Result<(), Error> {
-        validate::text("OVD type", &self.ovd_type, 64)?;
-        if let Some(ovd) = self.ovd() {
+    /// Checks the free-text fields; nothing is sent when this fails. (Amounts, coordinates and
+    /// addresses are checked when they are made.)
+    fn validate(&self) -> Result<(), Error> {
+        let parts = self.parts();
+        validate::text("OVD type", parts.ovd_type, 64)?;
+        if let Some(ovd) = parts.ovd_data {
             validate::text("OVD data", ovd.expose(), 64).map_err(|_| {
                 Error::invalid_input("OVD data must be a non-empty document number of at most 64 characters")
             })?;
         }
-        if let Some(reference) = self.external_ref() {
+        if let Some(reference) = parts.external_ref {
             let length = reference.chars().count();
             if !(6..=22).contains(&length) {
                 return Err(Error::invalid_input("external reference must be 6 to 22 characters"));
@@ -203,20 +253,10 @@ impl SendOtpRequest {
                 return Err(Error::invalid_input("external reference may contain only letters, digits, - and _"));
             }
         }
-        if let OtpPurpose::Transaction { amount, .. } = &self.purpose {
-            validate::positive_amount("amount", amount)?;
-        }
-        if let Some(username) = &self.username {
+        if let Some(username) = &parts.optional.username {
             validate::text("username", username, 64)?;
         }
-        if let Some((latitude, longitude)) = &self.lat_long {
-            validate::decimal_in_range("latitude", latitude, -90.0, 90.0)?;
-            validate::decimal_in_range("longitude", longitude, -180.0, 180.0)?;
-        }
-        if let Some(ip) = &self.public_ip {
-            ip.parse::<IpAddr>().map_err(|_| Error::invalid_input("public IP must be an IPv4 or IPv6 address"))?;
-        }
-        for (name, param) in ["paramA", "paramB", "paramC"].iter().zip(&self.params) {
+        for (name, param) in ["paramA", "paramB", "paramC"].iter().zip(&parts.optional.params) {
             if let Some(value) = param {
                 if value.chars().count() > 256 || value.chars().any(char::is_control) {
                     return Err(Error::invalid_input(format!(
@@ -297,7 +337,7 @@ struct SendBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     lat_long: Option<String>,
     #[serde(rename = "publicIP", skip_serializing_if = "Option::is_none")]
-    public_ip: Option<&'a str>,
+    public_ip: Option<String>,
     ovd_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ovd_data: Option<&'a str>,
@@ -327,25 +367,22 @@ impl Operation<SendOtpRequest> for IServeUClient {
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
-        let username = request.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
+        let parts = request.parts();
+        let username = parts.optional.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
             Error::configuration("iserveu needs a username: set it on the client (OTP_ISERVEU_USERNAME) or the request")
         })?;
         validate::text("username", username, 64)?;
-        let (otp_type, amount) = match &request.purpose {
-            OtpPurpose::Registration { .. } => ("1", None),
-            OtpPurpose::Transaction { amount, .. } => ("2", Some(amount.as_str())),
-        };
-        let [param_a, param_b, param_c] = &request.params;
+        let [param_a, param_b, param_c] = &parts.optional.params;
         let body = json_body(&SendBody {
-            customer_mobile_number: request.mobile.expose_digits(),
-            external_ref_number: request.external_ref(),
-            requested_amount: amount,
+            customer_mobile_number: parts.mobile.expose_digits(),
+            external_ref_number: parts.external_ref,
+            requested_amount: parts.amount.map(Amount::as_str),
             username,
-            otp_type,
-            lat_long: request.lat_long.as_ref().map(|(lat, long)| format!("{lat},{long}")),
-            public_ip: request.public_ip.as_deref(),
-            ovd_type: &request.ovd_type,
-            ovd_data: request.ovd().map(IdentityNumber::expose),
+            otp_type: parts.otp_type,
+            lat_long: parts.optional.coordinates.as_ref().map(|c| format!("{},{}", c.latitude(), c.longitude())),
+            public_ip: parts.optional.public_ip.map(|ip| ip.to_string()),
+            ovd_type: parts.ovd_type,
+            ovd_data: parts.ovd_data.map(IdentityNumber::expose),
             param_a: param_a.as_deref(),
             param_b: param_b.as_deref(),
             param_c: param_c.as_deref(),

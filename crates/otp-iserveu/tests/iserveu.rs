@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use otp_core::operation::Operation as _;
-use otp_core::{Environment, ErrorKind, IdentityNumber, MobileNumber, Outcome, Reached};
-use otp_iserveu::{IServeUClient, SendOtpRequest};
+use otp_core::{Amount, Coordinates, Environment, ErrorKind, IdentityNumber, MobileNumber, Outcome, Reached};
+use otp_iserveu::{IServeUClient, RegistrationOtpRequest, SendOtpRequest, TransactionOtpRequest};
 use wiremock::matchers::{any, body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -26,12 +26,12 @@ fn mobile() -> MobileNumber {
     MobileNumber::parse("8144094480").unwrap()
 }
 
-fn registration() -> SendOtpRequest {
-    SendOtpRequest::registration(mobile(), "Aadhaar Card", IdentityNumber::new(AADHAAR))
+fn registration() -> RegistrationOtpRequest {
+    RegistrationOtpRequest::new(mobile(), "Aadhaar Card", IdentityNumber::new(AADHAAR))
 }
 
-fn transaction() -> SendOtpRequest {
-    SendOtpRequest::transaction(mobile(), "Aadhaar Card", "1432452", "1001")
+fn transaction() -> TransactionOtpRequest {
+    TransactionOtpRequest::new(mobile(), "Aadhaar Card", "1432452", Amount::parse("1001").unwrap())
 }
 
 async fn mock(status: u16, body: &str) -> MockServer {
@@ -55,7 +55,7 @@ async fn a_registration_otp_on_the_wire() {
         .expect(1)
         .mount(&server)
         .await;
-    let receipt = client(&server.uri()).send_otp(&registration()).await.unwrap();
+    let receipt = client(&server.uri()).send_otp(&registration().into()).await.unwrap();
     assert_eq!(receipt.outcome, Outcome::Sent);
     assert_eq!(receipt.provider_code, "0");
     assert!(receipt.reference.is_none(), "no externalRefNumber was sent");
@@ -76,10 +76,10 @@ async fn a_transaction_otp_with_every_optional_field_on_the_wire() {
     let request = transaction()
         .ovd_data(IdentityNumber::new(AADHAAR))
         .username("override1")
-        .lat_long("28.6090", "77.2362")
-        .public_ip("2001:db8::1")
+        .coordinates(Coordinates::new("28.6090", "77.2362").unwrap())
+        .public_ip("2001:db8::1".parse().unwrap())
         .params(Some("a".into()), None, Some("c".into()));
-    let receipt = client(&server.uri()).send_otp(&request).await.unwrap();
+    let receipt = client(&server.uri()).send_otp(&request.into()).await.unwrap();
     assert_eq!(receipt.reference.unwrap().expose_secret(), "1432452", "the reference is the one sent");
 }
 
@@ -99,7 +99,7 @@ async fn every_code_and_odd_answer() {
     ];
     for (status, body, kind, code) in cases {
         let server = mock(status, body).await;
-        let error = client(&server.uri()).send_otp(&transaction()).await.unwrap_err();
+        let error = client(&server.uri()).send_otp(&transaction().into()).await.unwrap_err();
         assert_eq!(error.kind(), kind, "{body}");
         assert_eq!(error.provider_code(), code, "{body}");
     }
@@ -111,26 +111,28 @@ async fn every_validation_rule_refuses_before_sending() {
     let server = MockServer::start().await;
     Mock::given(any()).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
     let client = client(&server.uri());
-    let tx = |reference: &str, amount: &str| SendOtpRequest::transaction(mobile(), "Aadhaar Card", reference, amount);
-    let invalid = [
-        tx("12345", "100"),                   // reference under 6
-        tx("12345678901234567890123", "100"), // reference over 22
-        tx("ref 123", "100"),
-        tx("1432452", ""),
-        tx("1432452", "0"),
-        tx("1432452", "-5"),
-        tx("1432452", "12a"),
-        tx("1432452", "1e3"),
-        SendOtpRequest::transaction(mobile(), "", "1432452", "100"),
-        SendOtpRequest::registration(mobile(), "Aadhaar Card", IdentityNumber::new("")),
-        registration().registration_ref("abc"),
-        transaction().lat_long("91", "77"),
-        transaction().lat_long("28.6", "181"),
-        transaction().lat_long("north", "77"),
-        transaction().public_ip("192.168.1"),
-        transaction().public_ip("localhost"),
-        transaction().username(""),
-        transaction().params(Some("x\u{0}".into()), None, None),
+    let tx = |reference: &str| {
+        TransactionOtpRequest::new(mobile(), "Aadhaar Card", reference, Amount::parse("100").unwrap())
+    };
+    // Amounts, coordinates and IP addresses are refused when they are made: no such request exists.
+    for amount in ["", "0", "-5", "12a", "1e3"] {
+        assert_eq!(Amount::parse(amount).unwrap_err().reached_provider(), Reached::No, "{amount}");
+    }
+    for (lat, long) in [("91", "77"), ("28.6", "181"), ("north", "77")] {
+        assert_eq!(Coordinates::new(lat, long).unwrap_err().kind(), ErrorKind::InvalidRequest, "{lat},{long}");
+    }
+    for ip in ["192.168.1", "localhost"] {
+        assert!(ip.parse::<std::net::IpAddr>().is_err(), "{ip}");
+    }
+    let invalid: [SendOtpRequest; 8] = [
+        tx("12345").into(),                   // reference under 6
+        tx("12345678901234567890123").into(), // reference over 22
+        tx("ref 123").into(),
+        TransactionOtpRequest::new(mobile(), "", "1432452", Amount::parse("100").unwrap()).into(),
+        RegistrationOtpRequest::new(mobile(), "Aadhaar Card", IdentityNumber::new("")).into(),
+        registration().external_ref("abc").into(),
+        transaction().username("").into(),
+        transaction().params(Some("x\u{0}".into()), None, None).into(),
     ];
     for request in invalid {
         let error = client.send_otp(&request).await.unwrap_err();
@@ -143,7 +145,7 @@ async fn every_validation_rule_refuses_before_sending() {
         .environment(Environment::Custom(server.uri()))
         .build()
         .unwrap();
-    let error = no_username.send_otp(&transaction()).await.unwrap_err();
+    let error = no_username.send_otp(&transaction().into()).await.unwrap_err();
     assert!(error.is_configuration() && error.to_string().contains("username"), "{error}");
 }
 
@@ -163,7 +165,7 @@ async fn production_needs_an_explicit_base_url() {
 async fn ovd_data_and_the_secret_are_redacted() {
     let server = mock(200, r#"{"status":"FAILED","statusCode":"1","statusDesc":"Failed to send OTP"}"#).await;
     let client = client(&server.uri());
-    let request = registration();
+    let request: SendOtpRequest = registration().into();
     let wire = client.wire_request(&request).unwrap();
     let error = client.send_otp(&request).await.unwrap_err();
     let texts =

@@ -72,16 +72,21 @@ impl Clients {
     }
 
     async fn iserveu(&self, number: &str) -> Result<SendReceipt, Error> {
-        let request = otp_iserveu::SendOtpRequest::transaction(mobile(number), "AADHAAR", "REF123456", "1500.50")
-            .lat_long("12.97", "77.59")
-            .public_ip("203.0.113.7");
-        self.iserveu.send_otp(&request).await
+        let request = otp_iserveu::TransactionOtpRequest::new(
+            mobile(number),
+            "AADHAAR",
+            "REF123456",
+            otp_core::Amount::parse("1500.50").unwrap(),
+        )
+        .coordinates(otp_core::Coordinates::new("12.97", "77.59").unwrap())
+        .public_ip([203, 0, 113, 7].into());
+        self.iserveu.send_otp(&request.into()).await
     }
 
     async fn iserveu_registration(&self, number: &str) -> Result<SendReceipt, Error> {
         let request =
-            otp_iserveu::SendOtpRequest::registration(mobile(number), "AADHAAR", IdentityNumber::new("765386439745"));
-        self.iserveu.send_otp(&request).await
+            otp_iserveu::RegistrationOtpRequest::new(mobile(number), "AADHAAR", IdentityNumber::new("765386439745"));
+        self.iserveu.send_otp(&request.into()).await
     }
 
     async fn aopay(&self, number: &str) -> Result<SendReceipt, Error> {
@@ -229,7 +234,13 @@ async fn wrong_credentials_are_authentication_errors_on_every_gateway() {
         .environment(env())
         .build()
         .unwrap();
-    let request = otp_iserveu::SendOtpRequest::transaction(mobile(number), "AADHAAR", "REF123456", "10");
+    let request: otp_iserveu::SendOtpRequest = otp_iserveu::TransactionOtpRequest::new(
+        mobile(number),
+        "AADHAAR",
+        "REF123456",
+        otp_core::Amount::parse("10").unwrap(),
+    )
+    .into();
     let error = iserveu.send_otp(&request).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Authentication);
     assert_eq!(error.http_status(), Some(401));

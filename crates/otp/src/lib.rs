@@ -159,6 +159,21 @@ gateways! {
     "aopay" => AOPay(otp_aopay::{AOPayClient, SendOtpRequest}),
 }
 
+// iServeU has two request types (registration, transaction) behind its one SendOtpRequest.
+#[cfg(feature = "iserveu")]
+impl From<otp_iserveu::RegistrationOtpRequest> for SendOtpRequest {
+    fn from(request: otp_iserveu::RegistrationOtpRequest) -> Self {
+        SendOtpRequest::IServeU(request.into())
+    }
+}
+
+#[cfg(feature = "iserveu")]
+impl From<otp_iserveu::TransactionOtpRequest> for SendOtpRequest {
+    fn from(request: otp_iserveu::TransactionOtpRequest) -> Self {
+        SendOtpRequest::IServeU(request.into())
+    }
+}
+
 /// The README's Rust snippets, compiled by `cargo test` so they stay true.
 #[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../../../README.md")]

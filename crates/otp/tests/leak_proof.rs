@@ -132,8 +132,8 @@ fn requests(mobile: &str, aadhaar: &str) -> Vec<SendOtpRequest> {
     vec![
         otp::phonepe::SendOtpRequest::new(number()).email("a@example.com").device_id("device-1").into(),
         otp::paytm::SendOtpRequest::new(number(), "device-1").scope("paytm").into(),
-        otp::iserveu::SendOtpRequest::registration(number(), "AADHAAR", IdentityNumber::new(aadhaar))
-            .registration_ref("REF123456")
+        otp::iserveu::RegistrationOtpRequest::new(number(), "AADHAAR", IdentityNumber::new(aadhaar))
+            .external_ref("REF123456")
             .into(),
         otp::aopay::SendOtpRequest::new(
             number(),

@@ -52,7 +52,8 @@ pub fn sample_requests(mobile: &str) -> Vec<SendOtpRequest> {
     vec![
         otp::phonepe::SendOtpRequest::new(number()).into(),
         otp::paytm::SendOtpRequest::new(number(), "device-0042").scope("paytm").into(),
-        otp::iserveu::SendOtpRequest::transaction(number(), "AADHAAR", "REF123456", "100").into(),
+        otp::iserveu::TransactionOtpRequest::new(number(), "AADHAAR", "REF123456", otp::Amount::parse("100").unwrap())
+            .into(),
         otp::aopay::SendOtpRequest::new(
             number(),
             "BENE1001",
