@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask codegen [--check]`: `crates/otp-<gateway>/spec/codes.toml` →
 //!   `src/generated/codes.rs` and `src/generated/codes.md`.
-//! - `cargo xtask lint`: rustfmt, clippy (warnings denied, all targets) and the tidy checks.
+//! - `cargo xtask lint`: rustfmt, clippy (warnings denied, all targets, and `otp` with each
+//!   gateway feature alone), `cargo doc` with warnings denied, codegen freshness, tidy checks.
 //! - `cargo xtask bench [--quick | --long]`: build isolation (crates compiled per `otp` feature),
 //!   then the release-mode benchmarks of `crates/otp-bench`: the SDK against raw reqwest at real
 //!   gateway latency over TLS and under overload (the headline), then on loopback (overhead).
@@ -43,11 +44,20 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn lint(root: &Path) -> Result<(), String> {
+    // A toolchain without rustfmt or clippy fails here rather than skipping the check.
     run(root, "cargo", &["fmt", "--all", "--", "--check"])?;
     run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    // Each gateway alone, as a consumer with one feature compiles it.
+    for krate in codegen::gateway_crates(root) {
+        let features = format!("{},rustls", krate.trim_start_matches("otp-"));
+        let args = ["clippy", "-p", "otp", "--lib", "--locked", "--no-default-features", "--features", &features];
+        run(root, "cargo", &[&args[..], &["--", "-D", "warnings"]].concat())?;
+    }
+    // Documentation builds without a warning (broken links included).
+    run_with(root, &[("RUSTDOCFLAGS", "-D warnings")], "cargo", &["doc", "--workspace", "--no-deps", "--locked"])?;
     codegen::run(root, codegen::Mode::Check)?;
     tidy::check(root)?;
-    println!("xtask lint: fmt, clippy, codegen and tidy are clean");
+    println!("xtask lint: fmt, clippy (workspace and each gateway alone), docs, codegen and tidy are clean");
     Ok(())
 }
 
@@ -78,8 +88,13 @@ fn crates_compiled(root: &Path, features: &str) -> Result<usize, String> {
 }
 
 fn run(root: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    run_with(root, &[], program, args)
+}
+
+fn run_with(root: &Path, env: &[(&str, &str)], program: &str, args: &[&str]) -> Result<(), String> {
     println!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
+        .envs(env.iter().copied())
         .args(args)
         .current_dir(root)
         .status()

@@ -9,6 +9,7 @@ pub fn check(root: &Path) -> Result<(), String> {
     gateway_crates_are_independent(root, &mut problems);
     crate_roots_have_docs_and_forbid_unsafe(root, &mut problems);
     one_feature_compiles_one_gateway(root, &mut problems);
+    adding_a_gateway_is_documented(root, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -103,6 +104,72 @@ fn one_feature_compiles_one_gateway(root: &Path, problems: &mut Vec<String>) {
         }
         for other in compiled.iter().filter(|name| **name != krate.as_str()) {
             problems.push(format!("otp --features {feature} also compiles {other}: features must isolate gateways"));
+        }
+    }
+}
+
+/// ARCHITECTURE.md's "Adding a gateway" list is true: every file it names exists, and every
+/// source or manifest file outside the gateway crates whose code (comments aside) names every
+/// gateway is on it, so a new gateway cannot miss a place that enumerates them.
+fn adding_a_gateway_is_documented(root: &Path, problems: &mut Vec<String>) {
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap_or_default();
+    let Some(start) = architecture.find("## Adding a gateway") else {
+        problems.push("ARCHITECTURE.md has no \"## Adding a gateway\" section".to_owned());
+        return;
+    };
+    let section = &architecture[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let listed: Vec<&str> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|token| token.ends_with(".rs") || token.ends_with(".toml"))
+        // Repository paths only: not the new crate's own files (`spec/codes.toml`, `<name>`).
+        .filter(|token| !token.contains('<'))
+        .filter(|token| {
+            *token == "Cargo.toml" || ["crates/", "tests/", "fuzz/", "xtask/"].iter().any(|d| token.starts_with(d))
+        })
+        .collect();
+    for path in &listed {
+        if !root.join(path).is_file() {
+            problems.push(format!("ARCHITECTURE.md lists {path}, which does not exist"));
+        }
+    }
+    let crates = gateway_crates(root);
+    let names: Vec<&str> = crates.iter().map(|krate| krate.trim_start_matches("otp-")).collect();
+    let mut files = Vec::new();
+    collect_sources(root, root, &crates, &mut files);
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(root.join(&file)) else { continue };
+        let code: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//") && !line.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_lowercase();
+        if names.iter().all(|name| code.contains(name)) && !listed.contains(&file.as_str()) {
+            problems
+                .push(format!("{file} names every gateway but is not in ARCHITECTURE.md's \"Adding a gateway\" list"));
+        }
+    }
+}
+
+/// `.rs` files and `Cargo.toml`s below `dir`, relative to `root`, outside build output and the
+/// gateway crates themselves.
+fn collect_sources(root: &Path, dir: &Path, gateway_crates: &[String], files: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let skip = name.starts_with('.') || name == "target" || gateway_crates.contains(&name);
+            if !skip {
+                collect_sources(root, &path, gateway_crates, files);
+            }
+        } else if name.ends_with(".rs") || name == "Cargo.toml" {
+            if let Ok(relative) = path.strip_prefix(root) {
+                files.push(relative.to_string_lossy().replace('\\', "/"));
+            }
         }
     }
 }
