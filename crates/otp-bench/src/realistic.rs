@@ -222,28 +222,14 @@ struct Side {
 }
 
 impl Side {
-    async fn warm_up<F, Fut>(
+    /// A closed-loop run whose connections count for this side; `timed` runs also count their
+    /// sends, latencies and peak memory (a warm-up does not).
+    async fn run<F, Fut>(
         &mut self,
         counters: &Counters,
         callers: usize,
         duration: Duration,
-        job: F,
-    ) -> Result<(), BoxError>
-    where
-        F: Fn() -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send,
-    {
-        let (before, _, _) = counters.snapshot();
-        closed_loop(callers, duration, job).await?;
-        self.connections += counters.snapshot().0 - before;
-        Ok(())
-    }
-
-    async fn measure<F, Fut>(
-        &mut self,
-        counters: &Counters,
-        callers: usize,
-        duration: Duration,
+        timed: bool,
         job: F,
     ) -> Result<(), BoxError>
     where
@@ -252,9 +238,12 @@ impl Side {
     {
         reset_peak_rss();
         let (before, _, _) = counters.snapshot();
-        self.run.add(closed_loop(callers, duration, job).await?);
+        let run = closed_loop(callers, duration, job).await?;
         self.connections += counters.snapshot().0 - before;
-        self.peak_rss = self.peak_rss.max(peak_rss_mib());
+        if timed {
+            self.run.add(run);
+            self.peak_rss = self.peak_rss.max(peak_rss_mib());
+        }
         Ok(())
     }
 }
@@ -285,14 +274,14 @@ async fn closed_loops(stand_in: &StandIn, settings: &Settings) -> Result<f64, Bo
         // Warm-up: connections and TLS sessions opened (and counted), not timed.
         let warm = settings.run.min(Duration::from_secs(2));
         let (mut sdk, mut raw_side) = (Side::default(), Side::default());
-        sdk.warm_up(&stand_in.counters, callers, warm, sdk_job).await?;
-        raw_side.warm_up(&stand_in.counters, callers, warm, raw_job).await?;
+        sdk.run(&stand_in.counters, callers, warm, false, sdk_job).await?;
+        raw_side.run(&stand_in.counters, callers, warm, false, raw_job).await?;
         for round in 0..settings.rounds * 2 {
             // A B B A …: drift on a shared machine lands on both sides alike.
             if (round % 4 == 0) || (round % 4 == 3) {
-                sdk.measure(&stand_in.counters, callers, settings.run, sdk_job).await?;
+                sdk.run(&stand_in.counters, callers, settings.run, true, sdk_job).await?;
             } else {
-                raw_side.measure(&stand_in.counters, callers, settings.run, raw_job).await?;
+                raw_side.run(&stand_in.counters, callers, settings.run, true, raw_job).await?;
             }
         }
         let (sdk_connections, raw_connections, sdk_rss, raw_rss) =

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use otp::{
-    aopay, iserveu, paytm, phonepe, Amount, Coordinates, Environment, Error, Gateway, GatewayClient, HttpOptions,
-    IdentityNumber, MobileNumber, Pincode, SendOtpRequest,
+    aopay, iserveu, paytm, phonepe, Amount, ClientOptions, Coordinates, Environment, Error, Gateway, GatewayClient,
+    HttpOptions, IdentityNumber, MobileNumber, Pincode, SendOtpRequest,
 };
 use otp_sandbox::{credentials, Sandbox, SandboxConfig};
 
@@ -229,92 +229,59 @@ fn build_client(
     http: HttpOptions,
     sandbox: bool,
 ) -> Result<GatewayClient, Error> {
+    let options = ClientOptions::new().environment(environment).http(http);
+    if sandbox {
+        // The sandbox's own credentials; an iServeU --username still travels on the request.
+        return otp::sandbox::client(args.gateway(), options);
+    }
     let mut env = Credentials::new();
     let client: GatewayClient = match args {
         GatewayArgs::Phonepe(_) => {
-            let (merchant_id, salt_key, salt_index) = if sandbox {
-                (
-                    credentials::PHONEPE_MERCHANT_ID.to_owned(),
-                    credentials::PHONEPE_SALT_KEY.to_owned(),
-                    credentials::PHONEPE_SALT_INDEX,
-                )
-            } else {
-                let merchant_id = env.var("OTP_PHONEPE_MERCHANT_ID");
-                let salt_key = env.var("OTP_PHONEPE_SALT_KEY");
-                let salt_index = env.var("OTP_PHONEPE_SALT_INDEX");
-                env.finish(Gateway::PhonePe)?;
-                let salt_index = salt_index.trim().parse::<u32>().ok().filter(|i| *i > 0).ok_or_else(|| {
-                    Error::configuration(
-                        "OTP_PHONEPE_SALT_INDEX must be a positive integer (the index of the salt key)",
-                    )
-                })?;
-                (merchant_id, salt_key, salt_index)
-            };
+            let merchant_id = env.var("OTP_PHONEPE_MERCHANT_ID");
+            let salt_key = env.var("OTP_PHONEPE_SALT_KEY");
+            let salt_index = env.var("OTP_PHONEPE_SALT_INDEX");
+            env.finish(Gateway::PhonePe)?;
+            let salt_index = salt_index.trim().parse::<u32>().ok().filter(|i| *i > 0).ok_or_else(|| {
+                Error::configuration("OTP_PHONEPE_SALT_INDEX must be a positive integer (the index of the salt key)")
+            })?;
             phonepe::PhonePeClient::builder()
                 .merchant_id(merchant_id)
                 .salt_key(salt_key)
                 .salt_index(salt_index)
-                .environment(environment)
-                .http(http)
+                .options(options)
                 .build()?
                 .into()
         }
         GatewayArgs::Paytm(_) => {
-            let (client_id, client_secret) = if sandbox {
-                (credentials::PAYTM_CLIENT_ID.to_owned(), credentials::PAYTM_CLIENT_SECRET.to_owned())
-            } else {
-                let pair = (env.var("OTP_PAYTM_CLIENT_ID"), env.var("OTP_PAYTM_CLIENT_SECRET"));
-                env.finish(Gateway::Paytm)?;
-                pair
-            };
+            let (client_id, client_secret) = (env.var("OTP_PAYTM_CLIENT_ID"), env.var("OTP_PAYTM_CLIENT_SECRET"));
+            env.finish(Gateway::Paytm)?;
             paytm::PaytmClient::builder()
                 .client_id(client_id)
                 .client_secret(client_secret)
-                .environment(environment)
-                .http(http)
+                .options(options)
                 .build()?
                 .into()
         }
         GatewayArgs::Iserveu(args) => {
-            let (client_id, client_secret, username) = if sandbox {
-                (
-                    credentials::ISERVEU_CLIENT_ID.to_owned(),
-                    credentials::ISERVEU_CLIENT_SECRET.to_owned(),
-                    args.username.clone().unwrap_or_else(|| credentials::ISERVEU_USERNAME.to_owned()),
-                )
-            } else {
-                let client_id = env.var("OTP_ISERVEU_CLIENT_ID");
-                let client_secret = env.var("OTP_ISERVEU_CLIENT_SECRET");
-                let username = match &args.username {
-                    Some(username) => username.clone(),
-                    None => env.var_shown_as("OTP_ISERVEU_USERNAME", "OTP_ISERVEU_USERNAME (or --username)"),
-                };
-                env.finish(Gateway::IServeU)?;
-                (client_id, client_secret, username)
+            let client_id = env.var("OTP_ISERVEU_CLIENT_ID");
+            let client_secret = env.var("OTP_ISERVEU_CLIENT_SECRET");
+            let username = match &args.username {
+                Some(username) => username.clone(),
+                None => env.var_shown_as("OTP_ISERVEU_USERNAME", "OTP_ISERVEU_USERNAME (or --username)"),
             };
+            env.finish(Gateway::IServeU)?;
             iserveu::IServeUClient::builder()
                 .client_id(client_id)
                 .client_secret(client_secret)
                 .username(username)
-                .environment(environment)
-                .http(http)
+                .options(options)
                 .build()?
                 .into()
         }
         GatewayArgs::Aopay(_) => {
-            let registration_id = if sandbox {
-                credentials::AOPAY_REGISTRATION_ID.to_owned()
-            } else {
-                let id = env.var("OTP_AOPAY_REGISTRATION_ID");
-                env.finish(Gateway::AOPay)?;
-                id
-            };
-            aopay::AOPayClient::builder()
-                .registration_id(registration_id)
-                .environment(environment)
-                .http(http)
-                .build()?
-                .into()
+            let registration_id = env.var("OTP_AOPAY_REGISTRATION_ID");
+            env.finish(Gateway::AOPay)?;
+            aopay::AOPayClient::builder().registration_id(registration_id).options(options).build()?.into()
         }
     };
     Ok(client)

@@ -159,6 +159,9 @@ gateways! {
     "aopay" => AOPay(otp_aopay::{AOPayClient, SendOtpRequest}),
 }
 
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
 // iServeU has two request types (registration, transaction) behind its one SendOtpRequest.
 #[cfg(feature = "iserveu")]
 impl From<otp_iserveu::RegistrationOtpRequest> for SendOtpRequest {

@@ -3,47 +3,15 @@
 
 #![allow(dead_code)] // Each test file uses what it needs.
 
-use otp::{Environment, GatewayClient, HttpOptions, MobileNumber, SendOtpRequest};
-use otp_sandbox::credentials;
+use otp::{ClientOptions, Environment, Gateway, GatewayClient, HttpOptions, MobileNumber, SendOtpRequest};
 
 /// A client per gateway for the sandbox (or any server) at `base_url`.
 pub fn sandbox_clients(base_url: &str, http: HttpOptions) -> Vec<GatewayClient> {
-    let env = || Environment::Custom(base_url.to_owned());
-    vec![
-        otp::phonepe::PhonePeClient::builder()
-            .merchant_id(credentials::PHONEPE_MERCHANT_ID)
-            .salt_key(credentials::PHONEPE_SALT_KEY)
-            .salt_index(credentials::PHONEPE_SALT_INDEX)
-            .environment(env())
-            .http(http.clone())
-            .build()
-            .unwrap()
-            .into(),
-        otp::paytm::PaytmClient::builder()
-            .client_id(credentials::PAYTM_CLIENT_ID)
-            .client_secret(credentials::PAYTM_CLIENT_SECRET)
-            .environment(env())
-            .http(http.clone())
-            .build()
-            .unwrap()
-            .into(),
-        otp::iserveu::IServeUClient::builder()
-            .client_id(credentials::ISERVEU_CLIENT_ID)
-            .client_secret(credentials::ISERVEU_CLIENT_SECRET)
-            .username(credentials::ISERVEU_USERNAME)
-            .environment(env())
-            .http(http.clone())
-            .build()
-            .unwrap()
-            .into(),
-        otp::aopay::AOPayClient::builder()
-            .registration_id(credentials::AOPAY_REGISTRATION_ID)
-            .environment(env())
-            .http(http)
-            .build()
-            .unwrap()
-            .into(),
-    ]
+    let options = ClientOptions::new().environment(Environment::Custom(base_url.to_owned())).http(http);
+    [Gateway::PhonePe, Gateway::Paytm, Gateway::IServeU, Gateway::AOPay]
+        .into_iter()
+        .map(|gateway| otp::sandbox::client(gateway, options.clone()).unwrap())
+        .collect()
 }
 
 /// A valid request per gateway to `mobile`.
