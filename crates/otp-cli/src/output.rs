@@ -81,7 +81,7 @@ pub fn success(receipt: &SendReceipt, mobile: &MobileNumber, json: bool) -> Exit
             http_status: receipt.http_status,
             message: receipt.message.as_deref(),
         };
-        print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+        print_json(&body);
     } else {
         let headline = match receipt.outcome {
             Outcome::SentForRegistration => {
@@ -138,7 +138,7 @@ pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitC
             gateway: gateway.map(Gateway::as_str),
             error: ErrorJson { kind, provider_code, http_status, message, retryable },
         };
-        print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+        print_json(&body);
     } else {
         match failure {
             Failure::Otp(error) => {
@@ -190,8 +190,15 @@ pub fn usage_error(error: clap::Error) -> ExitCode {
         gateway: gateway.map(Gateway::as_str),
         error: ErrorJson { kind: "invalid_request", provider_code: None, http_status: None, message, retryable: false },
     };
-    print_stdout(&serde_json::to_string(&body).unwrap_or_default());
+    print_json(&body);
     ExitCode::from(exit::NOTHING_SENT)
+}
+
+/// One JSON object on stdout. Our output structs of strings, numbers and options always
+/// serialise; an empty line instead would break every script reading us.
+#[allow(clippy::expect_used)] // See the message.
+fn print_json(body: &impl Serialize) {
+    print_stdout(&serde_json::to_string(body).expect("the CLI's output structs serialise to JSON by construction"));
 }
 
 #[cfg(test)]
