@@ -111,7 +111,9 @@ pub fn exit_code(error: &Error) -> u8 {
         | ErrorKind::Authentication
         | ErrorKind::RateLimited
         | ErrorKind::Blocked
-        | ErrorKind::Rejected => exit::REFUSED,
+        | ErrorKind::Rejected
+        | ErrorKind::WrongOtp
+        | ErrorKind::OtpExpired => exit::REFUSED,
         ErrorKind::ProviderUnavailable | ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::UnexpectedResponse => {
             exit::NO_ANSWER
         }

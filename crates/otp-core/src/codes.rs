@@ -35,6 +35,7 @@ impl CodeResult {
         match name {
             "sent" => Some(CodeResult::Outcome(Outcome::Sent)),
             "sent_for_registration" => Some(CodeResult::Outcome(Outcome::SentForRegistration)),
+            "verified" => Some(CodeResult::Outcome(Outcome::Verified)),
             other => ErrorKind::from_name(other).map(CodeResult::Error),
         }
     }
@@ -163,10 +164,10 @@ impl CodeTable {
         let error = match (entry, status_fallback(status)) {
             (Some(entry), _) => match entry.result {
                 // Only a success without the reference it requires gets here.
-                CodeResult::Outcome(_) => {
-                    Error::unexpected("the provider reported success without the reference the verify step needs")
-                        .with_provider_response(provider)
-                }
+                CodeResult::Outcome(_) => Error::unexpected(
+                    "the provider reported success without the reference (or credential) it documents",
+                )
+                .with_provider_response(provider),
                 CodeResult::Error(kind) => {
                     Error::provider(kind, entry.retryable, provider, "the provider refused the OTP")
                 }
@@ -189,6 +190,28 @@ impl CodeTable {
             },
         };
         Err(error.with_gateway(self.gateway))
+    }
+
+    /// Turns a verify answer into the unified result: as [`CodeTable::resolve`], with the
+    /// answer's `reference` read as the gateway's credential.
+    pub fn resolve_verify<E>(
+        &self,
+        response: &RawResponse,
+        decoded: Result<ProviderAnswer, E>,
+        credential_rule: ReferenceRule,
+    ) -> Result<crate::VerifyReceipt, Error>
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        let receipt = self.resolve(response, decoded, credential_rule)?;
+        Ok(crate::VerifyReceipt {
+            gateway: receipt.gateway,
+            outcome: receipt.outcome,
+            credential: receipt.reference,
+            provider_code: receipt.provider_code,
+            message: receipt.message,
+            http_status: receipt.http_status,
+        })
     }
 
     fn provider_response(

@@ -31,11 +31,16 @@ pub enum ErrorKind {
     Transport,
     /// An answer that cannot be understood (not the documented shape, over the size cap, a redirect).
     UnexpectedResponse,
+    /// Verify: the code did not match; the same OTP may be tried again.
+    WrongOtp,
+    /// Verify: this OTP can no longer be verified (expired, already used, unknown reference,
+    /// too many wrong tries): send a new one.
+    OtpExpired,
 }
 
 impl ErrorKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Authentication,
         ErrorKind::RateLimited,
@@ -45,6 +50,8 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::Transport,
         ErrorKind::UnexpectedResponse,
+        ErrorKind::WrongOtp,
+        ErrorKind::OtpExpired,
     ];
 
     /// The stable snake_case name (`rate_limited`, …).
@@ -59,6 +66,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Transport => "transport",
             ErrorKind::UnexpectedResponse => "unexpected_response",
+            ErrorKind::WrongOtp => "wrong_otp",
+            ErrorKind::OtpExpired => "otp_expired",
         }
     }
 
@@ -377,7 +386,9 @@ mod tests {
                 "provider_unavailable",
                 "timeout",
                 "transport",
-                "unexpected_response"
+                "unexpected_response",
+                "wrong_otp",
+                "otp_expired"
             ]
         );
         for kind in ErrorKind::ALL {

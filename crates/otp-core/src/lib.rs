@@ -58,9 +58,9 @@ pub use gateway::{Gateway, UnknownGateway};
 pub use http::RootCertificate;
 pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
 pub use mobile::{MobileNumber, MobileNumberError};
-pub use receipt::{Outcome, SendReceipt};
+pub use receipt::{Outcome, SendReceipt, VerifyReceipt};
 pub use retry::RetryPolicy;
-pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, SaltKey, SecretString};
+pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, OtpCode, SaltKey, SecretString};
 pub use values::{Amount, Coordinates, Pincode};
 
 /// Re-exported so that callers can inject a client without naming reqwest's version.

@@ -50,7 +50,7 @@ use tokio::time::Instant;
 use tracing::{field, Instrument};
 
 use crate::http::{RawResponse, Transport, WireRequest};
-use crate::{Error, MobileNumber, SendReceipt};
+use crate::{Error, MobileNumber, SendReceipt, VerifyReceipt};
 
 /// Which operation a call is, for its span's name (span names must be static, so the set is
 /// closed and grows with the operations the gateways offer).
@@ -59,6 +59,8 @@ use crate::{Error, MobileNumber, SendReceipt};
 pub enum OperationKind {
     /// Sends an OTP: span `otp.send`.
     Send,
+    /// Verifies a code (or completes the registration that consumes it): span `otp.verify`.
+    Verify,
 }
 
 impl OperationKind {
@@ -66,6 +68,7 @@ impl OperationKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             OperationKind::Send => "send",
+            OperationKind::Verify => "verify",
         }
     }
 }
@@ -106,6 +109,20 @@ pub trait Request {
     fn mobile(&self) -> Option<&MobileNumber>;
 }
 
+impl Answered for VerifyReceipt {
+    fn outcome(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+
+    fn provider_code(&self) -> &str {
+        &self.provider_code
+    }
+
+    fn http_status(&self) -> u16 {
+        self.http_status
+    }
+}
+
 /// One call a gateway offers for requests of type `R`, implemented by its client.
 pub trait Operation<R: Request>: Client {
     /// What a success yields.
@@ -133,16 +150,23 @@ where
     let transport = operation.transport();
     let gateway = transport.gateway();
     let wire = operation.wire_request(request).map_err(|e| e.with_gateway(gateway))?;
+    // Span names must be literals: one arm per kind, the same fields in each.
+    macro_rules! operation_span {
+        ($name:literal) => {
+            tracing::info_span!(
+                $name,
+                gateway = gateway.as_str(),
+                api_path = wire.api_path(),
+                mobile = field::Empty,
+                attempts = field::Empty,
+                http_status = field::Empty,
+                elapsed_ms = field::Empty,
+            )
+        };
+    }
     let span = match O::KIND {
-        OperationKind::Send => tracing::info_span!(
-            "otp.send",
-            gateway = gateway.as_str(),
-            api_path = wire.api_path(),
-            mobile = field::Empty,
-            attempts = field::Empty,
-            http_status = field::Empty,
-            elapsed_ms = field::Empty,
-        ),
+        OperationKind::Send => operation_span!("otp.send"),
+        OperationKind::Verify => operation_span!("otp.verify"),
     };
     if let Some(mobile) = request.mobile() {
         span.record("mobile", field::display(mobile));

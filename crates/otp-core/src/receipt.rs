@@ -12,14 +12,17 @@ pub enum Outcome {
     Sent,
     /// The OTP was sent, but to register the customer first (AOPay code 0).
     SentForRegistration,
+    /// Verify: the code matched.
+    Verified,
 }
 
 impl Outcome {
-    /// The stable snake_case name (`sent`, `sent_for_registration`).
+    /// The stable snake_case name (`sent`, `sent_for_registration`, `verified`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Sent => "sent",
             Outcome::SentForRegistration => "sent_for_registration",
+            Outcome::Verified => "verified",
         }
     }
 }
@@ -45,6 +48,27 @@ pub struct SendReceipt {
     /// The reference for the verify step, when the gateway gives one.
     pub reference: Option<SecretString>,
     /// The provider's own code, verbatim (`SUCCESS`, `BE1400001`, `"0"`, `1`).
+    pub provider_code: String,
+    /// The provider's message, when it gave one.
+    pub message: Option<String>,
+    /// The HTTP status of the answer.
+    pub http_status: u16,
+}
+
+/// A provider's answer that the code matched.
+///
+/// The `credential` is what the gateway hands back for its next calls (PhonePe's
+/// `userAuthToken`, Paytm's access token); it is a [`SecretString`] and never shows in `Debug`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifyReceipt {
+    /// The gateway that answered.
+    pub gateway: Gateway,
+    /// Always [`Outcome::Verified`].
+    pub outcome: Outcome,
+    /// The gateway's credential for its next calls, when it returns one.
+    pub credential: Option<SecretString>,
+    /// The provider's own code, verbatim.
     pub provider_code: String,
     /// The provider's message, when it gave one.
     pub message: Option<String>,

@@ -124,6 +124,50 @@ secret_roles! {
     ClientSecret;
 }
 
+/// The code a customer typed: 4 to 8 ASCII digits, checked when it is made. A secret: no
+/// `Display`, `[redacted]` in `Debug`, zeroed on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(SecretString);
+
+impl OtpCode {
+    /// Checks a code: 4 to 8 ASCII digits, nothing around them.
+    pub fn parse(code: &str) -> Result<Self, crate::Error> {
+        if !(4..=8).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(crate::Error::invalid_input("the OTP must be 4 to 8 digits"));
+        }
+        Ok(Self(SecretString::new(code)))
+    }
+
+    /// The code, for the wire body only.
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// How many digits it has (Paytm takes exactly 6).
+    pub fn len(&self) -> usize {
+        self.0.expose_secret().len()
+    }
+
+    /// Never true: a code has at least 4 digits.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for OtpCode {
+    type Err = crate::Error;
+
+    fn from_str(code: &str) -> Result<Self, crate::Error> {
+        Self::parse(code)
+    }
+}
+
 /// An identity document number (Aadhaar, PAN, voter id …) sent as iServeU's `ovdData`.
 ///
 /// `Debug` and `Display` show [`mask_identity_number`] of it; the full value comes out only
@@ -195,6 +239,18 @@ mod tests {
         let client_secret = ClientSecret::new("another-one");
         assert_eq!(format!("{:?}", (client_secret.clone(), 1)), "([redacted], 1)");
         assert!(!client_secret.is_empty() && ClientSecret::new("").is_empty());
+    }
+
+    #[test]
+    fn otp_codes_are_four_to_eight_digits_and_redacted() {
+        for ok in ["1234", "123456", "12345678"] {
+            let code = OtpCode::parse(ok).map_err(|e| e.to_string());
+            assert_eq!(code.as_ref().map(|c| c.expose_secret()), Ok(ok));
+            assert_eq!(code.map(|c| format!("{c:?}")), Ok("[redacted]".to_owned()));
+        }
+        for bad in ["", "123", "123456789", "12 34", "12a4", "１２３４", " 1234"] {
+            assert!(OtpCode::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

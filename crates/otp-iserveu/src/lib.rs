@@ -53,14 +53,17 @@ use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, Amount, ClientSecret, CodeText, Coordinates, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber,
-    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    OtpCode, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
 pub use generated::codes::{CODES, EXAMPLES};
+pub use generated::verify_codes::{VERIFY_CODES, VERIFY_EXAMPLES};
 
 /// The API path.
 pub const API_PATH: &str = "/common/dmt-lite/unified/otp/send";
+/// The call that consumes a registration OTP (iServeU has no separate verify).
+pub const REGISTRATION_API_PATH: &str = "/common/dmt-lite/unified/customer/process-customer-registration";
 /// iServeU's documented hosts: development only; production is issued at onboarding.
 pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online", production: None };
 
@@ -161,6 +164,25 @@ impl TransactionOtpRequest {
     pub fn ovd_data(mut self, ovd_data: IdentityNumber) -> Self {
         self.ovd_data = Some(ovd_data);
         self
+    }
+
+    optional_setters!();
+}
+
+/// Completes a customer registration with the registration OTP the customer received: the
+/// call that consumes that OTP (iServeU has no separate verify call).
+#[derive(Debug, Clone)]
+pub struct CompleteRegistrationRequest {
+    mobile: MobileNumber,
+    otp: OtpCode,
+    name: String,
+    optional: Optional,
+}
+
+impl CompleteRegistrationRequest {
+    /// `mobileNumber` (the one the registration OTP went to), `otp` and the customer's `name`.
+    pub fn new(mobile: MobileNumber, otp: OtpCode, name: impl Into<String>) -> Self {
+        Self { mobile, otp, name: name.into(), optional: Optional::default() }
     }
 
     optional_setters!();
@@ -349,6 +371,24 @@ struct SendBody<'a> {
     param_c: Option<&'a str>,
 }
 
+impl IServeUClient {
+    /// The request's `username`, else the client's: every iServeU call needs one.
+    fn username_for<'a>(&'a self, optional: &'a Optional) -> Result<&'a str, Error> {
+        let username = optional.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
+            Error::configuration("iserveu needs a username: set it on the client (OTP_ISERVEU_USERNAME) or the request")
+        })?;
+        validate::text("username", username, 64)?;
+        Ok(username)
+    }
+
+    /// `body` as a JSON POST with the `client_id` and `client_secret` headers.
+    fn authenticated(&self, api_path: &'static str, body: &impl Serialize) -> Result<WireRequest, Error> {
+        WireRequest::post_json(api_path, json_body(body))
+            .header("client_id", &self.client_id)?
+            .secret_header("client_secret", self.client_secret.expose_secret())
+    }
+}
+
 impl Client for IServeUClient {
     fn transport(&self) -> &Transport {
         &self.transport
@@ -368,12 +408,9 @@ impl Operation<SendOtpRequest> for IServeUClient {
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
         request.validate()?;
         let parts = request.parts();
-        let username = parts.optional.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
-            Error::configuration("iserveu needs a username: set it on the client (OTP_ISERVEU_USERNAME) or the request")
-        })?;
-        validate::text("username", username, 64)?;
+        let username = self.username_for(parts.optional)?;
         let [param_a, param_b, param_c] = &parts.optional.params;
-        let body = json_body(&SendBody {
+        let body = SendBody {
             customer_mobile_number: parts.mobile.expose_digits(),
             external_ref_number: parts.external_ref,
             requested_amount: parts.amount.map(Amount::as_str),
@@ -386,10 +423,8 @@ impl Operation<SendOtpRequest> for IServeUClient {
             param_a: param_a.as_deref(),
             param_b: param_b.as_deref(),
             param_c: param_c.as_deref(),
-        });
-        WireRequest::post_json(API_PATH, body)
-            .header("client_id", &self.client_id)?
-            .secret_header("client_secret", self.client_secret.expose_secret())
+        };
+        self.authenticated(API_PATH, &body)
     }
 
     /// iServeU's answer carries no reference: the `externalRefNumber` sent is the one to keep.
@@ -399,5 +434,64 @@ impl Operation<SendOtpRequest> for IServeUClient {
             .json::<Answer>()
             .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, reference));
         CODES.resolve(response, decoded, ReferenceRule::Optional)
+    }
+}
+
+impl IServeUClient {
+    /// Completes the customer's registration with the code they typed (the verify step of a
+    /// registration OTP). Never retried: a call that may have reached iServeU may have used
+    /// the OTP. A transaction OTP is consumed by iServeU's money-transfer call instead, with
+    /// the same `externalRefNumber`: that is a payment, not an OTP step, and is not here.
+    pub async fn complete_registration(&self, request: &CompleteRegistrationRequest) -> Result<VerifyReceipt, Error> {
+        execute(self, request).await
+    }
+}
+
+/// The body of "process customer registration", every value a string.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationBody<'a> {
+    mobile_number: &'a str,
+    otp: &'a str,
+    name: &'a str,
+    username: &'a str,
+    /// Lower-case `latlong` here, unlike the send's `latLong`.
+    #[serde(rename = "latlong", skip_serializing_if = "Option::is_none")]
+    lat_long: Option<String>,
+    #[serde(rename = "publicIP", skip_serializing_if = "Option::is_none")]
+    public_ip: Option<String>,
+}
+
+impl Request for CompleteRegistrationRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+}
+
+impl Operation<CompleteRegistrationRequest> for IServeUClient {
+    type Output = VerifyReceipt;
+    const KIND: OperationKind = OperationKind::Verify;
+    const RETRIES: bool = false;
+
+    fn wire_request(&self, request: &CompleteRegistrationRequest) -> Result<WireRequest, Error> {
+        validate::text("name", &request.name, 100)?;
+        let optional = &request.optional;
+        let username = self.username_for(optional)?;
+        let body = RegistrationBody {
+            mobile_number: request.mobile.expose_digits(),
+            otp: request.otp.expose_secret(),
+            name: &request.name,
+            username,
+            lat_long: optional.coordinates.as_ref().map(|c| format!("{},{}", c.latitude(), c.longitude())),
+            public_ip: optional.public_ip.map(|ip| ip.to_string()),
+        };
+        self.authenticated(REGISTRATION_API_PATH, &body)
+    }
+
+    fn decode(&self, _request: &CompleteRegistrationRequest, response: &RawResponse) -> Result<VerifyReceipt, Error> {
+        let decoded = response
+            .json::<Answer>()
+            .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, None));
+        VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
     }
 }

@@ -39,17 +39,21 @@ use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
-    validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings,
-    SecretString, SendReceipt,
+    validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, OtpCode, ProviderAnswer, ReferenceRule,
+    RequiredSettings, SecretString, SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
 pub use generated::codes::{CODES, EXAMPLES};
+pub use generated::verify_codes::{VERIFY_CODES, VERIFY_EXAMPLES};
 
 /// The API path.
 pub const API_PATH: &str = "/v4/signin/otp/sv1/";
 /// The only documented locale, and the default.
 pub const DEFAULT_LOCALE: &str = "en-IN";
+/// The path of "Validate OTP". *Inferred* from the send's path: Paytm's page gives the
+/// headers, body and codes of this call but not its URL (docs/gateways/verify.md).
+pub const VERIFY_API_PATH: &str = "/v4/signin/validate/otp/sv1";
 /// Paytm's documented hosts.
 pub const HOSTS: KnownHosts =
     KnownHosts { uat: "https://accounts-uat.paytm.com", production: Some("https://accounts.paytm.com") };
@@ -112,14 +116,53 @@ impl SendOtpRequest {
         if let Some(hash) = &self.auto_read_hash {
             validate::header_text("auto-read hash", hash, 64)?;
         }
-        let locale_ok = self.locale.len() == 5
-            && self.locale.as_bytes()[2] == b'-'
-            && self.locale[..2].bytes().all(|b| b.is_ascii_lowercase())
-            && self.locale[3..].bytes().all(|b| b.is_ascii_uppercase());
-        if !locale_ok {
-            return Err(Error::invalid_input("locale must look like en-IN"));
+        check_locale(&self.locale)
+    }
+}
+
+/// `en-IN` and the like: Paytm's `locale` query parameter.
+fn check_locale(locale: &str) -> Result<(), Error> {
+    let locale_ok = locale.len() == 5
+        && locale.as_bytes()[2] == b'-'
+        && locale[..2].bytes().all(|b| b.is_ascii_lowercase())
+        && locale[3..].bytes().all(|b| b.is_ascii_uppercase());
+    if !locale_ok {
+        return Err(Error::invalid_input("locale must look like en-IN"));
+    }
+    Ok(())
+}
+
+/// A "Validate OTP" request: the send's `state_token`, the 6-digit code, and the device id
+/// the send used (Paytm refuses another with `BE1423013`).
+#[derive(Debug, Clone)]
+pub struct VerifyOtpRequest {
+    state_token: SecretString,
+    otp: OtpCode,
+    device_identifier: String,
+    locale: String,
+}
+
+impl VerifyOtpRequest {
+    /// `state_token` (the send's reference), `otp` (Paytm's are exactly 6 digits) and the
+    /// `x-device-identifier` of the send.
+    pub fn new(state_token: SecretString, otp: OtpCode, device_identifier: impl Into<String>) -> Result<Self, Error> {
+        if otp.len() != 6 {
+            return Err(Error::invalid_input("a Paytm OTP is exactly 6 digits"));
         }
-        Ok(())
+        let device_identifier = device_identifier.into();
+        Ok(Self { state_token, otp, device_identifier, locale: DEFAULT_LOCALE.to_owned() })
+    }
+
+    /// The `locale` query parameter (default `en-IN`).
+    pub fn locale(mut self, locale: impl Into<String>) -> Self {
+        self.locale = locale.into();
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate::header_text("device identifier", &self.device_identifier, 128)?;
+        validate::text("state token", self.state_token.expose_secret(), 256)?;
+        check_locale(&self.locale)
     }
 }
 
@@ -220,5 +263,67 @@ impl Operation<SendOtpRequest> for PaytmClient {
             ProviderAnswer::new(answer.response_code, answer.message, reference)
         });
         CODES.resolve(response, decoded, ReferenceRule::Required)
+    }
+}
+
+impl PaytmClient {
+    /// Validates the code the customer typed against the send's `state_token`. Never retried:
+    /// a validation that may have reached Paytm may have used up a try.
+    pub async fn verify_otp(&self, request: &VerifyOtpRequest) -> Result<VerifyReceipt, Error> {
+        execute(self, request).await
+    }
+}
+
+/// The body of "Validate OTP".
+#[derive(Serialize)]
+struct VerifyBody<'a> {
+    state_token: &'a str,
+    otp: &'a str,
+}
+
+#[derive(Deserialize)]
+struct VerifyAnswer {
+    message: Option<String>,
+    #[serde(rename = "responseCode")]
+    response_code: Option<String>,
+    /// Its inner shape is not published: only `access_token`, when a string, is read.
+    tokens: Option<serde_json::Value>,
+}
+
+impl Request for VerifyOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        None
+    }
+}
+
+impl Operation<VerifyOtpRequest> for PaytmClient {
+    type Output = VerifyReceipt;
+    const KIND: OperationKind = OperationKind::Verify;
+    const RETRIES: bool = false;
+
+    fn wire_request(&self, request: &VerifyOtpRequest) -> Result<WireRequest, Error> {
+        request.validate()?;
+        let body = json_body(&VerifyBody {
+            state_token: request.state_token.expose_secret(),
+            otp: request.otp.expose_secret(),
+        });
+        WireRequest::post_json(VERIFY_API_PATH, body)
+            .query("locale", request.locale.clone())
+            .secret_header("authorization", self.basic_credentials.expose_secret())?
+            .header("x-device-identifier", &request.device_identifier)
+    }
+
+    fn decode(&self, _request: &VerifyOtpRequest, response: &RawResponse) -> Result<VerifyReceipt, Error> {
+        let decoded = response.json::<VerifyAnswer>().map(|answer| {
+            let access_token = answer
+                .tokens
+                .as_ref()
+                .and_then(|tokens| tokens.get("access_token"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|token| !token.is_empty())
+                .map(SecretString::new);
+            ProviderAnswer::new(answer.response_code, answer.message, access_token)
+        });
+        VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
     }
 }

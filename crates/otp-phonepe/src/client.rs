@@ -5,16 +5,19 @@ use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SaltKey, SecretString,
-    SendReceipt,
+    SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::generated::codes::CODES;
-use crate::SendOtpRequest;
+use crate::generated::verify_codes::VERIFY_CODES;
+use crate::{SendOtpRequest, VerifyOtpRequest};
 
 /// The API path; it is also what X-VERIFY hashes, whatever prefix a custom base URL has.
 pub const API_PATH: &str = "/v3/merchant/otp/send";
+/// The path of "Verify OTP and link".
+pub const VERIFY_API_PATH: &str = "/v3/merchant/otp/verify";
 
 /// PhonePe's documented hosts.
 pub const HOSTS: KnownHosts =
@@ -74,10 +77,10 @@ struct AnswerData {
 }
 
 /// `X-VERIFY`: lowercase hex SHA-256 of (base64 payload + API path + salt key), `###`, salt index.
-pub fn x_verify(base64_payload: &str, salt_key: &SaltKey, salt_index: u32) -> SecretString {
+pub fn x_verify(base64_payload: &str, api_path: &str, salt_key: &SaltKey, salt_index: u32) -> SecretString {
     let mut hasher = Sha256::new();
     hasher.update(base64_payload.as_bytes());
-    hasher.update(API_PATH.as_bytes());
+    hasher.update(api_path.as_bytes());
     hasher.update(salt_key.expose_secret().as_bytes());
     let digest = hasher.finalize();
     let mut value = String::with_capacity(64 + 3 + 10);
@@ -122,6 +125,81 @@ struct SignedBody<'a> {
     request: &'a str,
 }
 
+impl PhonePeClient {
+    /// A signed request: the payload as base64 in `{"request": …}`, X-VERIFY over it and the
+    /// API path, and the device id when given. Send and verify are signed alike.
+    fn signed(&self, api_path: &'static str, payload: &[u8], device_id: Option<&str>) -> Result<WireRequest, Error> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
+        let signature = x_verify(&encoded, api_path, &self.salt_key, self.salt_index);
+        let body = json_body(&SignedBody { request: &encoded });
+        let mut wire = WireRequest::post_json(api_path, body).secret_header("x-verify", signature.expose_secret())?;
+        if let Some(device_id) = device_id {
+            wire = wire.header("x-device-id", device_id)?;
+        }
+        Ok(wire)
+    }
+
+    /// Verifies the code the customer typed against the latest send's `otpToken`. Never
+    /// retried: a verify that may have reached PhonePe may have used up a try.
+    pub async fn verify_otp(&self, request: &VerifyOtpRequest) -> Result<VerifyReceipt, Error> {
+        execute(self, request).await
+    }
+}
+
+/// The payload of "Verify OTP and link".
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyPayload<'a> {
+    merchant_id: &'a str,
+    otp_token: &'a str,
+    otp: &'a str,
+}
+
+impl Request for VerifyOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        None
+    }
+}
+
+impl Operation<VerifyOtpRequest> for PhonePeClient {
+    type Output = VerifyReceipt;
+    const KIND: OperationKind = OperationKind::Verify;
+    const RETRIES: bool = false;
+
+    fn wire_request(&self, request: &VerifyOtpRequest) -> Result<WireRequest, Error> {
+        request.validate()?;
+        let payload = json_body(&VerifyPayload {
+            merchant_id: &self.merchant_id,
+            otp_token: request.otp_token.expose_secret(),
+            otp: request.otp.expose_secret(),
+        });
+        self.signed(VERIFY_API_PATH, &payload, request.device_id.as_deref())
+    }
+
+    fn decode(&self, _request: &VerifyOtpRequest, response: &RawResponse) -> Result<VerifyReceipt, Error> {
+        let decoded = response.json::<VerifyAnswer>().map(|answer| {
+            let token = answer.data.and_then(|d| d.user_auth_token).filter(|t| !t.is_empty()).map(SecretString::new);
+            ProviderAnswer::new(answer.code, answer.message, token)
+        });
+        // A success must carry userAuthToken (inferred: the field table is cut short; see
+        // docs/gateways/verify.md).
+        VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Required)
+    }
+}
+
+#[derive(Deserialize)]
+struct VerifyAnswer {
+    code: Option<String>,
+    message: Option<String>,
+    data: Option<VerifyAnswerData>,
+}
+
+#[derive(Deserialize)]
+struct VerifyAnswerData {
+    #[serde(rename = "userAuthToken")]
+    user_auth_token: Option<String>,
+}
+
 impl Client for PhonePeClient {
     fn transport(&self) -> &Transport {
         &self.transport
@@ -147,14 +225,7 @@ impl Operation<SendOtpRequest> for PhonePeClient {
             short_name: request.short_name.as_deref(),
             request_type: request.request_type.map(|t| t.as_str()),
         });
-        let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
-        let signature = x_verify(&encoded, &self.salt_key, self.salt_index);
-        let body = json_body(&SignedBody { request: &encoded });
-        let mut wire = WireRequest::post_json(API_PATH, body).secret_header("x-verify", signature.expose_secret())?;
-        if let Some(device_id) = &request.device_id {
-            wire = wire.header("x-device-id", device_id)?;
-        }
-        Ok(wire)
+        self.signed(API_PATH, &payload, request.device_id.as_deref())
     }
 
     fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {

@@ -48,6 +48,7 @@ mod client;
 mod generated;
 mod request;
 
-pub use client::{x_verify, PhonePeClient, PhonePeClientBuilder, API_PATH, HOSTS};
+pub use client::{x_verify, PhonePeClient, PhonePeClientBuilder, API_PATH, HOSTS, VERIFY_API_PATH};
 pub use generated::codes::{CODES, EXAMPLES};
-pub use request::{RequestType, SendOtpRequest, MAX_DEVICE_ID_CHARS};
+pub use generated::verify_codes::{VERIFY_CODES, VERIFY_EXAMPLES};
+pub use request::{RequestType, SendOtpRequest, VerifyOtpRequest, MAX_DEVICE_ID_CHARS};

@@ -1,6 +1,6 @@
 //! What a caller asks PhonePe to do.
 
-use otp_core::{validate, Error, MobileNumber};
+use otp_core::{validate, Error, MobileNumber, OtpCode, SecretString};
 
 /// PhonePe's `requestType`: which linking the OTP is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,39 @@ impl SendOtpRequest {
         if let Some(name) = &self.short_name {
             validate::text("short name", name, 100)?;
         }
+        if let Some(device_id) = &self.device_id {
+            validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
+/// A "Verify OTP and link" request: the latest send's `otpToken` (its receipt's reference)
+/// and the code the customer typed.
+#[derive(Debug, Clone)]
+pub struct VerifyOtpRequest {
+    pub(crate) otp_token: SecretString,
+    pub(crate) otp: OtpCode,
+    pub(crate) device_id: Option<String>,
+}
+
+impl VerifyOtpRequest {
+    /// `otpToken` (the send's reference) and `otp`.
+    pub fn new(otp_token: SecretString, otp: OtpCode) -> Self {
+        Self { otp_token, otp, device_id: None }
+    }
+
+    /// `X-DEVICE-ID`: the same one the send carried, if it carried one.
+    pub fn device_id(mut self, device_id: impl Into<String>) -> Self {
+        self.device_id = Some(device_id.into());
+        self
+    }
+
+    /// Checks the token and device id; nothing is sent when this fails.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate::header_text("otp token", self.otp_token.expose_secret(), 128).map_err(|_| {
+            Error::invalid_input("the otp token must be the send's reference: visible ASCII, at most 128")
+        })?;
         if let Some(device_id) = &self.device_id {
             validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS)?;
         }

@@ -56,8 +56,8 @@
 pub use otp_core::RootCertificate;
 pub use otp_core::{
     Amount, ClientOptions, ClientSecret, Coordinates, Environment, Error, ErrorKind, Gateway, HttpOptions,
-    IdentityNumber, MobileNumber, MobileNumberError, Outcome, Pincode, ProviderResponse, Reached, RetryPolicy, SaltKey,
-    SecretString, SendReceipt, UnknownEnvironment, UnknownGateway,
+    IdentityNumber, MobileNumber, MobileNumberError, OtpCode, Outcome, Pincode, ProviderResponse, Reached, RetryPolicy,
+    SaltKey, SecretString, SendReceipt, UnknownEnvironment, UnknownGateway, VerifyReceipt,
 };
 
 #[cfg(feature = "aopay")]
@@ -69,11 +69,12 @@ pub use otp_paytm as paytm;
 #[cfg(feature = "phonepe")]
 pub use otp_phonepe as phonepe;
 
-/// The one list of gateways: each line is a cargo feature, the variant of [`GatewayClient`] and
-/// [`SendOtpRequest`], and the gateway crate's client and request types. Everything that
+/// The one list of gateways: each line is a cargo feature, the variant of [`GatewayClient`],
+/// [`SendOtpRequest`] and [`VerifyRequest`], and the gateway crate's client, send request,
+/// and verify request with the client's method that sends it. Everything that
 /// dispatches on the gateway at run time is generated from it.
 macro_rules! gateways {
-    ($($feature:literal => $variant:ident($krate:ident::{$client:ident, $request:ident}),)*) => {
+    ($($feature:literal => $variant:ident($krate:ident::{$client:ident, $request:ident, $verify:ident => $verify_fn:ident}),)*) => {
         /// A client of whichever gateway configuration chose. Cheap to clone; clones share one pool.
         #[derive(Debug, Clone)]
         #[non_exhaustive]
@@ -93,6 +94,17 @@ macro_rules! gateways {
                 #[doc = concat!("A ", stringify!($variant), " request.")]
                 #[cfg(feature = $feature)]
                 $variant($krate::$request),
+            )*
+        }
+
+        /// A verify request for one gateway: the second step of each (verify.md).
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum VerifyRequest {
+            $(
+                #[doc = concat!("A ", stringify!($variant), " verify request (`", stringify!($krate), "::", stringify!($verify), "`).")]
+                #[cfg(feature = $feature)]
+                $variant($krate::$verify),
             )*
         }
 
@@ -125,6 +137,38 @@ macro_rules! gateways {
             }
         }
 
+        impl GatewayClient {
+            /// Verifies a code (PhonePe verify, Paytm validate, iServeU registration, AOPay
+            /// RegisterRemitter). Never retried automatically. A request for another gateway
+            /// than the client's is refused as `invalid_request` before anything is sent.
+            pub async fn verify_otp(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
+                #[allow(unreachable_patterns)] // With one gateway enabled, the mismatch arm cannot match.
+                match (self, request) {
+                    $(
+                        #[cfg(feature = $feature)]
+                        (GatewayClient::$variant(client), VerifyRequest::$variant(request)) => {
+                            client.$verify_fn(request).await
+                        }
+                    )*
+                    (client, request) => Err(Error::invalid_input(format!(
+                        "a {} verify request cannot be sent through a {} client",
+                        request.gateway(),
+                        client.gateway()
+                    ))
+                    .with_gateway(client.gateway())),
+                }
+            }
+        }
+
+        impl VerifyRequest {
+            /// The gateway this request is for.
+            pub fn gateway(&self) -> Gateway {
+                match *self {
+                    $(#[cfg(feature = $feature)] VerifyRequest::$variant(_) => Gateway::$variant,)*
+                }
+            }
+        }
+
         impl SendOtpRequest {
             /// The gateway this request is for.
             pub fn gateway(&self) -> Gateway {
@@ -148,15 +192,22 @@ macro_rules! gateways {
                     SendOtpRequest::$variant(request)
                 }
             }
+
+            #[cfg(feature = $feature)]
+            impl From<$krate::$verify> for VerifyRequest {
+                fn from(request: $krate::$verify) -> Self {
+                    VerifyRequest::$variant(request)
+                }
+            }
         )*
     };
 }
 
 gateways! {
-    "phonepe" => PhonePe(otp_phonepe::{PhonePeClient, SendOtpRequest}),
-    "paytm" => Paytm(otp_paytm::{PaytmClient, SendOtpRequest}),
-    "iserveu" => IServeU(otp_iserveu::{IServeUClient, SendOtpRequest}),
-    "aopay" => AOPay(otp_aopay::{AOPayClient, SendOtpRequest}),
+    "phonepe" => PhonePe(otp_phonepe::{PhonePeClient, SendOtpRequest, VerifyOtpRequest => verify_otp}),
+    "paytm" => Paytm(otp_paytm::{PaytmClient, SendOtpRequest, VerifyOtpRequest => verify_otp}),
+    "iserveu" => IServeU(otp_iserveu::{IServeUClient, SendOtpRequest, CompleteRegistrationRequest => complete_registration}),
+    "aopay" => AOPay(otp_aopay::{AOPayClient, SendOtpRequest, RegisterRemitterRequest => register_remitter}),
 }
 
 #[cfg(feature = "sandbox")]

@@ -1,2 +1,3 @@
-//! Generated from `spec/codes.toml` by `cargo xtask codegen`.
+//! Generated from `spec/*.toml` by `cargo xtask codegen`.
 pub mod codes;
+pub mod verify_codes;
