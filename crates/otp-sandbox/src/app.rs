@@ -35,6 +35,11 @@ pub struct SandboxConfig {
     pub slow_answer_delay: Duration,
     /// How long an AOPay OTP stays valid (90 s, as AOPay documents).
     pub aopay_otp_validity: Duration,
+    /// How long a PhonePe, Paytm or iServeU OTP stays verifiable (10 minutes).
+    pub otp_validity: Duration,
+    /// Every OTP issued is this code (e.g. `123456`, iServeU's staging value) instead of a
+    /// random one: for manual tests. Random 6 digits from the OS's generator otherwise.
+    pub fixed_otp: Option<String>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -46,6 +51,8 @@ impl std::fmt::Debug for SandboxConfig {
             .field("aopay_registration_id", &self.aopay_registration_id)
             .field("slow_answer_delay", &self.slow_answer_delay)
             .field("aopay_otp_validity", &self.aopay_otp_validity)
+            .field("otp_validity", &self.otp_validity)
+            .field("fixed_otp", &self.fixed_otp.as_ref().map(|_| "[set]"))
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +71,8 @@ impl Default for SandboxConfig {
             aopay_registration_id: default::AOPAY_REGISTRATION_ID.into(),
             slow_answer_delay: Duration::from_secs(35),
             aopay_otp_validity: crate::state::AOPAY_VALIDITY,
+            otp_validity: crate::state::OTP_VALIDITY,
+            fixed_otp: None,
         }
     }
 }
@@ -80,6 +89,18 @@ impl SandboxConfig {
         self.aopay_otp_validity = validity;
         self
     }
+
+    /// How long a PhonePe, Paytm or iServeU OTP stays verifiable (tests use a short one).
+    pub fn otp_validity(mut self, validity: Duration) -> Self {
+        self.otp_validity = validity;
+        self
+    }
+
+    /// Issues this code every time instead of a random one.
+    pub fn fixed_otp(mut self, code: impl Into<String>) -> Self {
+        self.fixed_otp = Some(code.into());
+        self
+    }
 }
 
 /// What every handler shares.
@@ -93,5 +114,25 @@ pub(crate) struct App {
 impl App {
     pub(crate) fn new(config: SandboxConfig) -> Self {
         Self { config, state: State::default(), connections: AtomicU64::new(0) }
+    }
+}
+
+/// Random text from the operating system's cryptographic generator: OTPs and references must
+/// not be guessable, even in a sandbox that other jobs share. `None` when the OS cannot give
+/// randomness (the request then fails with a 500 rather than issuing a predictable code).
+pub(crate) fn random_text(length: usize, alphabet: &[u8]) -> Option<String> {
+    let mut bytes = vec![0u8; length];
+    getrandom::getrandom(&mut bytes).ok()?;
+    // A byte modulo a 10- or 16-letter alphabet: the small bias is irrelevant here.
+    Some(bytes.iter().map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()])).collect())
+}
+
+impl App {
+    /// The code to issue: the fixed one, or 6 random digits.
+    pub(crate) fn issue_otp(&self) -> Option<String> {
+        match &self.config.fixed_otp {
+            Some(code) => Some(code.clone()),
+            None => random_text(6, b"0123456789"),
+        }
     }
 }

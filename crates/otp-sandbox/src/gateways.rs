@@ -1,5 +1,9 @@
 //! What each emulated gateway checks and answers, in its own documented codes and shapes.
 
+// A refusal is the gateway's answer itself (`Err(Response)`), returned at once by a handler:
+// its size on a path that ends the request does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -9,8 +13,9 @@ use otp_core::{validate, Date, Gateway};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
+use crate::app::{random_text, App};
 use crate::magic::{Magic, BAD_GATEWAY_HTML};
+use crate::state::Check;
 
 /// One emulated gateway.
 pub(crate) trait Emulated {
@@ -33,7 +38,7 @@ pub(crate) trait Emulated {
     ) -> Response;
 }
 
-fn reply(status: StatusCode, body: Value) -> Response {
+pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
@@ -42,11 +47,11 @@ pub(crate) fn bad_gateway() -> Response {
 }
 
 /// A 10-digit Indian number exactly as the wire must carry it.
-fn is_wire_mobile(value: &str) -> bool {
+pub(crate) fn is_wire_mobile(value: &str) -> bool {
     value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit()) && matches!(value.as_bytes()[0], b'6'..=b'9')
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -54,17 +59,23 @@ fn string_field(body: &Map<String, Value>, name: &str) -> Option<String> {
     body.get(name)?.as_str().map(str::to_owned)
 }
 
-fn reference() -> String {
-    let hex = |n: usize| (0..n).map(|_| char::from(b"0123456789abcdef"[fastrand::usize(0..16)])).collect::<String>();
-    format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
+/// A fresh reference shaped like a UUID, from the OS's generator.
+fn reference() -> Option<String> {
+    let hex = random_text(30, b"0123456789abcdef")?;
+    Some(format!("{}-{}-4{}-a{}-{}", &hex[..8], &hex[8..12], &hex[12..15], &hex[15..18], &hex[18..]))
+}
+
+/// The answer when the OS gives no randomness: nothing is issued.
+pub(crate) fn unavailable() -> Response {
+    reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "no randomness available to issue an OTP"}))
 }
 
 /// An object that must be all strings (iServeU, AOPay).
-fn string_map(body: Option<&Map<String, Value>>) -> Option<&Map<String, Value>> {
+pub(crate) fn string_map(body: Option<&Map<String, Value>>) -> Option<&Map<String, Value>> {
     body.filter(|map| map.values().all(Value::is_string))
 }
 
-fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -73,8 +84,38 @@ fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 pub(crate) struct PhonePe;
 
 impl PhonePe {
-    fn failure(status: StatusCode, code: &str, message: &str) -> Response {
+    pub(crate) fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         reply(status, json!({"success": false, "code": code, "message": message, "data": {}}))
+    }
+
+    /// The payload of a signed request to `path` (send or verify), once X-VERIFY and the
+    /// merchant id check out; PhonePe's own refusal otherwise.
+    pub(crate) fn signed_payload(
+        app: &App,
+        headers: &HeaderMap,
+        body: Option<&Map<String, Value>>,
+        path: &str,
+    ) -> Result<Map<String, Value>, Response> {
+        let Some((encoded, payload)) = body.and_then(Self::payload) else {
+            return Err(Self::malformed(StatusCode::BAD_REQUEST, "request must be base64 of a JSON payload"));
+        };
+        let config = &app.config;
+        let expected = {
+            let digest = Sha256::digest(format!("{encoded}{path}{}", config.phonepe_salt_key));
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}###{}", config.phonepe_salt_index)
+        };
+        if header(headers, "x-verify") != Some(expected.as_str()) {
+            return Err(Self::failure(
+                StatusCode::UNAUTHORIZED,
+                "AUTHORIZATION_FAILED",
+                "Value of X-VERIFY is incorrect",
+            ));
+        }
+        if get(&payload, "merchantId") != Some(config.phonepe_merchant_id.as_str()) {
+            return Err(Self::malformed(StatusCode::BAD_REQUEST, "Invalid merchantId"));
+        }
+        Ok(payload)
     }
 
     fn payload(body: &Map<String, Value>) -> Option<(String, Map<String, Value>)> {
@@ -121,21 +162,11 @@ impl Emulated for PhonePe {
         _query: &[(String, String)],
         body: Option<&Map<String, Value>>,
     ) -> Response {
-        let Some((encoded, payload)) = body.and_then(Self::payload) else {
-            return Self::malformed(StatusCode::BAD_REQUEST, "request must be base64 of a JSON payload");
+        let payload = match Self::signed_payload(app, headers, body, Self::PATH) {
+            Ok(payload) => payload,
+            Err(refused) => return refused,
         };
         let config = &app.config;
-        let expected = {
-            let digest = Sha256::digest(format!("{encoded}{}{}", Self::PATH, config.phonepe_salt_key));
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{hex}###{}", config.phonepe_salt_index)
-        };
-        if header(headers, "x-verify") != Some(expected.as_str()) {
-            return Self::failure(StatusCode::UNAUTHORIZED, "AUTHORIZATION_FAILED", "Value of X-VERIFY is incorrect");
-        }
-        if get(&payload, "merchantId") != Some(config.phonepe_merchant_id.as_str()) {
-            return Self::malformed(StatusCode::BAD_REQUEST, "Invalid merchantId");
-        }
         let Some(mobile) = get(&payload, "mobileNumber").filter(|m| is_wire_mobile(m)) else {
             return Self::malformed(StatusCode::BAD_REQUEST, "Invalid mobileNumber");
         };
@@ -150,8 +181,10 @@ impl Emulated for PhonePe {
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number");
         }
-        let token = format!("OTP{}", reference());
-        app.state.record(Self::GATEWAY, mobile, Some(token.clone()), None);
+        let (Some(token), Some(otp)) = (reference(), app.issue_otp()) else { return unavailable() };
+        let token = format!("OTP{token}");
+        let check = Check { device_id: header(headers, "x-device-id").map(str::to_owned), ..Check::default() };
+        app.state.record(Self::GATEWAY, mobile, Some(token.clone()), Some(config.otp_validity), otp, check);
         reply(
             StatusCode::OK,
             json!({"success": true, "code": "SUCCESS", "message": "Your request has been successfully completed.",
@@ -165,8 +198,26 @@ impl Emulated for PhonePe {
 pub(crate) struct Paytm;
 
 impl Paytm {
-    fn failure(status: StatusCode, code: &str, message: &str) -> Response {
+    pub(crate) fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         reply(status, json!({"status": "FAILURE", "message": message, "responseCode": code}))
+    }
+
+    /// The locale, the Basic credentials and the device id every Paytm call checks.
+    pub(crate) fn authorised(app: &App, headers: &HeaderMap, query: &[(String, String)]) -> Result<(), Response> {
+        let has_locale = query.iter().any(|(name, value)| name == "locale" && !value.is_empty());
+        if !has_locale {
+            return Err(Self::malformed(StatusCode::BAD_REQUEST, "locale is mandatory"));
+        }
+        let config = &app.config;
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", config.paytm_client_id, config.paytm_client_secret));
+        if header(headers, "authorization").and_then(|v| v.strip_prefix("Basic ")) != Some(expected.as_str()) {
+            return Err(Self::failure(StatusCode::UNAUTHORIZED, "BE1423005", "Invalid Authorization"));
+        }
+        if header(headers, "x-device-identifier").is_none() {
+            return Err(Self::failure(StatusCode::BAD_REQUEST, "BE1423012", "Device identifier is missing"));
+        }
+        Ok(())
     }
 }
 
@@ -198,18 +249,9 @@ impl Emulated for Paytm {
         query: &[(String, String)],
         body: Option<&Map<String, Value>>,
     ) -> Response {
-        let has_locale = query.iter().any(|(name, value)| name == "locale" && !value.is_empty());
-        if !has_locale {
-            return Self::malformed(StatusCode::BAD_REQUEST, "locale is mandatory");
-        }
         let config = &app.config;
-        let expected = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", config.paytm_client_id, config.paytm_client_secret));
-        if header(headers, "authorization").and_then(|v| v.strip_prefix("Basic ")) != Some(expected.as_str()) {
-            return Self::failure(StatusCode::UNAUTHORIZED, "BE1423005", "Invalid Authorization");
-        }
-        if header(headers, "x-device-identifier").is_none() {
-            return Self::failure(StatusCode::BAD_REQUEST, "BE1423012", "Device identifier is missing");
+        if let Err(refused) = Self::authorised(app, headers, query) {
+            return refused;
         }
         let Some(body) = body else { return Self::malformed(StatusCode::BAD_REQUEST, "") };
         let Some(phone) = body.get("phone").and_then(Value::as_str).filter(|p| is_wire_mobile(p)) else {
@@ -225,8 +267,9 @@ impl Emulated for Paytm {
         if !app.state.admit(Self::GATEWAY, phone) {
             return Self::magic(app, Magic::OtpLimit, phone);
         }
-        let token = reference();
-        app.state.record(Self::GATEWAY, phone, Some(token.clone()), None);
+        let (Some(token), Some(otp)) = (reference(), app.issue_otp()) else { return unavailable() };
+        let check = Check { device_id: header(headers, "x-device-identifier").map(str::to_owned), ..Check::default() };
+        app.state.record(Self::GATEWAY, phone, Some(token.clone()), Some(config.otp_validity), otp, check);
         reply(
             StatusCode::OK,
             json!({"status": "SUCCESS", "message": "OTP sent to phone", "responseCode": "BE1400001", "state_token": token}),
@@ -239,7 +282,7 @@ impl Emulated for Paytm {
 pub(crate) struct IServeU;
 
 impl IServeU {
-    fn status(status: StatusCode, code: &str, description: &str) -> Response {
+    pub(crate) fn status(status: StatusCode, code: &str, description: &str) -> Response {
         let outcome = if code == "0" { "SUCCESS" } else { "FAILED" };
         reply(
             status,
@@ -247,8 +290,23 @@ impl IServeU {
         )
     }
 
-    fn invalid(description: &str) -> Response {
+    pub(crate) fn invalid(description: &str) -> Response {
         Self::status(StatusCode::OK, "-1", description)
+    }
+
+    /// The `client_id` and `client_secret` headers every iServeU call checks.
+    pub(crate) fn authorised(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+        let config = &app.config;
+        if header(headers, "client_id") != Some(config.iserveu_client_id.as_str())
+            || header(headers, "client_secret") != Some(config.iserveu_client_secret.as_str())
+        {
+            return Err(Self::status(
+                StatusCode::UNAUTHORIZED,
+                "401",
+                "Unauthorized: invalid client_id or client_secret",
+            ));
+        }
+        Ok(())
     }
 
     fn check(app: &App, fields: &Map<String, Value>) -> Result<(), &'static str> {
@@ -322,10 +380,8 @@ impl Emulated for IServeU {
         body: Option<&Map<String, Value>>,
     ) -> Response {
         let config = &app.config;
-        if header(headers, "client_id") != Some(config.iserveu_client_id.as_str())
-            || header(headers, "client_secret") != Some(config.iserveu_client_secret.as_str())
-        {
-            return Self::status(StatusCode::UNAUTHORIZED, "401", "Unauthorized: invalid client_id or client_secret");
+        if let Err(refused) = Self::authorised(app, headers) {
+            return refused;
         }
         let Some(fields) = string_map(body) else {
             return Self::invalid("request body must be a JSON object of strings");
@@ -337,7 +393,10 @@ impl Emulated for IServeU {
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::status(StatusCode::OK, "1", "Failed to send OTP");
         }
-        app.state.record(Self::GATEWAY, mobile, get(fields, "externalRefNumber").map(str::to_owned), None);
+        let Some(otp) = app.issue_otp() else { return unavailable() };
+        let check = Check { registration: get(fields, "otpType") == Some("1"), ..Check::default() };
+        let reference = get(fields, "externalRefNumber").map(str::to_owned);
+        app.state.record(Self::GATEWAY, mobile, reference, Some(config.otp_validity), otp, check);
         Self::status(StatusCode::OK, "0", "OTP Sent Successfully.")
     }
 }
@@ -347,13 +406,21 @@ impl Emulated for IServeU {
 pub(crate) struct AOPay;
 
 impl AOPay {
-    fn failure(status: StatusCode, code: i64, message: &str) -> Response {
+    pub(crate) fn failure(status: StatusCode, code: i64, message: &str) -> Response {
         reply(status, json!({"status": false, "response_code": code, "message": message}))
     }
 
     /// `stateresp`: AOPay's references are 9-digit numbers.
-    fn state_reference() -> String {
-        fastrand::u32(100_000_000..1_000_000_000).to_string()
+    fn state_reference() -> Option<String> {
+        Some(format!("{}{}", random_text(1, b"123456789")?, random_text(8, b"0123456789")?))
+    }
+
+    /// Issues an OTP for a send: a registration OTP for code 0, a transaction OTP for code 1.
+    fn issue(app: &App, mobile: &str, registration: bool) -> Option<String> {
+        let (state, otp) = (Self::state_reference()?, app.issue_otp()?);
+        let check = Check { registration, ..Check::default() };
+        app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity), otp, check);
+        Some(state)
     }
 
     fn check(fields: &Map<String, Value>) -> Result<(), &'static str> {
@@ -395,9 +462,8 @@ impl Emulated for AOPay {
                     .into_response()
             }
             Magic::Throttled => {
-                // Sent for registration: an OTP did go out, so it is recorded.
-                let state = Self::state_reference();
-                app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
+                // Sent for registration: a real registration OTP went out, for RegisterRemitter.
+                let Some(state) = Self::issue(app, mobile, true) else { return unavailable() };
                 reply(
                     StatusCode::OK,
                     json!({"status": false, "response_code": 0, "stateresp": state,
@@ -435,8 +501,7 @@ impl Emulated for AOPay {
         if !app.state.admit(Self::GATEWAY, mobile) {
             return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
         }
-        let state = Self::state_reference();
-        app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity));
+        let Some(state) = Self::issue(app, mobile, false) else { return unavailable() };
         let message = "OTP has been send to the remitter mobile number.";
         reply(
             StatusCode::OK,

@@ -30,6 +30,7 @@ mod gateways;
 pub mod magic;
 mod server;
 mod state;
+mod verify;
 
 pub use app::SandboxConfig;
 #[doc(hidden)]

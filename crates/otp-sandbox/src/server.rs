@@ -21,6 +21,7 @@ use crate::app::{App, SandboxConfig, MAX_BODY_BYTES};
 use crate::gateways::{AOPay, Emulated, IServeU, Paytm, PhonePe};
 use crate::magic::{self, Magic};
 use crate::state::SentOtp;
+use crate::verify::{AOPayRegistration, IServeURegistration, PaytmVerify, PhonePeVerify};
 
 /// A running sandbox. Stops when dropped.
 pub struct Sandbox {
@@ -98,6 +99,10 @@ fn router(app: Arc<App>) -> Router {
         .route(Paytm::PATH, gateway::<Paytm>())
         .route(IServeU::PATH, gateway::<IServeU>())
         .route(AOPay::PATH, gateway::<AOPay>())
+        .route(PhonePeVerify::PATH, gateway::<PhonePeVerify>())
+        .route(PaytmVerify::PATH, gateway::<PaytmVerify>())
+        .route(IServeURegistration::PATH, gateway::<IServeURegistration>())
+        .route(AOPayRegistration::PATH, gateway::<AOPayRegistration>())
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
         .route("/__sandbox/health", get(|| async { axum::Json(json!({"status": "ok"})) }).fallback(method_not_allowed))
         .fallback(not_found)
