@@ -483,3 +483,195 @@ fn trace_logs_carry_no_secret_identity_number_or_full_mobile_number() {
     // The Aadhaar number of the iServeU registration shows masked, if at all.
     assert!(!all_logs.contains("86439745"));
 }
+
+// ------------------------------------------------------------------ the second step
+
+/// A sandbox served from this test process (so a test can set its validity and read its
+/// inbox), with the runtime that serves it.
+struct LibrarySandbox {
+    runtime: tokio::runtime::Runtime,
+    sandbox: otp_sandbox::Sandbox,
+}
+
+impl LibrarySandbox {
+    fn start(config: otp_sandbox::SandboxConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let sandbox = runtime.block_on(otp_sandbox::Sandbox::start(config)).unwrap();
+        Self { runtime, sandbox }
+    }
+
+    fn base_url(&self) -> String {
+        self.sandbox.base_url()
+    }
+
+    fn latest_code(&self, mobile: &str) -> String {
+        let _guard = self.runtime.enter();
+        self.sandbox.otps(mobile)[0].otp.clone()
+    }
+}
+
+/// `otp send <gateway> … --json` against `base`; the answer's reference.
+fn send_for_reference(base: &str, gateway: &str, mobile: &str) -> Option<String> {
+    let run = run(sandbox_env(&mut send(gateway, mobile, &["--json", "--base-url", base])));
+    assert_eq!(run.code, 0, "{gateway}: {} {}", run.stdout, run.stderr);
+    run.json()["reference"].as_str().map(str::to_owned)
+}
+
+fn verify_command(gateway: &str, base: &str, reference: Option<&str>, mobile: &str, code: &str) -> Command {
+    let mut args = vec!["verify", gateway, "--otp", code, "--json", "--base-url", base];
+    if let Some(reference) = reference {
+        args.extend(["--reference", reference]);
+    }
+    match gateway {
+        "phonepe" => {}
+        "paytm" => args.extend(["--device-id", "device-0042"]),
+        "iserveu" => args.extend(["--mobile", mobile, "--name", "Asha Rao"]),
+        _ => args.extend(["--mobile", mobile]),
+    }
+    let mut command = otp(&args);
+    sandbox_env(&mut command);
+    command
+}
+
+fn wrong_code(issued: &str) -> &'static str {
+    if issued == "111111" {
+        "222222"
+    } else {
+        "111111"
+    }
+}
+
+#[test]
+fn send_verify_runs_the_whole_flow_unattended_for_every_gateway() {
+    let cases = [
+        ("phonepe", "9876543210", vec![]),
+        ("paytm", "9876543210", vec![]),
+        ("iserveu", "9876543210", vec!["--name", "Asha Rao"]),
+        // The magic number that AOPay answers with code 0: a registration OTP.
+        ("aopay", "9000000005", vec![]),
+    ];
+    for (gateway, mobile, extra) in cases {
+        let mut flags = vec!["--sandbox", "--verify", "--json"];
+        flags.extend(extra);
+        let run = run(&mut send(gateway, mobile, &flags));
+        assert_eq!(run.code, 0, "{gateway}: {} {}", run.stdout, run.stderr);
+        let value = run.json();
+        assert_eq!(value["gateway"], gateway);
+        assert!(value["send"]["outcome"].as_str().unwrap().starts_with("sent"), "{value}");
+        assert_eq!(value["verify"]["outcome"], "verified", "{value}");
+        assert!(value["verify"].get("credential_value").is_none(), "no credential without --show-credential");
+    }
+}
+
+#[test]
+fn send_verify_human_output_prints_both_steps_and_hides_the_credential() {
+    let run = run(&mut send("phonepe", "9876543210", &["--sandbox", "--verify"]));
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("OTP sent through phonepe to XXXXXX3210"), "{}", run.stdout);
+    assert!(run.stdout.contains("OTP verified through phonepe"), "{}", run.stdout);
+    assert!(run.stdout.contains("credential:    returned (hidden"), "{}", run.stdout);
+    let shown = run_with_show();
+    assert!(shown.json()["verify"]["credential_value"].as_str().is_some_and(|v| v.len() == 32), "{}", shown.stdout);
+}
+
+fn run_with_show() -> Run {
+    run(&mut send("paytm", "9876543210", &["--sandbox", "--verify", "--json", "--show-credential"]))
+}
+
+#[test]
+fn verify_tells_wrong_from_expired_and_stale_for_every_gateway() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default());
+    let base = sandbox.base_url();
+    for (gateway, mobile) in [("phonepe", "7000000001"), ("paytm", "7000000002"), ("iserveu", "7000000003")] {
+        let reference = send_for_reference(&base, gateway, mobile);
+        let issued = sandbox.latest_code(mobile);
+        let reference = if gateway == "iserveu" { None } else { reference };
+        // Five wrong codes: wrong_otp, exit 3 (iServeU publishes no wrong-OTP code: rejected).
+        for _ in 0..5 {
+            let wrong = run(&mut verify_command(gateway, &base, reference.as_deref(), mobile, wrong_code(&issued)));
+            assert_eq!(wrong.code, 3, "{gateway}: {}", wrong.stdout);
+            let kind = if gateway == "iserveu" { "rejected" } else { "wrong_otp" };
+            assert_eq!(wrong.json()["error"]["kind"], kind, "{gateway}");
+        }
+        // The sixth: the OTP is spent, even with the right code.
+        let spent = run(&mut verify_command(gateway, &base, reference.as_deref(), mobile, &issued));
+        assert_eq!(spent.code, 3, "{gateway}: {}", spent.stdout);
+        let kind = if gateway == "iserveu" { "rejected" } else { "otp_expired" };
+        assert_eq!(spent.json()["error"]["kind"], kind, "{gateway}: {}", spent.stdout);
+    }
+    // A stale PhonePe token: a newer send replaced it.
+    let old = send_for_reference(&base, "phonepe", "7000000004");
+    let old_code = sandbox.latest_code("7000000004");
+    send_for_reference(&base, "phonepe", "7000000004");
+    let stale = run(&mut verify_command("phonepe", &base, old.as_deref(), "7000000004", &old_code));
+    assert_eq!((stale.code, stale.json()["error"]["provider_code"].clone()), (3, json!("INVALID_OTP_TOKEN")));
+}
+
+#[test]
+fn an_expired_aopay_registration_otp_is_refused_and_a_fresh_one_verifies() {
+    let config = otp_sandbox::SandboxConfig::default().aopay_otp_validity(std::time::Duration::from_millis(300));
+    let sandbox = LibrarySandbox::start(config);
+    let base = sandbox.base_url();
+    let reference = send_for_reference(&base, "aopay", "9000000005");
+    let code = sandbox.latest_code("9000000005");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let expired = run(&mut verify_command("aopay", &base, reference.as_deref(), "9000000005", &code));
+    assert_eq!(expired.code, 3, "{}", expired.stdout);
+    assert_eq!(expired.json()["error"]["message"], "OTP expired");
+
+    let reference = send_for_reference(&base, "aopay", "9000000005");
+    let code = sandbox.latest_code("9000000005");
+    let fresh = run(&mut verify_command("aopay", &base, reference.as_deref(), "9000000005", &code));
+    assert_eq!((fresh.code, fresh.json()["outcome"].clone()), (0, json!("verified")), "{}", fresh.stdout);
+}
+
+#[test]
+fn the_code_can_come_from_stdin_and_bad_codes_are_refused_before_sending() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default());
+    let base = sandbox.base_url();
+    let reference = send_for_reference(&base, "phonepe", "7000000010");
+    let code = sandbox.latest_code("7000000010");
+    let mut command = verify_command("phonepe", &base, reference.as_deref(), "7000000010", "-");
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write as _;
+        writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+
+    let tripwire = Tripwire::new();
+    for bad in ["12", "12ab56", "123456789"] {
+        let refused = run(&mut verify_command("phonepe", &tripwire.base_url(), Some("OTPx"), "", bad));
+        assert_eq!((refused.code, refused.json()["error"]["kind"].clone()), (2, json!("invalid_request")), "{bad}");
+    }
+    // An iServeU transaction OTP has no verify call: refused before anything is sent.
+    let mut args =
+        vec!["send", "iserveu", "--mobile", "9876543210", "--otp-type", "transaction", "--ovd-type", "AADHAAR"];
+    args.extend(["--external-ref", "REF123456", "--amount", "100", "--verify", "--json", "--base-url"]);
+    let base = tripwire.base_url();
+    args.push(&base);
+    let refused = run(sandbox_env(&mut otp(&args)));
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("money-transfer"));
+    assert!(!tripwire.was_contacted());
+}
+
+#[test]
+fn trace_logs_of_a_verification_carry_no_code_token_or_credential() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default().fixed_otp("482913"));
+    let base = sandbox.base_url();
+    for gateway in ["phonepe", "paytm"] {
+        let reference = send_for_reference(&base, gateway, "7000000020").unwrap();
+        let mut command = verify_command(gateway, &base, Some(&reference), "7000000020", "482913");
+        let verified = run(command.env("RUST_LOG", "trace"));
+        assert_eq!(verified.code, 0, "{gateway}: {} {}", verified.stdout, verified.stderr);
+        assert!(verified.stderr.contains("otp.verify"), "the verify span is logged: {}", verified.stderr);
+        for secret in ["482913", reference.as_str(), "7000000020"] {
+            assert!(!verified.stderr.contains(secret), "{gateway}: {secret} in the logs");
+        }
+        // The credential is 32 hex digits: no such run may appear anywhere in the logs.
+        let hex_run = verified.stderr.as_bytes().windows(32).any(|w| w.iter().all(u8::is_ascii_hexdigit));
+        assert!(!hex_run, "{gateway}: a credential-like value in the logs");
+    }
+}

@@ -15,8 +15,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // Parsed once per run; boxing would only obscure it.
 pub enum Command {
-    /// Send one OTP through a gateway.
+    /// Send one OTP through a gateway (and, with --verify, verify the code).
     Send(SendCommand),
+    /// Verify a code against a send's reference (the second step).
+    Verify(VerifyCommand),
     /// Serve the gateway sandbox (the same routes as the real gateways) until interrupted.
     Sandbox(SandboxCommand),
 }
@@ -25,6 +27,12 @@ pub enum Command {
 pub struct SendCommand {
     #[command(subcommand)]
     pub gateway: GatewayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyCommand {
+    #[command(subcommand)]
+    pub gateway: VerifyGatewayArgs,
 }
 
 #[derive(Debug, Args)]
@@ -68,12 +76,9 @@ impl GatewayArgs {
     }
 }
 
-/// Flags every gateway takes.
+/// Where and how a command sends: every command takes these.
 #[derive(Debug, Args)]
-pub struct CommonArgs {
-    /// The customer's mobile number (10 digits; +91, 91 or 0 prefixes and spaces are accepted).
-    #[arg(long)]
-    pub mobile: String,
+pub struct ConnectionArgs {
     /// Print exactly one JSON object on stdout, success or failure.
     #[arg(long)]
     pub json: bool,
@@ -92,6 +97,22 @@ pub struct CommonArgs {
     /// Allow a plain-http base URL that is not loopback (loopback http is always allowed).
     #[arg(long)]
     pub allow_http: bool,
+    /// Print the credential a verification returns (userAuthToken, Paytm's access token).
+    #[arg(long)]
+    pub show_credential: bool,
+}
+
+/// Flags every gateway's send takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The customer's mobile number (10 digits; +91, 91 or 0 prefixes and spaces are accepted).
+    #[arg(long)]
+    pub mobile: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// After sending, read the code (the terminal, stdin, or with --sandbox its inbox) and verify it.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -179,6 +200,9 @@ pub struct IServeUArgs {
     /// paramC, returned as sent.
     #[arg(long)]
     pub param_c: Option<String>,
+    /// With --verify: the customer's name, for the registration that consumes the OTP.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +247,112 @@ pub struct AOPayArgs {
     /// Longitude (decimal).
     #[arg(long, allow_hyphen_values = true)]
     pub longitude: String,
+    /// With --verify: the remitter's KycId for RegisterRemitter.
+    #[arg(long)]
+    pub kyc_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VerifyGatewayArgs {
+    /// PhonePe "Verify OTP and link": --reference is the send's otpToken.
+    Phonepe(PhonePeVerifyArgs),
+    /// Paytm "Validate OTP": --reference is the send's state_token.
+    Paytm(PaytmVerifyArgs),
+    /// iServeU customer registration with a registration OTP (no --reference).
+    Iserveu(IServeUVerifyArgs),
+    /// AOPay RegisterRemitter: --reference is the send's stateresp (a code-0 answer's).
+    Aopay(AOPayVerifyArgs),
+}
+
+impl VerifyGatewayArgs {
+    pub fn code(&self) -> &CodeArgs {
+        match self {
+            VerifyGatewayArgs::Phonepe(args) => &args.code,
+            VerifyGatewayArgs::Paytm(args) => &args.code,
+            VerifyGatewayArgs::Iserveu(args) => &args.code,
+            VerifyGatewayArgs::Aopay(args) => &args.code,
+        }
+    }
+
+    pub fn gateway(&self) -> otp::Gateway {
+        match self {
+            VerifyGatewayArgs::Phonepe(_) => otp::Gateway::PhonePe,
+            VerifyGatewayArgs::Paytm(_) => otp::Gateway::Paytm,
+            VerifyGatewayArgs::Iserveu(_) => otp::Gateway::IServeU,
+            VerifyGatewayArgs::Aopay(_) => otp::Gateway::AOPay,
+        }
+    }
+}
+
+/// The code, and where to send it.
+#[derive(Debug, Args)]
+pub struct CodeArgs {
+    /// The code the customer typed; `-` reads it from standard input (a command line is
+    /// visible to other users of the machine).
+    #[arg(long)]
+    pub otp: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonePeVerifyArgs {
+    /// The send's reference (otpToken).
+    #[arg(long)]
+    pub reference: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
+    /// X-DEVICE-ID: the one the send carried.
+    #[arg(long)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PaytmVerifyArgs {
+    /// The send's reference (state_token).
+    #[arg(long)]
+    pub reference: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
+    /// The device identifier the send used.
+    #[arg(long)]
+    pub device_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IServeUVerifyArgs {
+    /// The number the registration OTP went to.
+    #[arg(long)]
+    pub mobile: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
+    /// The customer's name.
+    #[arg(long)]
+    pub name: String,
+    /// The iServeU username (overrides OTP_ISERVEU_USERNAME).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// "LAT,LONG".
+    #[arg(long)]
+    pub lat_long: Option<String>,
+    /// The customer's public IP (IPv4 or IPv6).
+    #[arg(long)]
+    pub public_ip: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AOPayVerifyArgs {
+    /// The send's reference (stateresp).
+    #[arg(long)]
+    pub reference: String,
+    /// The remitter's number.
+    #[arg(long)]
+    pub mobile: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
+    /// The remitter's KycId, if any.
+    #[arg(long)]
+    pub kyc_id: Option<String>,
 }
 
 #[cfg(test)]

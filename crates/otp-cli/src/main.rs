@@ -1,12 +1,13 @@
 //! # otp — the command line of otp-rs
 //!
 //! ```text
-//! otp send <phonepe|paytm|iserveu|aopay> --mobile <NUMBER> [gateway flags] [--json] [--sandbox]
+//! otp send <phonepe|paytm|iserveu|aopay> --mobile <NUMBER> [gateway flags] [--json] [--sandbox] [--verify]
+//! otp verify <phonepe|paytm|iserveu|aopay> --reference <REF> --otp <CODE|-> [verify flags]
 //! otp sandbox [--addr 127.0.0.1:8080]
 //! ```
 //!
 //! The contract (flags, credential variables, JSON fields, exit codes) is stable for scripts:
-//! exit 0 sent, 2 nothing sent (usage, invalid input, missing configuration), 3 the provider
+//! exit 0 sent (or verified), 2 nothing sent (usage, invalid input, missing configuration), 3 the provider
 //! refused, 4 no usable answer, 1 anything else. Logs go to stderr when `RUST_LOG` asks for them
 //! and never carry a secret, an identity number or a full mobile number.
 #![forbid(unsafe_code)]
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Send(command) => runtime.block_on(send::run(command)),
+        Command::Verify(command) => runtime.block_on(send::verify(command)),
         Command::Sandbox(command) => runtime.block_on(send::serve_sandbox(command)),
     }
 }

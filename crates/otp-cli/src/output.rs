@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use otp::{Error, ErrorKind, Gateway, MobileNumber, Outcome, Reached, SendReceipt};
+use otp::{Error, ErrorKind, Gateway, MobileNumber, Outcome, Reached, SendReceipt, VerifyReceipt};
 use serde::Serialize;
 
 /// Exit codes of cli.md.
@@ -70,37 +70,152 @@ fn print_stderr(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
-pub fn success(receipt: &SendReceipt, mobile: &MobileNumber, json: bool) -> ExitCode {
+fn send_body(receipt: &SendReceipt) -> SuccessJson<'_> {
+    SuccessJson {
+        gateway: receipt.gateway.as_str(),
+        outcome: receipt.outcome.as_str(),
+        reference: receipt.reference.as_ref().map(|r| r.expose_secret()),
+        provider_code: &receipt.provider_code,
+        http_status: receipt.http_status,
+        message: receipt.message.as_deref(),
+    }
+}
+
+fn send_lines(receipt: &SendReceipt, mobile: &MobileNumber) -> Vec<String> {
+    let headline = match receipt.outcome {
+        Outcome::SentForRegistration => {
+            format!("OTP sent for registration through {} to {}", receipt.gateway, mobile.masked())
+        }
+        _ => format!("OTP sent through {} to {}", receipt.gateway, mobile.masked()),
+    };
+    let mut lines = vec![
+        headline,
+        format!("  outcome:       {}", receipt.outcome),
+        format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
+    ];
+    if let Some(message) = &receipt.message {
+        lines.push(format!("  message:       {message}"));
+    }
     let reference = receipt.reference.as_ref().map(|r| r.expose_secret());
+    lines.push(format!("  reference:     {}", reference.unwrap_or("(none)")));
+    lines
+}
+
+pub fn success(receipt: &SendReceipt, mobile: &MobileNumber, json: bool) -> ExitCode {
     if json {
-        let body = SuccessJson {
-            gateway: receipt.gateway.as_str(),
-            outcome: receipt.outcome.as_str(),
-            reference,
-            provider_code: &receipt.provider_code,
-            http_status: receipt.http_status,
-            message: receipt.message.as_deref(),
+        print_json(&send_body(receipt));
+    } else {
+        print_stdout(&send_lines(receipt, mobile).join("\n"));
+    }
+    ExitCode::from(exit::SENT)
+}
+
+#[derive(Serialize)]
+struct VerifiedJson<'a> {
+    gateway: &'a str,
+    outcome: &'a str,
+    /// Whether the gateway returned a credential; its value only with --show-credential.
+    credential: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_value: Option<&'a str>,
+    provider_code: &'a str,
+    http_status: u16,
+    message: Option<&'a str>,
+}
+
+fn verify_body(receipt: &VerifyReceipt, show_credential: bool) -> VerifiedJson<'_> {
+    VerifiedJson {
+        gateway: receipt.gateway.as_str(),
+        outcome: receipt.outcome.as_str(),
+        credential: receipt.credential.is_some(),
+        credential_value: receipt.credential.as_ref().filter(|_| show_credential).map(|c| c.expose_secret()),
+        provider_code: &receipt.provider_code,
+        http_status: receipt.http_status,
+        message: receipt.message.as_deref(),
+    }
+}
+
+fn verify_lines(receipt: &VerifyReceipt, show_credential: bool) -> Vec<String> {
+    let mut lines = vec![
+        format!("OTP verified through {}", receipt.gateway),
+        format!("  outcome:       {}", receipt.outcome),
+        format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
+    ];
+    if let Some(message) = &receipt.message {
+        lines.push(format!("  message:       {message}"));
+    }
+    let credential = match &receipt.credential {
+        Some(credential) if show_credential => credential.expose_secret().to_owned(),
+        Some(_) => "returned (hidden: --show-credential prints it)".to_owned(),
+        None => "(none)".to_owned(),
+    };
+    lines.push(format!("  credential:    {credential}"));
+    lines
+}
+
+/// `otp verify`: the verification's result.
+pub fn verified(receipt: &VerifyReceipt, show_credential: bool, json: bool) -> ExitCode {
+    if json {
+        print_json(&verify_body(receipt, show_credential));
+    } else {
+        print_stdout(&verify_lines(receipt, show_credential).join("\n"));
+    }
+    ExitCode::from(exit::SENT)
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StepJson<'a, T: Serialize> {
+    Done(T),
+    Failed { error: ErrorJson<'a> },
+}
+
+#[derive(Serialize)]
+struct FlowJson<'a> {
+    gateway: &'a str,
+    send: StepJson<'a, SuccessJson<'a>>,
+    verify: Option<StepJson<'a, VerifiedJson<'a>>>,
+}
+
+/// `otp send --verify`: both steps, as one JSON object or two blocks of lines. The exit code
+/// is the send's when it failed, else the verification's.
+pub fn flow(
+    gateway: Gateway,
+    mobile: &MobileNumber,
+    send: &Result<SendReceipt, Failure>,
+    verify: Option<&Result<VerifyReceipt, Failure>>,
+    show_credential: bool,
+    json: bool,
+) -> ExitCode {
+    let code = match (send, verify) {
+        (Err(failure), _) | (Ok(_), Some(Err(failure))) => failure_parts(failure).5,
+        _ => exit::SENT,
+    };
+    if json {
+        let body = FlowJson {
+            gateway: gateway.as_str(),
+            send: match send {
+                Ok(receipt) => StepJson::Done(send_body(receipt)),
+                Err(failure) => StepJson::Failed { error: error_json(failure) },
+            },
+            verify: verify.map(|result| match result {
+                Ok(receipt) => StepJson::Done(verify_body(receipt, show_credential)),
+                Err(failure) => StepJson::Failed { error: error_json(failure) },
+            }),
         };
         print_json(&body);
     } else {
-        let headline = match receipt.outcome {
-            Outcome::SentForRegistration => {
-                format!("OTP sent for registration through {} to {}", receipt.gateway, mobile.masked())
-            }
-            _ => format!("OTP sent through {} to {}", receipt.gateway, mobile.masked()),
-        };
-        let mut lines = vec![
-            headline,
-            format!("  outcome:       {}", receipt.outcome),
-            format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
-        ];
-        if let Some(message) = &receipt.message {
-            lines.push(format!("  message:       {message}"));
+        match send {
+            Ok(receipt) => print_stdout(&send_lines(receipt, mobile).join("\n")),
+            Err(failure) => print_failure(failure),
         }
-        lines.push(format!("  reference:     {}", reference.unwrap_or("(none)")));
-        print_stdout(&lines.join("\n"));
+        match verify {
+            Some(Ok(receipt)) => print_stdout(&verify_lines(receipt, show_credential).join("\n")),
+            Some(Err(failure)) => print_failure(failure),
+            None => {}
+        }
     }
-    ExitCode::from(exit::SENT)
+    ExitCode::from(code)
 }
 
 pub fn exit_code(error: &Error) -> u8 {
@@ -121,8 +236,9 @@ pub fn exit_code(error: &Error) -> u8 {
     }
 }
 
-pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitCode {
-    let (kind, provider_code, http_status, message, retryable, code) = match failure {
+/// A failure's JSON fields and its exit code.
+fn failure_parts(failure: &Failure) -> (&str, Option<&str>, Option<u16>, &str, bool, u8) {
+    match failure {
         Failure::Otp(error) => (
             error.kind().as_str(),
             error.provider_code(),
@@ -134,25 +250,33 @@ pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitC
         // No kind of gateways.md fits a failure of this machine; `transport` is the nearest
         // ("the connection could not be made"), and the exit code says it is not the provider's.
         Failure::Internal(message) => ("transport", None, None, message.as_str(), false, exit::OTHER),
-    };
-    if json {
-        let body = FailureJson {
-            gateway: gateway.map(Gateway::as_str),
-            error: ErrorJson { kind, provider_code, http_status, message, retryable },
-        };
-        print_json(&body);
-    } else {
-        match failure {
-            Failure::Otp(error) => {
-                print_stderr(&format!("otp: {error}"));
-                if let Some(hint) = hint(error) {
-                    print_stderr(&format!("  {hint}"));
-                }
-            }
-            Failure::Internal(message) => print_stderr(&format!("otp: {message}")),
-        }
     }
-    ExitCode::from(code)
+}
+
+fn error_json(failure: &Failure) -> ErrorJson<'_> {
+    let (kind, provider_code, http_status, message, retryable, _) = failure_parts(failure);
+    ErrorJson { kind, provider_code, http_status, message, retryable }
+}
+
+fn print_failure(failure: &Failure) {
+    match failure {
+        Failure::Otp(error) => {
+            print_stderr(&format!("otp: {error}"));
+            if let Some(hint) = hint(error) {
+                print_stderr(&format!("  {hint}"));
+            }
+        }
+        Failure::Internal(message) => print_stderr(&format!("otp: {message}")),
+    }
+}
+
+pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitCode {
+    if json {
+        print_json(&FailureJson { gateway: gateway.map(Gateway::as_str), error: error_json(failure) });
+    } else {
+        print_failure(failure);
+    }
+    ExitCode::from(failure_parts(failure).5)
 }
 
 /// What an operator should do next, where the kind alone does not say it.
@@ -180,7 +304,7 @@ pub fn usage_error(error: clap::Error) -> ExitCode {
     }
     let gateway = args
         .iter()
-        .position(|a| a == "send")
+        .position(|a| a == "send" || a == "verify")
         .and_then(|i| args.get(i + 1))
         .and_then(|name| name.parse::<Gateway>().ok());
     // clap's text: "error: ..." over one or more lines, a blank line, then usage and help.

@@ -1,17 +1,21 @@
-//! `otp send` and `otp sandbox`: from flags and environment to a client, a request and a send.
+//! `otp send`, `otp verify` and `otp sandbox`: from flags and environment to a client, a
+//! request, a send and a verification.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::{IsTerminal as _, Write as _};
+
 use otp::{
     aopay, iserveu, paytm, phonepe, Amount, ClientOptions, Coordinates, Environment, Error, Gateway, GatewayClient,
-    HttpOptions, IdentityNumber, MobileNumber, Pincode, SendOtpRequest,
+    HttpOptions, IdentityNumber, MobileNumber, OtpCode, Outcome, Pincode, SecretString, SendOtpRequest, VerifyReceipt,
+    VerifyRequest,
 };
 use otp_sandbox::{credentials, Sandbox, SandboxConfig};
 
 use crate::args::{
-    AOPayArgs, CommonArgs, EnvName, GatewayArgs, IServeUArgs, IServeUOtpType, PaytmArgs, PhonePeArgs,
-    PhonePeRequestType, SandboxCommand, SendCommand,
+    AOPayArgs, ConnectionArgs, EnvName, GatewayArgs, IServeUArgs, IServeUOtpType, PaytmArgs, PhonePeArgs,
+    PhonePeRequestType, SandboxCommand, SendCommand, VerifyCommand, VerifyGatewayArgs,
 };
 use crate::output::{self, Failure};
 
@@ -21,55 +25,267 @@ const MAX_TIMEOUT_SECS: f64 = 3600.0;
 pub async fn run(command: SendCommand) -> ExitCode {
     let args = command.gateway;
     let gateway = args.gateway();
-    let json = args.common().json;
+    let common = args.common();
+    let json = common.connection.json;
+    let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
     let mobile = match args.common().mobile.parse::<MobileNumber>() {
         Ok(mobile) => mobile,
-        Err(error) => {
-            let error = Error::from(error).with_gateway(gateway);
-            return output::failure(Some(gateway), &Failure::Otp(error), json);
-        }
+        Err(error) => return output::failure(Some(gateway), &tag(Error::from(error)), json),
     };
-    match send(&args, mobile).await {
-        Ok(receipt) => output::success(&receipt, &mobile, json),
-        Err(failure) => output::failure(Some(gateway), &failure, json),
+    // Every input, the verify step's included, is checked before anything is started or sent.
+    let prepared = build_request(&args, mobile).and_then(|request| Ok((request, verify_plan(&args)?)));
+    let (request, plan) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return output::failure(Some(gateway), &tag(error), json),
+    };
+    let target = match Target::start(&common.connection, gateway, username(&args)).await {
+        Ok(target) => target,
+        Err(failure) => return output::failure(Some(gateway), &failure, json),
+    };
+    let sent = target.client.send_otp(&request).await.map_err(Failure::Otp);
+    let Some(plan) = plan else {
+        return match sent {
+            Ok(receipt) => output::success(&receipt, &mobile, json),
+            Err(failure) => output::failure(Some(gateway), &failure, json),
+        };
+    };
+    let verified = match &sent {
+        Ok(receipt) => Some(verify_after_send(&target, plan, receipt, mobile).await),
+        Err(_) => None,
+    };
+    output::flow(gateway, &mobile, &sent, verified.as_ref(), common.connection.show_credential, json)
+}
+
+/// The client a command sends through, and the embedded sandbox when asked (it serves for as
+/// long as this lives).
+struct Target {
+    client: GatewayClient,
+    sandbox: Option<Sandbox>,
+}
+
+impl Target {
+    async fn start(connection: &ConnectionArgs, gateway: Gateway, username: Option<&String>) -> Result<Self, Failure> {
+        let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
+        let http = http_options(connection).map_err(tag)?;
+        let sandbox = match connection.sandbox {
+            true => Some(
+                Sandbox::start(SandboxConfig::default())
+                    .await
+                    .map_err(|error| Failure::Internal(format!("the embedded sandbox could not start: {error}")))?,
+            ),
+            false => None,
+        };
+        let environment = match (&sandbox, &connection.base_url, connection.env) {
+            (Some(sandbox), _, _) => Environment::Custom(sandbox.base_url()),
+            (None, Some(base_url), _) => Environment::Custom(base_url.clone()),
+            (None, None, Some(EnvName::Production)) => Environment::Production,
+            (None, None, Some(EnvName::Uat) | None) => Environment::Uat,
+        };
+        let client = build_client(gateway, username, environment, http, sandbox.is_some()).map_err(tag)?;
+        Ok(Self { client, sandbox })
     }
 }
 
-async fn send(args: &GatewayArgs, mobile: MobileNumber) -> Result<otp::SendReceipt, Failure> {
-    let common = args.common();
-    let gateway = args.gateway();
-    let tag = |error: Error| error.with_gateway(gateway);
-    let http = http_options(common).map_err(tag)?;
-    // Every input is checked before credentials are read or anything is started.
-    let request = build_request(args, mobile).map_err(tag)?;
-    let sandbox = match common.sandbox {
-        true => Some(
-            Sandbox::start(SandboxConfig::default())
-                .await
-                .map_err(|error| Failure::Internal(format!("the embedded sandbox could not start: {error}")))?,
-        ),
-        false => None,
-    };
-    let environment = match (&sandbox, &common.base_url, common.env) {
-        (Some(sandbox), _, _) => Environment::Custom(sandbox.base_url()),
-        (None, Some(base_url), _) => Environment::Custom(base_url.clone()),
-        (None, None, Some(EnvName::Production)) => Environment::Production,
-        (None, None, Some(EnvName::Uat) | None) => Environment::Uat,
-    };
-    let client = build_client(args, environment, http, sandbox.is_some()).map_err(tag)?;
-    let result = client.send_otp(&request).await;
-    drop(sandbox);
-    Ok(result?)
+/// iServeU's `--username`, which its client needs.
+fn username(args: &GatewayArgs) -> Option<&String> {
+    match args {
+        GatewayArgs::Iserveu(args) => args.username.as_ref(),
+        _ => None,
+    }
 }
 
-fn http_options(common: &CommonArgs) -> Result<HttpOptions, Error> {
-    let secs = common.timeout;
+/// What `--verify` will need once the send answers; refused up front when the OTP has no
+/// verify call, so that nothing is sent for nothing.
+enum VerifyPlan {
+    PhonePe { device_id: Option<String> },
+    Paytm { device_id: String },
+    IServeU { name: String },
+    AOPay { kyc_id: Option<String> },
+}
+
+fn verify_plan(args: &GatewayArgs) -> Result<Option<VerifyPlan>, Error> {
+    if !args.common().verify {
+        return Ok(None);
+    }
+    let plan = match args {
+        GatewayArgs::Phonepe(args) => VerifyPlan::PhonePe { device_id: args.device_id.clone() },
+        GatewayArgs::Paytm(args) => VerifyPlan::Paytm { device_id: args.device_id.clone() },
+        GatewayArgs::Iserveu(args) => {
+            if args.otp_type == IServeUOtpType::Transaction {
+                return Err(Error::invalid_input(
+                    "--verify: a transaction OTP is consumed by iServeU's money-transfer call (with the same \
+                     --external-ref), not by a verify call; nothing was sent",
+                ));
+            }
+            let name = args.name.clone().ok_or_else(|| {
+                Error::invalid_input("--verify on an iServeU registration OTP needs --name (the customer's name)")
+            })?;
+            VerifyPlan::IServeU { name }
+        }
+        GatewayArgs::Aopay(args) => VerifyPlan::AOPay { kyc_id: args.kyc_id.clone() },
+    };
+    Ok(Some(plan))
+}
+
+async fn verify_after_send(
+    target: &Target,
+    plan: VerifyPlan,
+    receipt: &otp::SendReceipt,
+    mobile: MobileNumber,
+) -> Result<VerifyReceipt, Failure> {
+    let gateway = receipt.gateway;
+    let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
+    let reference = || {
+        receipt.reference.clone().ok_or_else(|| tag(Error::invalid_input("the send returned no reference to verify")))
+    };
+    let request: VerifyRequest = match plan {
+        VerifyPlan::AOPay { .. } if receipt.outcome != Outcome::SentForRegistration => {
+            return Err(tag(Error::invalid_input(
+                "AOPay answered code 1: a transaction OTP, consumed by AOPay's transfer call, not by \
+                 RegisterRemitter; nothing was verified",
+            )));
+        }
+        plan => {
+            let code = read_code(target.sandbox.as_ref(), &mobile).map_err(tag)?;
+            match plan {
+                VerifyPlan::PhonePe { device_id } => {
+                    let request = phonepe::VerifyOtpRequest::new(reference()?, code);
+                    match device_id {
+                        Some(device_id) => request.device_id(device_id).into(),
+                        None => request.into(),
+                    }
+                }
+                VerifyPlan::Paytm { device_id } => {
+                    paytm::VerifyOtpRequest::new(reference()?, code, device_id).map_err(tag)?.into()
+                }
+                VerifyPlan::IServeU { name } => iserveu::CompleteRegistrationRequest::new(mobile, code, name).into(),
+                VerifyPlan::AOPay { kyc_id } => {
+                    let request = aopay::RegisterRemitterRequest::new(mobile, code, reference()?);
+                    match kyc_id {
+                        Some(kyc_id) => request.kyc_id(kyc_id).into(),
+                        None => request.into(),
+                    }
+                }
+            }
+        }
+    };
+    Ok(target.client.verify_otp(&request).await?)
+}
+
+/// The code the customer received: from the embedded sandbox's inbox, else typed at a prompt
+/// on a terminal, else one line of standard input.
+fn read_code(sandbox: Option<&Sandbox>, mobile: &MobileNumber) -> Result<OtpCode, Error> {
+    if let Some(sandbox) = sandbox {
+        let latest = sandbox.otps(mobile.expose_digits()).into_iter().next();
+        let code = latest.ok_or_else(|| Error::invalid_input("the sandbox's inbox has no OTP for this number"))?;
+        return OtpCode::parse(&code.otp);
+    }
+    if std::io::stdin().is_terminal() {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "OTP sent to {} — enter it: ", mobile.masked());
+        let _ = stderr.flush();
+    }
+    read_line_code()
+}
+
+/// One line of standard input, as a code.
+fn read_line_code() -> Result<OtpCode, Error> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::invalid_input("could not read the OTP from standard input").with_source(e))?;
+    OtpCode::parse(line.trim())
+}
+
+/// `otp verify`: one verification.
+pub async fn verify(command: VerifyCommand) -> ExitCode {
+    let args = command.gateway;
+    let gateway = args.gateway();
+    let code_args = args.code();
+    let json = code_args.connection.json;
+    let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
+    let request = match build_verify_request(&args) {
+        Ok(request) => request,
+        Err(error) => return output::failure(Some(gateway), &tag(error), json),
+    };
+    let username = match &args {
+        VerifyGatewayArgs::Iserveu(args) => args.username.as_ref(),
+        _ => None,
+    };
+    let target = match Target::start(&code_args.connection, gateway, username).await {
+        Ok(target) => target,
+        Err(failure) => return output::failure(Some(gateway), &failure, json),
+    };
+    match target.client.verify_otp(&request).await {
+        Ok(receipt) => output::verified(&receipt, code_args.connection.show_credential, json),
+        Err(error) => output::failure(Some(gateway), &Failure::Otp(error), json),
+    }
+}
+
+fn build_verify_request(args: &VerifyGatewayArgs) -> Result<VerifyRequest, Error> {
+    let code = match args.code().otp.as_str() {
+        "-" => read_line_code()?,
+        code => OtpCode::parse(code)?,
+    };
+    let request: VerifyRequest = match args {
+        VerifyGatewayArgs::Phonepe(args) => {
+            let request = phonepe::VerifyOtpRequest::new(SecretString::new(args.reference.as_str()), code);
+            let request = match &args.device_id {
+                Some(device_id) => request.device_id(device_id),
+                None => request,
+            };
+            request.validate()?;
+            request.into()
+        }
+        VerifyGatewayArgs::Paytm(args) => {
+            paytm::VerifyOtpRequest::new(SecretString::new(args.reference.as_str()), code, &args.device_id)?.into()
+        }
+        VerifyGatewayArgs::Iserveu(args) => {
+            let mobile: MobileNumber = args.mobile.parse()?;
+            let mut request = iserveu::CompleteRegistrationRequest::new(mobile, code, &args.name);
+            if let Some(lat_long) = &args.lat_long {
+                request = request.coordinates(parse_lat_long(lat_long)?);
+            }
+            if let Some(ip) = &args.public_ip {
+                request = request.public_ip(parse_ip(ip)?);
+            }
+            if let Some(username) = &args.username {
+                request = request.username(username);
+            }
+            request.into()
+        }
+        VerifyGatewayArgs::Aopay(args) => {
+            let mobile: MobileNumber = args.mobile.parse()?;
+            let request = aopay::RegisterRemitterRequest::new(mobile, code, SecretString::new(args.reference.as_str()));
+            match &args.kyc_id {
+                Some(kyc_id) => request.kyc_id(kyc_id).into(),
+                None => request.into(),
+            }
+        }
+    };
+    Ok(request)
+}
+
+/// `--lat-long "LAT,LONG"`.
+fn parse_lat_long(lat_long: &str) -> Result<Coordinates, Error> {
+    let (lat, long) =
+        lat_long.split_once(',').ok_or_else(|| Error::invalid_input("--lat-long must be \"LATITUDE,LONGITUDE\""))?;
+    Coordinates::new(lat.trim(), long.trim())
+}
+
+/// `--public-ip`.
+fn parse_ip(ip: &str) -> Result<std::net::IpAddr, Error> {
+    ip.parse().map_err(|_| Error::invalid_input("public IP must be an IPv4 or IPv6 address"))
+}
+
+fn http_options(connection: &ConnectionArgs) -> Result<HttpOptions, Error> {
+    let secs = connection.timeout;
     if !(secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
         return Err(Error::invalid_input(format!(
             "--timeout must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds"
         )));
     }
-    Ok(HttpOptions::default().timeout(Duration::from_secs_f64(secs)).allow_insecure_http(common.allow_http))
+    Ok(HttpOptions::default().timeout(Duration::from_secs_f64(secs)).allow_insecure_http(connection.allow_http))
 }
 
 fn build_request(args: &GatewayArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
@@ -123,16 +339,10 @@ fn iserveu_request(args: &IServeUArgs, mobile: MobileNumber) -> Result<SendOtpRe
         ($request:expr, $args:expr) => {{
             let mut request = $request;
             if let Some(lat_long) = &$args.lat_long {
-                let (lat, long) = lat_long
-                    .split_once(',')
-                    .ok_or_else(|| Error::invalid_input("--lat-long must be \"LATITUDE,LONGITUDE\""))?;
-                request = request.coordinates(Coordinates::new(lat.trim(), long.trim())?);
+                request = request.coordinates(parse_lat_long(lat_long)?);
             }
             if let Some(ip) = &$args.public_ip {
-                let ip = ip
-                    .parse::<std::net::IpAddr>()
-                    .map_err(|_| Error::invalid_input("public IP must be an IPv4 or IPv6 address"))?;
-                request = request.public_ip(ip);
+                request = request.public_ip(parse_ip(ip)?);
             }
             if let Some(username) = &$args.username {
                 request = request.username(username);
@@ -224,7 +434,8 @@ impl Credentials {
 }
 
 fn build_client(
-    args: &GatewayArgs,
+    gateway: Gateway,
+    username: Option<&String>,
     environment: Environment,
     http: HttpOptions,
     sandbox: bool,
@@ -232,11 +443,11 @@ fn build_client(
     let options = ClientOptions::new().environment(environment).http(http);
     if sandbox {
         // The sandbox's own credentials; an iServeU --username still travels on the request.
-        return otp::sandbox::client(args.gateway(), options);
+        return otp::sandbox::client(gateway, options);
     }
     let mut env = Credentials::new();
-    let client: GatewayClient = match args {
-        GatewayArgs::Phonepe(_) => {
+    let client: GatewayClient = match gateway {
+        Gateway::PhonePe => {
             let merchant_id = env.var("OTP_PHONEPE_MERCHANT_ID");
             let salt_key = env.var("OTP_PHONEPE_SALT_KEY");
             let salt_index = env.var("OTP_PHONEPE_SALT_INDEX");
@@ -252,7 +463,7 @@ fn build_client(
                 .build()?
                 .into()
         }
-        GatewayArgs::Paytm(_) => {
+        Gateway::Paytm => {
             let (client_id, client_secret) = (env.var("OTP_PAYTM_CLIENT_ID"), env.var("OTP_PAYTM_CLIENT_SECRET"));
             env.finish(Gateway::Paytm)?;
             paytm::PaytmClient::builder()
@@ -262,10 +473,10 @@ fn build_client(
                 .build()?
                 .into()
         }
-        GatewayArgs::Iserveu(args) => {
+        Gateway::IServeU => {
             let client_id = env.var("OTP_ISERVEU_CLIENT_ID");
             let client_secret = env.var("OTP_ISERVEU_CLIENT_SECRET");
-            let username = match &args.username {
+            let username = match username {
                 Some(username) => username.clone(),
                 None => env.var_shown_as("OTP_ISERVEU_USERNAME", "OTP_ISERVEU_USERNAME (or --username)"),
             };
@@ -278,11 +489,12 @@ fn build_client(
                 .build()?
                 .into()
         }
-        GatewayArgs::Aopay(_) => {
+        Gateway::AOPay => {
             let registration_id = env.var("OTP_AOPAY_REGISTRATION_ID");
             env.finish(Gateway::AOPay)?;
             aopay::AOPayClient::builder().registration_id(registration_id).options(options).build()?.into()
         }
+        other => return Err(Error::configuration(format!("{other} is not supported by this command"))),
     };
     Ok(client)
 }
