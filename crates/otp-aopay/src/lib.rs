@@ -40,6 +40,12 @@
 //! Generated from `spec/codes.toml`; any other code is rejected with the code kept.
 //!
 #![doc = include_str!("generated/codes.md")]
+//!
+//! ## Verify codes
+//!
+//! The second step's codes (docs/gateways/verify.md), from `spec/verify_codes.toml`:
+//!
+#![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
 
 mod generated;

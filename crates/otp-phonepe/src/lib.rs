@@ -42,6 +42,12 @@
 //! to the HTTP status (see otp-core). Generated from `spec/codes.toml`:
 //!
 #![doc = include_str!("generated/codes.md")]
+//!
+//! ## Verify codes
+//!
+//! The second step's codes (docs/gateways/verify.md), from `spec/verify_codes.toml`:
+//!
+#![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
 
 mod client;

@@ -737,3 +737,130 @@ async fn concurrent_clients_are_safe() {
     assert_eq!(h.sandbox.otps("9800000007").len(), 1);
     assert_eq!(h.get("/__sandbox/otps").await.json()["otps"].as_array().unwrap().len(), 200);
 }
+
+// ------------------------------------------------------------------ the second step, raw
+
+const PHONEPE_VERIFY: &str = "/v3/merchant/otp/verify";
+const PAYTM_VERIFY: &str = "/v4/signin/validate/otp/sv1";
+const ISERVEU_REGISTRATION: &str = "/common/dmt-lite/unified/customer/process-customer-registration";
+const AOPAY_REGISTER: &str = "/api/AOP/DMTV1/RegisterRemitter";
+
+/// A signed PhonePe verify: X-VERIFY over the verify path, computed here.
+async fn phonepe_verify(h: &Harness, token: &str, otp: &str, salt_key: &str) -> Answer {
+    let payload = json!({"merchantId": "SANDBOXMERCHANT", "otpToken": token, "otp": otp});
+    let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+    let digest = Sha256::digest(format!("{encoded}{PHONEPE_VERIFY}{salt_key}"));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let body = json!({ "request": encoded }).to_string();
+    h.post(PHONEPE_VERIFY, &[("x-verify", &format!("{hex}###1"))], body).await
+}
+
+#[tokio::test]
+async fn phonepe_verify_checks_the_signature_then_the_code() {
+    let h = harness_with(SandboxConfig::default().fixed_otp("246810")).await;
+    let token = h.phonepe("9876543210").await.json()["data"]["otpToken"].as_str().unwrap().to_owned();
+    let forged = phonepe_verify(&h, &token, "246810", "not-the-salt-key").await;
+    assert_eq!(
+        (forged.status, forged.json()["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("AUTHORIZATION_FAILED"))
+    );
+    let wrong = phonepe_verify(&h, &token, "135790", "sandbox-salt-key").await;
+    assert_eq!((wrong.status, wrong.json()["code"].clone()), (StatusCode::OK, json!("OTP_VERIFY_FAILED")));
+    let right = phonepe_verify(&h, &token, "246810", "sandbox-salt-key").await;
+    let answer = right.json();
+    assert_eq!((answer["success"].clone(), answer["code"].clone()), (json!(true), json!("SUCCESS")));
+    assert_eq!(answer["data"]["userAuthToken"].as_str().map(str::len), Some(32), "{answer}");
+    let again = phonepe_verify(&h, &token, "246810", "sandbox-salt-key").await;
+    assert_eq!(again.json()["code"], "OTP_ALREADY_VERIFIED");
+    let unknown = phonepe_verify(&h, "OTP-never-issued", "246810", "sandbox-salt-key").await;
+    assert_eq!(unknown.json()["code"], "INVALID_OTP_TOKEN");
+}
+
+#[tokio::test]
+async fn paytm_validate_checks_credentials_locale_and_device() {
+    let h = harness_with(SandboxConfig::default().fixed_otp("246810")).await;
+    let state = h.paytm("9876543210").await.json()["state_token"].as_str().unwrap().to_owned();
+    let body = || json!({"state_token": state, "otp": "246810"}).to_string();
+    let path = format!("{PAYTM_VERIFY}?locale=en-IN");
+    let no_locale = h.post(PAYTM_VERIFY, &paytm_headers("sandbox-client", "sandbox-secret"), body()).await;
+    assert_eq!(no_locale.json()["responseCode"], "434");
+    let bad_auth = h.post(&path, &paytm_headers("sandbox-client", "wrong"), body()).await;
+    assert_eq!(
+        (bad_auth.status, bad_auth.json()["responseCode"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("BE1423005"))
+    );
+    let [authorization, _] = paytm_headers("sandbox-client", "sandbox-secret");
+    let no_device = h.post(&path, &[authorization], body()).await;
+    assert_eq!(no_device.json()["responseCode"], "BE1423012");
+    let other_device = h.post(&path, &[authorization, ("x-device-identifier", "another")], body()).await;
+    assert_eq!(other_device.json()["responseCode"], "BE1423013");
+    let ok = h.post(&path, &paytm_headers("sandbox-client", "sandbox-secret"), body()).await;
+    let answer = ok.json();
+    assert_eq!(answer["responseCode"], "BE1400001", "{answer}");
+    assert!(answer["tokens"]["access_token"].is_string());
+    let spent = h.post(&path, &paytm_headers("sandbox-client", "sandbox-secret"), body()).await;
+    assert_eq!(spent.json()["responseCode"], "1006");
+}
+
+#[tokio::test]
+async fn iserveu_registration_consumes_only_a_registration_otp() {
+    let h = harness_with(SandboxConfig::default().fixed_otp("246810")).await;
+    let register =
+        |otp: &str| json!({"mobileNumber": "9876543210", "otp": otp, "name": "Asha", "username": "sandboxuser"});
+    // A transaction OTP is not a registration OTP.
+    assert_eq!(h.iserveu(&iserveu_transaction("9876543210")).await.json()["statusCode"], "0");
+    let refused = h
+        .post(
+            ISERVEU_REGISTRATION,
+            &[("client_id", "sandbox-client"), ("client_secret", "sandbox-secret")],
+            register("246810").to_string(),
+        )
+        .await;
+    assert_eq!(
+        (refused.json()["statusCode"].clone(), refused.json()["statusDesc"].clone()),
+        (json!("-1"), json!("Invalid OTP"))
+    );
+    let send = json!({"otpType": "1", "customerMobileNumber": "9876543210", "username": "sandboxuser",
+                      "ovdType": "AADHAAR", "ovdData": "765386439745"});
+    assert_eq!(h.iserveu(&send).await.json()["statusCode"], "0");
+    let bad_secret = h
+        .post(
+            ISERVEU_REGISTRATION,
+            &[("client_id", "sandbox-client"), ("client_secret", "x")],
+            register("246810").to_string(),
+        )
+        .await;
+    assert_eq!(bad_secret.status, StatusCode::UNAUTHORIZED);
+    let ok = h
+        .post(
+            ISERVEU_REGISTRATION,
+            &[("client_id", "sandbox-client"), ("client_secret", "sandbox-secret")],
+            register("246810").to_string(),
+        )
+        .await;
+    assert_eq!(ok.json()["statusCode"], "0", "{}", ok.text);
+}
+
+#[tokio::test]
+async fn aopay_register_remitter_needs_the_code_zero_reference() {
+    let h = harness_with(SandboxConfig::default().fixed_otp("246810")).await;
+    let send = json!({"MobileNumber": "9000000005", "BeneID": "B1", "Txntype": "IMPS", "Amount": "10", "Pincode": "560001",
+                      "Address": "x", "DOB": "01/01/1990", "Latitude": "1", "Longitute": "2", "RegistrationID": "AOP-SANDBOX"});
+    let sent = h.aopay(&send).await.json();
+    assert_eq!(sent["response_code"], 0);
+    let state = sent["stateresp"].as_str().unwrap().to_owned();
+    let register = |registration: &str, otp: &str| {
+        json!({"MobileNumber": "9000000005", "OTP": otp, "Stateresp": state, "RegistrationID": registration})
+            .to_string()
+    };
+    let forged = h.post(AOPAY_REGISTER, &[], register("AOP-OTHER", "246810")).await;
+    assert_eq!((forged.status, forged.json()["response_code"].clone()), (StatusCode::UNAUTHORIZED, json!(11)));
+    let wrong = h.post(AOPAY_REGISTER, &[], register("AOP-SANDBOX", "135790")).await;
+    assert_eq!(
+        (wrong.json()["response_code"].clone(), wrong.json()["message"].clone()),
+        (json!(2), json!("Invalid OTP"))
+    );
+    let ok = h.post(AOPAY_REGISTER, &[], register("AOP-SANDBOX", "246810")).await;
+    assert_eq!(ok.json()["response_code"], 1, "{}", ok.text);
+    assert_eq!(ok.json()["data"]["mobile"], "9000000005");
+}
