@@ -675,3 +675,50 @@ fn trace_logs_of_a_verification_carry_no_code_token_or_credential() {
         assert!(!hex_run, "{gateway}: a credential-like value in the logs");
     }
 }
+
+// ------------------------------------------------------------------ output a provider cannot forge
+
+/// A one-shot HTTP server that answers every request with `body` (HTTP 200, JSON).
+fn answering(body: &'static str, requests: usize) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for _ in 0..requests {
+            let Ok((mut socket, _)) = listener.accept() else { return };
+            let mut buf = [0u8; 8192];
+            let _ = socket.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes());
+            let _ = socket.write_all(body.as_bytes());
+        }
+    });
+    base
+}
+
+/// PhonePe's success, with a message that clears the screen, forges a line, and echoes an
+/// Aadhaar number and a mobile number.
+const FORGING: &str = r#"{"success":false,"code":"USER_BLOCKED","message":"\u001b[2J\u001b[H\r\notp: sent OK 765386439745 to 9876543210","data":{}}"#;
+
+#[test]
+fn provider_text_cannot_drive_the_terminal_and_numbers_in_it_are_masked() {
+    let base = answering(FORGING, 3);
+    let human = run(sandbox_env(&mut send("phonepe", "9876543210", &["--base-url", &base])));
+    assert_eq!(human.code, 3, "{}", human.stderr);
+    assert!(!human.stderr.contains('\u{1b}') && !human.stderr.contains('\r'), "{:?}", human.stderr);
+    assert!(!human.stderr.lines().any(|line| line.starts_with("otp: sent OK")), "{:?}", human.stderr);
+    assert!(human.stderr.contains("\\u{1b}[2J"), "the escape is shown, escaped: {:?}", human.stderr);
+    assert!(human.stderr.contains("XXXXXXXX9745") && human.stderr.contains("XXXXXX3210"), "{:?}", human.stderr);
+    assert!(!human.stderr.contains("765386439745") && !human.stderr.contains("9876543210"), "{:?}", human.stderr);
+
+    let json = run(sandbox_env(&mut send("phonepe", "9876543210", &["--base-url", &base, "--json"])));
+    let message = json.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("XXXXXXXX9745") && !message.contains("765386439745"), "{message}");
+    let raw =
+        run(sandbox_env(&mut send("phonepe", "9876543210", &["--base-url", &base, "--json", "--raw-provider-text"])));
+    let message = raw.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("765386439745") && message.contains('\u{1b}'), "verbatim on request: {message:?}");
+}

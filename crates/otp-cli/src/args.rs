@@ -100,6 +100,9 @@ pub struct ConnectionArgs {
     /// Print the credential a verification returns (userAuthToken, Paytm's access token).
     #[arg(long)]
     pub show_credential: bool,
+    /// Put the provider's message into the JSON verbatim (numbers in it are masked otherwise).
+    #[arg(long)]
+    pub raw_provider_text: bool,
 }
 
 /// Flags every gateway's send takes.

@@ -43,7 +43,7 @@ struct SuccessJson<'a> {
     reference: Option<&'a str>,
     provider_code: &'a str,
     http_status: u16,
-    message: Option<&'a str>,
+    message: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -57,8 +57,41 @@ struct ErrorJson<'a> {
     kind: &'a str,
     provider_code: Option<&'a str>,
     http_status: Option<u16>,
-    message: &'a str,
+    message: std::borrow::Cow<'a, str>,
     retryable: bool,
+}
+
+/// Whether provider text goes into the JSON verbatim (`--raw-provider-text`); masked otherwise.
+static RAW_PROVIDER_TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once from the command line, before anything is printed.
+pub fn set_raw_provider_text(raw: bool) {
+    RAW_PROVIDER_TEXT.store(raw, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Provider text for JSON: numbers masked, unless the caller asked for it verbatim (JSON
+/// escaping already makes control characters harmless there).
+fn for_json(text: &str) -> std::borrow::Cow<'_, str> {
+    if RAW_PROVIDER_TEXT.load(std::sync::atomic::Ordering::Relaxed) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        otp::mask_digit_runs(text)
+    }
+}
+
+/// Provider text for a terminal: numbers masked and every control character escaped, so an
+/// answer cannot clear the screen, move the cursor or forge a line of our output.
+pub fn for_terminal(text: &str) -> String {
+    let masked = otp::mask_digit_runs(text);
+    let mut safe = String::with_capacity(masked.len());
+    for c in masked.chars() {
+        if c.is_control() {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 /// A write to a closed stdout (`otp ... | head -c0`) is not worth a panic or a different exit.
@@ -77,7 +110,7 @@ fn send_body(receipt: &SendReceipt) -> SuccessJson<'_> {
         reference: receipt.reference.as_ref().map(|r| r.expose_secret()),
         provider_code: &receipt.provider_code,
         http_status: receipt.http_status,
-        message: receipt.message.as_deref(),
+        message: receipt.message.as_deref().map(for_json),
     }
 }
 
@@ -91,13 +124,13 @@ fn send_lines(receipt: &SendReceipt, mobile: &MobileNumber) -> Vec<String> {
     let mut lines = vec![
         headline,
         format!("  outcome:       {}", receipt.outcome),
-        format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
+        format!("  provider code: {} (HTTP {})", for_terminal(&receipt.provider_code), receipt.http_status),
     ];
     if let Some(message) = &receipt.message {
-        lines.push(format!("  message:       {message}"));
+        lines.push(format!("  message:       {}", for_terminal(message)));
     }
     let reference = receipt.reference.as_ref().map(|r| r.expose_secret());
-    lines.push(format!("  reference:     {}", reference.unwrap_or("(none)")));
+    lines.push(format!("  reference:     {}", reference.map_or_else(|| "(none)".to_owned(), for_terminal)));
     lines
 }
 
@@ -120,7 +153,7 @@ struct VerifiedJson<'a> {
     credential_value: Option<&'a str>,
     provider_code: &'a str,
     http_status: u16,
-    message: Option<&'a str>,
+    message: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn verify_body(receipt: &VerifyReceipt, show_credential: bool) -> VerifiedJson<'_> {
@@ -131,7 +164,7 @@ fn verify_body(receipt: &VerifyReceipt, show_credential: bool) -> VerifiedJson<'
         credential_value: receipt.credential.as_ref().filter(|_| show_credential).map(|c| c.expose_secret()),
         provider_code: &receipt.provider_code,
         http_status: receipt.http_status,
-        message: receipt.message.as_deref(),
+        message: receipt.message.as_deref().map(for_json),
     }
 }
 
@@ -139,13 +172,13 @@ fn verify_lines(receipt: &VerifyReceipt, show_credential: bool) -> Vec<String> {
     let mut lines = vec![
         format!("OTP verified through {}", receipt.gateway),
         format!("  outcome:       {}", receipt.outcome),
-        format!("  provider code: {} (HTTP {})", receipt.provider_code, receipt.http_status),
+        format!("  provider code: {} (HTTP {})", for_terminal(&receipt.provider_code), receipt.http_status),
     ];
     if let Some(message) = &receipt.message {
-        lines.push(format!("  message:       {message}"));
+        lines.push(format!("  message:       {}", for_terminal(message)));
     }
     let credential = match &receipt.credential {
-        Some(credential) if show_credential => credential.expose_secret().to_owned(),
+        Some(credential) if show_credential => for_terminal(credential.expose_secret()),
         Some(_) => "returned (hidden: --show-credential prints it)".to_owned(),
         None => "(none)".to_owned(),
     };
@@ -255,18 +288,18 @@ fn failure_parts(failure: &Failure) -> (&str, Option<&str>, Option<u16>, &str, b
 
 fn error_json(failure: &Failure) -> ErrorJson<'_> {
     let (kind, provider_code, http_status, message, retryable, _) = failure_parts(failure);
-    ErrorJson { kind, provider_code, http_status, message, retryable }
+    ErrorJson { kind, provider_code, http_status, message: for_json(message), retryable }
 }
 
 fn print_failure(failure: &Failure) {
     match failure {
         Failure::Otp(error) => {
-            print_stderr(&format!("otp: {error}"));
+            print_stderr(&format!("otp: {}", for_terminal(&error.to_string())));
             if let Some(hint) = hint(error) {
                 print_stderr(&format!("  {hint}"));
             }
         }
-        Failure::Internal(message) => print_stderr(&format!("otp: {message}")),
+        Failure::Internal(message) => print_stderr(&format!("otp: {}", for_terminal(message))),
     }
 }
 
@@ -314,7 +347,13 @@ pub fn usage_error(error: clap::Error) -> ExitCode {
     let message = message.trim_start_matches("error: ");
     let body = FailureJson {
         gateway: gateway.map(Gateway::as_str),
-        error: ErrorJson { kind: "invalid_request", provider_code: None, http_status: None, message, retryable: false },
+        error: ErrorJson {
+            kind: "invalid_request",
+            provider_code: None,
+            http_status: None,
+            message: message.into(),
+            retryable: false,
+        },
     };
     print_json(&body);
     ExitCode::from(exit::NOTHING_SENT)

@@ -27,6 +27,7 @@ pub async fn run(command: SendCommand) -> ExitCode {
     let gateway = args.gateway();
     let common = args.common();
     let json = common.connection.json;
+    output::set_raw_provider_text(common.connection.raw_provider_text);
     let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
     let mobile = match args.common().mobile.parse::<MobileNumber>() {
         Ok(mobile) => mobile,
@@ -203,6 +204,7 @@ pub async fn verify(command: VerifyCommand) -> ExitCode {
     let gateway = args.gateway();
     let code_args = args.code();
     let json = code_args.connection.json;
+    output::set_raw_provider_text(code_args.connection.raw_provider_text);
     let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
     let request = match build_verify_request(&args) {
         Ok(request) => request,

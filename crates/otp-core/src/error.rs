@@ -118,7 +118,7 @@ impl fmt::Debug for ProviderResponse {
         f.debug_struct("ProviderResponse")
             .field("http_status", &self.http_status)
             .field("code", &self.code)
-            .field("message", &self.message)
+            .field("message", &self.message.as_deref().map(crate::mask_digit_runs))
             .field("code_recognised", &self.code_recognised)
             .field("retry_after", &self.retry_after)
             .field("body", &format_args!("<{} bytes>", self.body.len()))
@@ -348,7 +348,8 @@ impl fmt::Display for Error {
                 write!(f, ", code {code}")?;
             }
             if let Some(message) = &provider.message {
-                write!(f, ": {message}")?;
+                // A provider may echo the customer's number: masked like every other number.
+                write!(f, ": {}", crate::mask_digit_runs(message))?;
             }
             f.write_str("]")?;
         }

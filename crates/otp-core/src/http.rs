@@ -467,10 +467,7 @@ impl Transport {
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(request.body.clone())
             .send();
-        match tokio::time::timeout_at(deadline, self.read_answer(pending, url)).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(Error::timeout(budget)),
-        }
+        self.read_answer(pending, url, deadline, budget).await
     }
 
     /// Waits for a turn, but never so long that the send would be written with less than
@@ -490,12 +487,19 @@ impl Transport {
         }
     }
 
+    /// The answer by `deadline`: the status line first, then the body, so that a failure
+    /// while the body is read still reports the status that arrived.
     async fn read_answer(
         &self,
         pending: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
         sent_to: reqwest::Url,
+        deadline: Instant,
+        budget: Duration,
     ) -> Result<RawResponse, Error> {
-        let mut response = pending.await.map_err(map_send_error)?;
+        let mut response = match tokio::time::timeout_at(deadline, pending).await {
+            Ok(response) => response.map_err(map_send_error)?,
+            Err(_elapsed) => return Err(Error::timeout(budget)),
+        };
         let status = response.status().as_u16();
         tracing::debug!(http_status = status, "answer headers received");
         if (300..400).contains(&status) {
@@ -512,7 +516,11 @@ impl Transport {
             .with_provider_response(bare_response(status)));
         }
         let headers = std::mem::take(response.headers_mut());
-        let body = read_capped(&mut response, self.inner.max_response_bytes).await?;
+        let body =
+            match tokio::time::timeout_at(deadline, read_capped(&mut response, self.inner.max_response_bytes)).await {
+                Ok(body) => body?,
+                Err(_elapsed) => return Err(Error::timeout(budget).with_provider_response(bare_response(status))),
+            };
         Ok(RawResponse { status, headers, body })
     }
 }
@@ -564,7 +572,9 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
         }
     }
     let broke = |e: reqwest::Error| {
-        Error::transport("the connection broke while the answer was read").with_source(e.without_url())
+        Error::transport("the connection broke while the answer was read")
+            .with_source(e.without_url())
+            .with_provider_response(bare_response(status))
     };
     let mut body = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(broke)? {

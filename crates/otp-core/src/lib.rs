@@ -57,7 +57,7 @@ pub use gateway::{Gateway, UnknownGateway};
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
 pub use http::RootCertificate;
 pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
-pub use mobile::{MobileNumber, MobileNumberError};
+pub use mobile::{mask_digit_runs, MobileNumber, MobileNumberError};
 pub use receipt::{Outcome, SendReceipt, VerifyReceipt};
 pub use retry::RetryPolicy;
 pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, OtpCode, SaltKey, SecretString};

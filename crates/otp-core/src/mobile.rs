@@ -80,6 +80,45 @@ impl MobileNumber {
     }
 }
 
+/// Masks every run of 10 or more ASCII digits in free text (a provider's message that echoes a
+/// mobile or Aadhaar number) as a number is masked: `XXXXXX` and the last 4 digits.
+///
+/// ```
+/// assert_eq!(otp_core::mask_digit_runs("OTP sent to 9876543210."), "OTP sent to XXXXXX3210.");
+/// assert_eq!(otp_core::mask_digit_runs("Aadhaar 765386439745 ok"), "Aadhaar XXXXXXXX9745 ok");
+/// assert_eq!(otp_core::mask_digit_runs("code 123456"), "code 123456");
+/// ```
+pub fn mask_digit_runs(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (index, byte) in bytes.iter().chain(std::iter::once(&b' ')).enumerate() {
+        match (byte.is_ascii_digit(), start) {
+            (true, None) => start = Some(index),
+            (false, Some(from)) => {
+                if index - from >= 10 {
+                    runs.push((from, index));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if runs.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut masked = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (from, to) in runs {
+        masked.push_str(&text[copied..from]);
+        masked.extend(std::iter::repeat_n('X', to - from - 4));
+        masked.push_str(&text[to - 4..to]);
+        copied = to;
+    }
+    masked.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(masked)
+}
+
 impl FromStr for MobileNumber {
     type Err = MobileNumberError;
 

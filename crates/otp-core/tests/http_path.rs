@@ -210,6 +210,7 @@ async fn a_body_that_trickles_past_the_deadline_times_out() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(error.http_status(), Some(200), "the status line arrived before the body stalled");
 }
 
 #[tokio::test]
@@ -219,6 +220,7 @@ async fn a_connection_closed_mid_answer_is_transport_not_retryable() {
     assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
     assert!(!error.is_retryable(), "the request was written: an OTP may have gone out");
     assert_eq!(error.reached_provider(), Reached::Maybe);
+    assert_eq!(error.http_status(), Some(200), "the status line did arrive");
 }
 
 #[tokio::test]

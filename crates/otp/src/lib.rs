@@ -55,9 +55,9 @@
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
 pub use otp_core::RootCertificate;
 pub use otp_core::{
-    Amount, ClientOptions, ClientSecret, Coordinates, Environment, Error, ErrorKind, Gateway, HttpOptions,
-    IdentityNumber, MobileNumber, MobileNumberError, OtpCode, Outcome, Pincode, ProviderResponse, Reached, RetryPolicy,
-    SaltKey, SecretString, SendReceipt, UnknownEnvironment, UnknownGateway, VerifyReceipt,
+    mask_digit_runs, Amount, ClientOptions, ClientSecret, Coordinates, Environment, Error, ErrorKind, Gateway,
+    HttpOptions, IdentityNumber, MobileNumber, MobileNumberError, OtpCode, Outcome, Pincode, ProviderResponse, Reached,
+    RetryPolicy, SaltKey, SecretString, SendReceipt, UnknownEnvironment, UnknownGateway, VerifyReceipt,
 };
 
 #[cfg(feature = "aopay")]
