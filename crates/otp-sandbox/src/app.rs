@@ -40,6 +40,8 @@ pub struct SandboxConfig {
     /// Every OTP issued is this code (e.g. `123456`, iServeU's staging value) instead of a
     /// random one: for manual tests. Random 6 digits from the OS's generator otherwise.
     pub fixed_otp: Option<String>,
+    /// The most numbers kept (100,000); the least recently active is forgotten first.
+    pub max_numbers: usize,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("aopay_otp_validity", &self.aopay_otp_validity)
             .field("otp_validity", &self.otp_validity)
             .field("fixed_otp", &self.fixed_otp.as_ref().map(|_| "[set]"))
+            .field("max_numbers", &self.max_numbers)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +76,7 @@ impl Default for SandboxConfig {
             aopay_otp_validity: crate::state::AOPAY_VALIDITY,
             otp_validity: crate::state::OTP_VALIDITY,
             fixed_otp: None,
+            max_numbers: crate::state::DEFAULT_MAX_NUMBERS,
         }
     }
 }
@@ -96,6 +100,12 @@ impl SandboxConfig {
         self
     }
 
+    /// The most numbers kept; the least recently active is forgotten first.
+    pub fn max_numbers(mut self, numbers: usize) -> Self {
+        self.max_numbers = numbers;
+        self
+    }
+
     /// Issues this code every time instead of a random one.
     pub fn fixed_otp(mut self, code: impl Into<String>) -> Self {
         self.fixed_otp = Some(code.into());
@@ -113,7 +123,10 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn new(config: SandboxConfig) -> Self {
-        Self { config, state: State::default(), connections: AtomicU64::new(0) }
+        // Counters live for the limit window, OTPs for their validity: keep a number that long.
+        let retention = crate::state::LIMIT_WINDOW.max(config.otp_validity).max(config.aopay_otp_validity);
+        let state = State::new(config.max_numbers, retention);
+        Self { config, state, connections: AtomicU64::new(0) }
     }
 }
 

@@ -71,6 +71,16 @@ impl Sandbox {
         format!("http://{}", self.addr)
     }
 
+    /// How many numbers and OTPs it keeps now (both bounded: see [`SandboxConfig::max_numbers`]).
+    pub fn sizes(&self) -> (usize, usize) {
+        self.app.state.sizes()
+    }
+
+    /// Forgets every OTP and counter.
+    pub fn reset(&self) {
+        self.app.state.reset();
+    }
+
     /// How many TCP connections the sandbox has accepted since it started.
     pub fn connections_accepted(&self) -> u64 {
         self.app.connections.load(Ordering::Relaxed)
@@ -78,7 +88,7 @@ impl Sandbox {
 
     /// The OTPs sent to a number, newest first.
     pub fn otps(&self, mobile: &str) -> Vec<SentOtp> {
-        self.app.state.otps(Some(mobile))
+        self.app.state.otps(Some(mobile), crate::state::OTPS_PER_NUMBER)
     }
 
     /// Serves until the server stops (it does not by itself): for `otp sandbox`.
@@ -104,6 +114,7 @@ fn router(app: Arc<App>) -> Router {
         .route(IServeURegistration::PATH, gateway::<IServeURegistration>())
         .route(AOPayRegistration::PATH, gateway::<AOPayRegistration>())
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
+        .route("/__sandbox/reset", post(reset).fallback(method_not_allowed))
         .route("/__sandbox/health", get(|| async { axum::Json(json!({"status": "ok"})) }).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -181,22 +192,35 @@ pub async fn status_for_fuzzing(path: &str, query: Option<&str>, headers: &[(&st
     Some(response.status().as_u16())
 }
 
+/// The most OTPs one inbox query returns (and the default without `mobile`).
+pub const INBOX_LIMIT: usize = 100;
+
 #[derive(serde::Deserialize)]
 struct InboxQuery {
     mobile: Option<String>,
+    limit: Option<usize>,
 }
 
 async fn inbox(AxumState(app): AxumState<Arc<App>>, query: Result<Query<InboxQuery>, QueryRejection>) -> Response {
     match query {
         // `?mobile` or `?mobile=` names no number: refused rather than read as "all".
-        Ok(Query(InboxQuery { mobile: Some(mobile) })) if mobile.is_empty() => bad_query(),
-        Ok(Query(query)) => axum::Json(json!({ "otps": app.state.otps(query.mobile.as_deref()) })).into_response(),
+        Ok(Query(InboxQuery { mobile: Some(mobile), .. })) if mobile.is_empty() => bad_query(),
+        Ok(Query(query)) => {
+            let limit = query.limit.unwrap_or(INBOX_LIMIT).min(INBOX_LIMIT);
+            axum::Json(json!({ "otps": app.state.otps(query.mobile.as_deref(), limit) })).into_response()
+        }
         Err(_) => bad_query(),
     }
 }
 
 fn bad_query() -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "bad query"}))).into_response()
+}
+
+/// Forgets every OTP and counter: a test's clean start on a shared sandbox.
+async fn reset(AxumState(app): AxumState<Arc<App>>) -> Response {
+    app.state.reset();
+    axum::Json(json!({"status": "reset"})).into_response()
 }
 
 async fn not_found() -> Response {

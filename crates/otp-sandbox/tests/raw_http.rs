@@ -735,7 +735,25 @@ async fn concurrent_clients_are_safe() {
         assert!(task.await.unwrap());
     }
     assert_eq!(h.sandbox.otps("9800000007").len(), 1);
-    assert_eq!(h.get("/__sandbox/otps").await.json()["otps"].as_array().unwrap().len(), 200);
+    // Every send is kept; an inbox query without a number returns at most 100, newest first.
+    assert_eq!(h.sandbox.sizes(), (200, 200));
+    assert_eq!(h.get("/__sandbox/otps").await.json()["otps"].as_array().unwrap().len(), 100);
+    assert_eq!(h.get("/__sandbox/otps?limit=1000").await.json()["otps"].as_array().unwrap().len(), 100);
+    assert_eq!(h.get("/__sandbox/otps?limit=7").await.json()["otps"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn the_state_stays_under_its_cap_and_a_reset_forgets_everything() {
+    let h = harness_with(SandboxConfig::default().max_numbers(50)).await;
+    for i in 0..120u32 {
+        assert_eq!(h.phonepe(&format!("97{i:08}")).await.json()["code"], "SUCCESS");
+    }
+    assert_eq!(h.sandbox.sizes(), (50, 50), "the 70 least recently active numbers were forgotten");
+    assert!(h.inbox("9700000000").await.is_empty(), "the oldest went first");
+    assert_eq!(h.inbox("9700000119").await.len(), 1, "the newest stays");
+    let reset = h.post("/__sandbox/reset", &[], "").await;
+    assert_eq!(reset.status, StatusCode::OK);
+    assert_eq!(h.sandbox.sizes(), (0, 0));
 }
 
 // ------------------------------------------------------------------ the second step, raw
