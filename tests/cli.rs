@@ -722,3 +722,46 @@ fn provider_text_cannot_drive_the_terminal_and_numbers_in_it_are_masked() {
     let message = raw.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("765386439745") && message.contains('\u{1b}'), "verbatim on request: {message:?}");
 }
+
+#[test]
+fn otp_sandbox_refuses_a_remote_address_without_a_token_and_enforces_the_token() {
+    let refused = run(&mut otp(&["sandbox", "--addr", "0.0.0.0:0"]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--allow-remote"), "{}", refused.stderr);
+    let short = run(&mut otp(&["sandbox", "--addr", "0.0.0.0:0", "--allow-remote", "--token", "short"]));
+    assert_eq!(short.code, 2, "{}", short.stderr);
+
+    let token = "0123456789abcdef-token";
+    let mut server = Server(
+        otp(&["sandbox", "--addr", "127.0.0.1:0", "--token", token, "--fixed-otp", "123456"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first_line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
+    let base = first_line.trim().rsplit(' ').next().unwrap().to_owned();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let status_of = |auth: Option<&str>| {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let header = auth.map(|a| format!("authorization: Bearer {a}\r\n")).unwrap_or_default();
+        write!(
+            stream,
+            "GET /__sandbox/otps?mobile=9876543210 HTTP/1.1\r\nhost: x\r\n{header}connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split(' ').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(status_of(None), "401");
+    assert_eq!(status_of(Some("wrong-token-wrong-token")), "401");
+    assert_eq!(status_of(Some(token)), "200");
+    // The gateways themselves need no token, and the fixed OTP is issued.
+    let sent = run(sandbox_env(&mut send("phonepe", "9876543210", &["--json", "--base-url", &base])));
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let killed = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert!(server.0.wait().unwrap().success());
+}

@@ -40,6 +40,54 @@ pub struct SandboxCommand {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Allow an address other than loopback (0.0.0.0 included); then --token is required.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// The token every /__sandbox/* route then requires (Authorization: Bearer TOKEN).
+    #[arg(long, env = "OTP_SANDBOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Issue this code every time (e.g. 123456) instead of random ones.
+    #[arg(long)]
+    pub fixed_otp: Option<String>,
+    /// How long a PhonePe, Paytm or iServeU OTP stays verifiable, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub otp_validity: u64,
+    /// How long an AOPay OTP stays valid, in seconds.
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    pub aopay_otp_validity: u64,
+    /// The most numbers kept (the least recently active is forgotten first).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_numbers: usize,
+    /// The most connections served normally at once (as many again get a 1 s header timeout).
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections: usize,
+    /// PhonePe merchantId it accepts.
+    #[arg(long, env = "OTP_SANDBOX_PHONEPE_MERCHANT_ID")]
+    pub phonepe_merchant_id: Option<String>,
+    /// PhonePe salt key it accepts.
+    #[arg(long, env = "OTP_SANDBOX_PHONEPE_SALT_KEY", hide_env_values = true)]
+    pub phonepe_salt_key: Option<String>,
+    /// PhonePe salt index it accepts.
+    #[arg(long, env = "OTP_SANDBOX_PHONEPE_SALT_INDEX")]
+    pub phonepe_salt_index: Option<u32>,
+    /// Paytm client id it accepts.
+    #[arg(long, env = "OTP_SANDBOX_PAYTM_CLIENT_ID")]
+    pub paytm_client_id: Option<String>,
+    /// Paytm client secret it accepts.
+    #[arg(long, env = "OTP_SANDBOX_PAYTM_CLIENT_SECRET", hide_env_values = true)]
+    pub paytm_client_secret: Option<String>,
+    /// iServeU client_id it accepts.
+    #[arg(long, env = "OTP_SANDBOX_ISERVEU_CLIENT_ID")]
+    pub iserveu_client_id: Option<String>,
+    /// iServeU client_secret it accepts.
+    #[arg(long, env = "OTP_SANDBOX_ISERVEU_CLIENT_SECRET", hide_env_values = true)]
+    pub iserveu_client_secret: Option<String>,
+    /// iServeU username it accepts.
+    #[arg(long, env = "OTP_SANDBOX_ISERVEU_USERNAME")]
+    pub iserveu_username: Option<String>,
+    /// AOPay RegistrationID it accepts.
+    #[arg(long, env = "OTP_SANDBOX_AOPAY_REGISTRATION_ID")]
+    pub aopay_registration_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

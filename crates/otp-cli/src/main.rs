@@ -30,8 +30,12 @@ fn main() -> ExitCode {
         Err(error) => return output::usage_error(error),
     };
     init_logs();
-    // One thread is plenty for one send, and for the sandbox's own loopback traffic.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // One thread is plenty for one send; `otp sandbox` serves many clients on every core.
+    let runtime = match &cli.command {
+        Command::Sandbox(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             let failure = Failure::Internal(format!("could not start the async runtime: {error}"));

@@ -502,44 +502,113 @@ fn build_client(
 }
 
 /// `otp sandbox`: serve until Ctrl-C (or SIGTERM, for containers).
+/// The sandbox's configuration from `otp sandbox`'s flags; a remote address needs
+/// `--allow-remote` and a token.
+fn sandbox_config(command: &SandboxCommand) -> Result<SandboxConfig, Error> {
+    let mut config = SandboxConfig::default();
+    if !command.addr.ip().is_loopback() {
+        if !command.allow_remote {
+            return Err(Error::invalid_input(format!(
+                "{} is not a loopback address: anyone who can reach it could read the inbox; pass --allow-remote \
+                 with --token (or OTP_SANDBOX_TOKEN)",
+                command.addr
+            )));
+        }
+        match &command.token {
+            Some(token) if token.len() >= 16 => {}
+            _ => {
+                return Err(Error::invalid_input(
+                    "--allow-remote needs --token (or OTP_SANDBOX_TOKEN) of at least 16 characters",
+                ))
+            }
+        }
+    }
+    if let Some(token) = &command.token {
+        config = config.admin_token(token);
+    }
+    if let Some(code) = &command.fixed_otp {
+        OtpCode::parse(code)?;
+        config = config.fixed_otp(code);
+    }
+    config = config
+        .otp_validity(Duration::from_secs(command.otp_validity))
+        .aopay_otp_validity(Duration::from_secs(command.aopay_otp_validity))
+        .max_numbers(command.max_numbers)
+        .max_connections(command.max_connections);
+    let set = |value: &Option<String>, field: &mut String| {
+        if let Some(value) = value {
+            value.clone_into(field);
+        }
+    };
+    set(&command.phonepe_merchant_id, &mut config.phonepe_merchant_id);
+    set(&command.phonepe_salt_key, &mut config.phonepe_salt_key);
+    if let Some(index) = command.phonepe_salt_index {
+        config.phonepe_salt_index = index;
+    }
+    set(&command.paytm_client_id, &mut config.paytm_client_id);
+    set(&command.paytm_client_secret, &mut config.paytm_client_secret);
+    set(&command.iserveu_client_id, &mut config.iserveu_client_id);
+    set(&command.iserveu_client_secret, &mut config.iserveu_client_secret);
+    set(&command.iserveu_username, &mut config.iserveu_username);
+    set(&command.aopay_registration_id, &mut config.aopay_registration_id);
+    Ok(config)
+}
+
+/// `otp sandbox`: serve until Ctrl-C (or SIGTERM, for containers), then let requests in
+/// flight finish.
 pub async fn serve_sandbox(command: SandboxCommand) -> ExitCode {
-    let sandbox = match Sandbox::bind(command.addr, SandboxConfig::default()).await {
+    let config = match sandbox_config(&command) {
+        Ok(config) => config,
+        Err(error) => return output::failure(None, &Failure::Otp(error), false),
+    };
+    // Each connection is a file descriptor: take what the hard limit allows.
+    #[cfg(unix)]
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%error, "could not raise the open-file limit");
+    }
+    let secret = |value: &str, default: &str| if value == default { value.to_owned() } else { "(as given)".to_owned() };
+    let banner = format!(
+        "otp sandbox listening on {{base}}\n\
+         \x20 inbox:   GET {{base}}/__sandbox/otps?mobile=NNNNNNNNNN (at most 100; POST /__sandbox/reset forgets all)\n\
+         \x20 health:  GET {{base}}/__sandbox/health\n\
+         \x20 phonepe: merchant id {}, salt key {}, salt index {}\n\
+         \x20 paytm:   client id {}, client secret {}\n\
+         \x20 iserveu: client_id {}, client_secret {}, username {}\n\
+         \x20 aopay:   RegistrationID {}\n\
+         {}(sandbox credentials are test values; Ctrl-C stops)",
+        config.phonepe_merchant_id,
+        secret(&config.phonepe_salt_key, credentials::PHONEPE_SALT_KEY),
+        config.phonepe_salt_index,
+        config.paytm_client_id,
+        secret(&config.paytm_client_secret, credentials::PAYTM_CLIENT_SECRET),
+        config.iserveu_client_id,
+        secret(&config.iserveu_client_secret, credentials::ISERVEU_CLIENT_SECRET),
+        config.iserveu_username,
+        config.aopay_registration_id,
+        if config.admin_token.is_some() { "/__sandbox/* routes need Authorization: Bearer <token>\n" } else { "" },
+    );
+    let mut sandbox = match Sandbox::bind(command.addr, config).await {
         Ok(sandbox) => sandbox,
         Err(error) => {
             let failure = Failure::Internal(format!("the sandbox could not listen on {}: {error}", command.addr));
             return output::failure(None, &failure, false);
         }
     };
-    let base = sandbox.base_url();
-    let banner = format!(
-        "otp sandbox listening on {base}\n\
-         \x20 inbox:   GET {base}/__sandbox/otps?mobile=NNNNNNNNNN\n\
-         \x20 health:  GET {base}/__sandbox/health\n\
-         \x20 phonepe: merchant id {}, salt key {}, salt index {}\n\
-         \x20 paytm:   client id {}, client secret {}\n\
-         \x20 iserveu: client_id {}, client_secret {}, username {}\n\
-         \x20 aopay:   RegistrationID {}\n\
-         (sandbox credentials are public test values; Ctrl-C stops)",
-        credentials::PHONEPE_MERCHANT_ID,
-        credentials::PHONEPE_SALT_KEY,
-        credentials::PHONEPE_SALT_INDEX,
-        credentials::PAYTM_CLIENT_ID,
-        credentials::PAYTM_CLIENT_SECRET,
-        credentials::ISERVEU_CLIENT_ID,
-        credentials::ISERVEU_CLIENT_SECRET,
-        credentials::ISERVEU_USERNAME,
-        credentials::AOPAY_REGISTRATION_ID,
-    );
     {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{banner}");
+        let _ = writeln!(stdout, "{}", banner.replace("{base}", &sandbox.base_url()));
         let _ = stdout.flush();
     }
-    tokio::select! {
-        () = shutdown_signal() => ExitCode::SUCCESS,
-        () = sandbox.wait() => ExitCode::from(output::exit::OTHER),
+    let signalled = tokio::select! {
+        () = shutdown_signal() => true,
+        () = sandbox.wait() => false,
+    };
+    if !signalled {
+        return ExitCode::from(output::exit::OTHER);
     }
+    sandbox.shutdown(Duration::from_secs(5)).await;
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {

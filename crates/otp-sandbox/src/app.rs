@@ -42,6 +42,11 @@ pub struct SandboxConfig {
     pub fixed_otp: Option<String>,
     /// The most numbers kept (100,000); the least recently active is forgotten first.
     pub max_numbers: usize,
+    /// The most connections open at once (1,000); more are closed as they arrive.
+    pub max_connections: usize,
+    /// When set, every `/__sandbox/*` route (inbox, reset, health) needs
+    /// `Authorization: Bearer <token>`: for a sandbox other machines can reach.
+    pub admin_token: Option<String>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -56,6 +61,8 @@ impl std::fmt::Debug for SandboxConfig {
             .field("otp_validity", &self.otp_validity)
             .field("fixed_otp", &self.fixed_otp.as_ref().map(|_| "[set]"))
             .field("max_numbers", &self.max_numbers)
+            .field("max_connections", &self.max_connections)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +84,8 @@ impl Default for SandboxConfig {
             otp_validity: crate::state::OTP_VALIDITY,
             fixed_otp: None,
             max_numbers: crate::state::DEFAULT_MAX_NUMBERS,
+            max_connections: 1_000,
+            admin_token: None,
         }
     }
 }
@@ -103,6 +112,18 @@ impl SandboxConfig {
     /// The most numbers kept; the least recently active is forgotten first.
     pub fn max_numbers(mut self, numbers: usize) -> Self {
         self.max_numbers = numbers;
+        self
+    }
+
+    /// The most connections open at once; more are closed as they arrive.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Requires this token on every `/__sandbox/*` route.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
         self
     }
 

@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -11,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, Query, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
@@ -23,11 +23,12 @@ use crate::magic::{self, Magic};
 use crate::state::SentOtp;
 use crate::verify::{AOPayRegistration, IServeURegistration, PaytmVerify, PhonePeVerify};
 
-/// A running sandbox. Stops when dropped.
+/// A running sandbox. Stops when dropped ([`Sandbox::shutdown`] lets requests finish first).
 pub struct Sandbox {
     addr: SocketAddr,
     app: Arc<App>,
     task: JoinHandle<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -47,18 +48,16 @@ impl Sandbox {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(config));
-        let counter = app.clone();
-        let listener = listener.tap_io(move |_connection| {
-            counter.connections.fetch_add(1, Ordering::Relaxed);
-        });
-        let router = router(app.clone());
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "the sandbox server stopped");
-            }
-        });
+        let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(listener, app.clone(), shutting_down));
         tracing::info!(%addr, "sandbox listening");
-        Ok(Self { addr, app, task })
+        Ok(Self { addr, app, task, shutdown })
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `grace`), then stops.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(grace, &mut self.task).await;
     }
 
     /// The address it listens on.
@@ -92,7 +91,7 @@ impl Sandbox {
     }
 
     /// Serves until the server stops (it does not by itself): for `otp sandbox`.
-    pub async fn wait(mut self) {
+    pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;
     }
 }
@@ -101,6 +100,73 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The longest a client may take to send a request's headers, or to start the next request
+/// on a kept-alive connection: a silent or trickling client is closed after it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection beyond `max_connections` has to send its request: a health check or a
+/// real client does at once; an idle flood is closed within it.
+pub const OVERFLOW_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Accepts connections until told to stop. Each connection is served by hyper with a header
+/// read timeout. Up to `max_connections` are served normally; as many again are served with a
+/// one-second header timeout and no keep-alive (so a health check still gets through a flood of
+/// idle clients, which are closed fast); beyond that a connection is closed as it arrives.
+async fn serve(listener: TcpListener, app: Arc<App>, mut shutting_down: tokio::sync::watch::Receiver<bool>) {
+    let router = router(app.clone());
+    let normal = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections.max(1)));
+    let overflow = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutting_down.changed() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let socket = match accepted {
+            Ok((socket, _peer)) => socket,
+            Err(error) => {
+                // Out of file descriptors, most likely: back off briefly instead of spinning.
+                tracing::warn!(%error, "the sandbox could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        app.connections.fetch_add(1, Ordering::Relaxed);
+        let (permit, header_timeout, keep_alive) = match normal.clone().try_acquire_owned() {
+            Ok(permit) => (permit, HEADER_READ_TIMEOUT, true),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(permit) => (permit, OVERFLOW_HEADER_READ_TIMEOUT, false),
+                Err(_) => {
+                    tracing::debug!("connection refused: twice max_connections are open");
+                    drop(socket);
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut stop = shutting_down.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(keep_alive)
+                .serve_connection(hyper_util::rt::TokioIo::new(socket), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    // Requests in flight finish (their connections close after their answer).
+    while connections.join_next().await.is_some() {}
 }
 
 fn router(app: Arc<App>) -> Router {
@@ -115,7 +181,7 @@ fn router(app: Arc<App>) -> Router {
         .route(AOPayRegistration::PATH, gateway::<AOPayRegistration>())
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
         .route("/__sandbox/reset", post(reset).fallback(method_not_allowed))
-        .route("/__sandbox/health", get(|| async { axum::Json(json!({"status": "ok"})) }).fallback(method_not_allowed))
+        .route("/__sandbox/health", get(health).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
@@ -201,7 +267,42 @@ struct InboxQuery {
     limit: Option<usize>,
 }
 
-async fn inbox(AxumState(app): AxumState<Arc<App>>, query: Result<Query<InboxQuery>, QueryRejection>) -> Response {
+/// With an admin token configured (a sandbox reachable from other machines), every
+/// `/__sandbox/*` route needs `Authorization: Bearer <token>`.
+#[allow(clippy::result_large_err)] // The refusal is the response itself, returned at once.
+fn admitted(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &app.config.admin_token else { return Ok(()) };
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Compared whole, in constant time over the token's length.
+    let matches = given.is_some_and(|given| {
+        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "unauthorized", "message": "this sandbox needs its admin token"})),
+        )
+            .into_response())
+    }
+}
+
+async fn health(AxumState(app): AxumState<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admitted(&app, &headers) {
+        return refused;
+    }
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn inbox(
+    AxumState(app): AxumState<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+) -> Response {
+    if let Err(refused) = admitted(&app, &headers) {
+        return refused;
+    }
     match query {
         // `?mobile` or `?mobile=` names no number: refused rather than read as "all".
         Ok(Query(InboxQuery { mobile: Some(mobile), .. })) if mobile.is_empty() => bad_query(),
@@ -218,7 +319,10 @@ fn bad_query() -> Response {
 }
 
 /// Forgets every OTP and counter: a test's clean start on a shared sandbox.
-async fn reset(AxumState(app): AxumState<Arc<App>>) -> Response {
+async fn reset(AxumState(app): AxumState<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admitted(&app, &headers) {
+        return refused;
+    }
     app.state.reset();
     axum::Json(json!({"status": "reset"})).into_response()
 }

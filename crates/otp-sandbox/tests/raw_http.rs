@@ -882,3 +882,75 @@ async fn aopay_register_remitter_needs_the_code_zero_reference() {
     assert_eq!(ok.json()["response_code"], 1, "{}", ok.text);
     assert_eq!(ok.json()["data"]["mobile"], "9000000005");
 }
+
+// ------------------------------------------------------------------ a server that survives its clients
+
+/// A connection that sends nothing; `closed` says whether the server hung up on it.
+struct Silent(tokio::net::TcpStream);
+
+impl Silent {
+    async fn open(h: &Harness) -> Self {
+        Self(tokio::net::TcpStream::connect(h.sandbox.addr()).await.unwrap())
+    }
+
+    /// Whether the server closed it within `within`.
+    async fn closed(&mut self, within: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(tokio::time::timeout(within, self.0.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+}
+
+#[tokio::test]
+async fn idle_clients_beyond_the_cap_are_closed_fast_and_health_still_answers() {
+    let h = harness_with(SandboxConfig::default().max_connections(3)).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(Silent::open(&h).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Beyond the cap, a real request still gets through (served with a short header timeout).
+    let health = reqwest::Client::new().get(h.url("/__sandbox/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    // An idle connection beyond the cap is closed within about a second.
+    let mut overflow = Silent::open(&h).await;
+    assert!(overflow.closed(Duration::from_secs(3)).await, "an idle overflow connection is closed fast");
+    // The first three are still open (their timeout is 10 s).
+    assert!(!idle[0].closed(Duration::from_millis(200)).await);
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_lets_a_request_in_flight_finish() {
+    let config = SandboxConfig::default().slow_answer_delay(Duration::from_millis(500));
+    let sandbox = Sandbox::start(config).await.unwrap();
+    let url = format!("{}{AOPAY}", sandbox.base_url());
+    let slow = tokio::spawn(async move {
+        let body = aopay_body("9000000004").to_string();
+        reqwest::Client::new().post(url).header("content-type", "application/json").body(body).send().await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sandbox.shutdown(Duration::from_secs(5)).await;
+    let answer = slow.await.unwrap().unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "the request in flight got its answer");
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_closed_after_the_header_timeout() {
+    let h = harness().await;
+    let mut slow = Silent::open(&h).await;
+    let started = Instant::now();
+    slow.0.write_all(b"GET /__sandbox/health HTTP/1.1\r\n").await.unwrap();
+    // A header line every two seconds: never a whole request.
+    let mut closed = false;
+    for i in 0..10 {
+        if slow.0.write_all(format!("x-trickle-{i}: 1\r\n").as_bytes()).await.is_err()
+            || slow.closed(Duration::from_secs(2)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "closed by the 10 s header timeout: {:?}", started.elapsed());
+    // The server kept answering meanwhile.
+    assert_eq!(h.get("/__sandbox/health").await.status, StatusCode::OK);
+}
