@@ -15,6 +15,8 @@
 //! - `otp-bench --quick` runs fewer requests (a smoke run).
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
+//! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
+//!   running `otp sandbox` (watch its memory).
 //! - `otp-bench --profile GATEWAY` sends at c=64 for a profiler to attach (`--profile-raw
 //!   GATEWAY`: the raw calls only).
 #![forbid(unsafe_code)]
@@ -491,6 +493,9 @@ async fn main() -> Result<(), BoxError> {
     if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
         return profile(&gateway).await;
     }
+    if let Some(base) = std::env::args().skip_while(|a| a != "--soak").nth(1) {
+        return soak(&base, profile_sends()).await;
+    }
     if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile-raw").nth(1) {
         let base = fixed_server().await?;
         let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, gateway_name(&gateway))));
@@ -514,6 +519,39 @@ async fn main() -> Result<(), BoxError> {
     let worst = sdk_vs_raw(n).await?;
     println!("* ratio: the median, over {ROUNDS} alternating rounds, of the first's throughput / the second's");
     println!("sdk/raw throughput ratio (worst gateway, c=64): {worst:.2}");
+    Ok(())
+}
+
+/// `--soak BASE_URL`: `OTP_BENCH_SENDS` AOPay sends, each to a distinct number, at c=64, to a
+/// sandbox running elsewhere (`otp sandbox`), printing the rate every 100,000: watch the
+/// sandbox process's memory while it runs.
+async fn soak(base: &str, sends: usize) -> Result<(), BoxError> {
+    let url: &'static str = Box::leak(format!("{base}/api/AOP/DMTV1/TransactionSendOtp").into_boxed_str());
+    let http: &'static reqwest::Client = Box::leak(Box::new(raw_client()?));
+    let chunk = 100_000.min(sends.max(1));
+    let mut done = 0;
+    while done < sends {
+        let offset = done;
+        let job = move |i: usize| async move {
+            let body = format!(
+                r#"{{"MobileNumber":"7{:09}","BeneID":"BENE1001","Txntype":"IMPS","Amount":"2500","Pincode":"560001","Address":"12 MG Road","DOB":"20/08/1990","Latitude":"12.9716","Longitute":"77.5946","RegistrationID":"AOP-SANDBOX"}}"#,
+                offset + i
+            );
+            let answer = http.post(url).header("content-type", "application/json").body(body).send().await?;
+            if !answer.status().is_success() {
+                return Err(format!("HTTP {}", answer.status()).into());
+            }
+            answer.bytes().await?;
+            Ok::<_, BoxError>(())
+        };
+        let stats = measure(chunk, 64, job).await?.stats();
+        done += chunk;
+        println!(
+            "{done} distinct numbers sent: {:.0} sends/s (p99 {:.2} ms)",
+            stats.requests_per_second,
+            ms(stats.p99)
+        );
+    }
     Ok(())
 }
 

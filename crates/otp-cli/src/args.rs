@@ -56,7 +56,7 @@ pub struct SandboxCommand {
     #[arg(long, default_value_t = 90, value_name = "SECS")]
     pub aopay_otp_validity: u64,
     /// The most numbers kept (the least recently active is forgotten first).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = otp_sandbox::DEFAULT_MAX_NUMBERS)]
     pub max_numbers: usize,
     /// The most connections served normally at once (as many again get a 1 s header timeout).
     #[arg(long, default_value_t = 1_000)]

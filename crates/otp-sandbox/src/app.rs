@@ -40,7 +40,8 @@ pub struct SandboxConfig {
     /// Every OTP issued is this code (e.g. `123456`, iServeU's staging value) instead of a
     /// random one: for manual tests. Random 6 digits from the OS's generator otherwise.
     pub fixed_otp: Option<String>,
-    /// The most numbers kept (100,000); the least recently active is forgotten first.
+    /// The most numbers kept ([`DEFAULT_MAX_NUMBERS`](crate::DEFAULT_MAX_NUMBERS), 25,000); the
+    /// least recently active is forgotten first.
     pub max_numbers: usize,
     /// The most connections open at once (1,000); more are closed as they arrive.
     pub max_connections: usize,

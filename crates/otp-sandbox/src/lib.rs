@@ -37,7 +37,7 @@ pub use app::SandboxConfig;
 #[cfg(feature = "test-util")]
 pub use server::status_for_fuzzing;
 pub use server::Sandbox;
-pub use state::SentOtp;
+pub use state::{SentOtp, DEFAULT_MAX_NUMBERS};
 
 /// The sandbox's default credentials (sandbox.md).
 pub mod credentials {

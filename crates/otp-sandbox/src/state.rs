@@ -89,7 +89,7 @@ fn gateway_name<S: serde::Serializer>(gateway: &Gateway, serializer: S) -> Resul
 /// How many OTPs one number keeps (older ones are dropped with their references).
 pub const OTPS_PER_NUMBER: usize = 20;
 /// The default cap on the numbers the sandbox keeps (oldest activity evicted first).
-pub const DEFAULT_MAX_NUMBERS: usize = 100_000;
+pub const DEFAULT_MAX_NUMBERS: usize = 25_000;
 /// The longest anything is kept after a number's last activity, whatever the validity
 /// configured ("no expiry" included).
 const MAX_RETENTION: Duration = Duration::from_secs(86_400);
