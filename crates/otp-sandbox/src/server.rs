@@ -202,7 +202,11 @@ async fn handle<G: Emulated>(
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return G::malformed(rejection.status(), "the request body is over 64 KiB")
         }
-        Err(rejection) => return G::malformed(rejection.status(), "the request body could not be read"),
+        Err(rejection) => {
+            // Say what went wrong (a broken chunked encoding, a connection closed mid-body).
+            let description = format!("the request body could not be read: {}", rejection.body_text());
+            return G::malformed(rejection.status(), &description);
+        }
     };
     let json_content = headers
         .get("content-type")

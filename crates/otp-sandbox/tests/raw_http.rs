@@ -954,3 +954,17 @@ async fn a_slowloris_client_is_closed_after_the_header_timeout() {
     // The server kept answering meanwhile.
     assert_eq!(h.get("/__sandbox/health").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_invalid_chunked_body_is_described_as_such_not_as_too_large() {
+    let h = harness().await;
+    let mut socket = tokio::net::TcpStream::connect(h.sandbox.addr()).await.unwrap();
+    let request = format!(
+        "POST {PHONEPE} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("could not be read") && !response.contains("64 KiB"), "{response}");
+}
