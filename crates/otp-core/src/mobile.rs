@@ -195,6 +195,12 @@ mod tests {
             // 11 digits with a leading 0: the 0 goes, and "0098765432" fails on its first digit.
             ("00098765432", InvalidFirstDigit),
             ("٩٨٧٦٥٤٣٢١٠", InvalidCharacter),
+            // 14 digits are a number only after 0091: anything else would send the OTP to the
+            // last 10 digits of some other string.
+            ("12349876543210", WrongLength(14)),
+            ("00929876543210", WrongLength(14)),
+            // 12 digits are a number only after 91.
+            ("929876543210", WrongLength(12)),
         ];
         for (input, expected) in cases {
             assert_eq!(MobileNumber::parse(input).as_ref(), Err(expected), "{input:?}");

@@ -520,3 +520,116 @@ mod private_roots {
         }
     }
 }
+
+// ------------------------------------------------------------------ the answer cap, exactly
+
+/// A success answer padded with JSON whitespace to exactly `size` bytes.
+fn success_of_size(size: usize) -> Vec<u8> {
+    let mut body = br#"{"code":"OK","reference":"r-cap"}"#.to_vec();
+    body.resize(size, b' ');
+    body
+}
+
+/// A server that writes the head, then the body in `pieces` separate writes (so the client
+/// reads it in several chunks), then closes.
+async fn piecewise_server(head: String, body: Vec<u8>, pieces: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else { return };
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let _ = socket.write_all(head.as_bytes()).await;
+        for piece in body.chunks(body.len().div_ceil(pieces.max(1)).max(1)) {
+            let _ = socket.write_all(piece).await;
+            let _ = socket.flush().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_default_cap_is_64_kib_exactly_declared_or_streamed_in_pieces() {
+    const CAP: usize = 64 * 1024;
+    assert_eq!(HttpOptions::DEFAULT_MAX_RESPONSE_BYTES, CAP);
+    for (size, accepted) in [(CAP, true), (CAP + 1, false)] {
+        // Declared with content-length.
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n");
+        let base = piecewise_server(head, success_of_size(size), 1).await;
+        let result = transport(&base, HttpOptions::default()).send(request(), &mobile(), decode).await;
+        assert_eq!(result.is_ok(), accepted, "declared {size}: {:?}", result.err());
+        // Streamed without a length, in three pieces whose sum is what counts.
+        let head = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_owned();
+        let base = piecewise_server(head, success_of_size(size), 3).await;
+        let result = transport(&base, HttpOptions::default()).send(request(), &mobile(), decode).await;
+        match result {
+            Ok(receipt) => assert!(accepted, "streamed {size} must be refused, got {receipt:?}"),
+            Err(error) => {
+                assert!(!accepted, "streamed {size} must be read whole: {error}");
+                assert_eq!(error.kind(), ErrorKind::UnexpectedResponse, "{error}");
+                assert!(error.to_string().contains("streamed"), "{error}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_documented_non_retryable_code_on_a_429_is_not_retried() {
+    // OTP_LIMIT_EXCEEDED is the per-number limit: documented, not retryable, whatever the status.
+    static LIMIT_ENTRIES: &[CodeEntry] = &[CodeEntry {
+        code: "OTP_LIMIT_EXCEEDED",
+        result: CodeResult::Error(ErrorKind::RateLimited),
+        retryable: false,
+        message: "",
+    }];
+    static LIMIT_TABLE: CodeTable = CodeTable::new(Gateway::PhonePe, LIMIT_ENTRIES);
+    fn limit_decode(response: &RawResponse) -> Result<SendReceipt, Error> {
+        let decoded = response.json::<Answer>().map(|a| ProviderAnswer::new(a.code, None, None));
+        LIMIT_TABLE.resolve(response, decoded, ReferenceRule::Required)
+    }
+    let server = MockServer::start().await;
+    Mock::given(path("/api/send"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0")
+                .set_body_string(r#"{"code":"OTP_LIMIT_EXCEEDED"}"#),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let options = HttpOptions::default().retry(RetryPolicy::safe(3));
+    let error = transport(&server.uri(), options).send(request(), &mobile(), limit_decode).await.unwrap_err();
+    assert_eq!((error.kind(), error.is_retryable()), (ErrorKind::RateLimited, false));
+}
+
+#[tokio::test]
+async fn each_send_through_one_client_goes_to_its_own_query() {
+    let server = MockServer::start().await;
+    for locale in ["en-IN", "hi-IN"] {
+        Mock::given(path("/api/send"))
+            .and(wiremock::matchers::query_param("locale", locale))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string(format!(r#"{{"code":"OK","reference":"{locale}"}}"#)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let client = transport(&server.uri(), HttpOptions::default());
+    for locale in ["en-IN", "hi-IN"] {
+        let receipt = client.send(request().query("locale", locale), &mobile(), decode).await.unwrap();
+        assert_eq!(receipt.reference.unwrap().expose_secret(), locale);
+    }
+}
+
+#[test]
+fn wire_requests_expose_what_they_will_send() {
+    let wire = request().header("x-device", "d-1").unwrap();
+    assert_eq!(wire.api_path(), "/api/send");
+    assert_eq!(wire.body().as_ref(), br#"{"phone":"9876543210"}"#);
+    assert_eq!(wire.headers().get("x-device").unwrap(), "d-1");
+    assert!(wire.headers().get("authorization").unwrap().is_sensitive());
+    assert!(!HttpOptions::default().insecure_http_allowed());
+    assert!(HttpOptions::default().allow_insecure_http(true).insecure_http_allowed());
+}

@@ -251,3 +251,18 @@ async fn the_salt_key_and_signature_appear_in_no_debug_or_error() {
         }
     }
 }
+
+#[test]
+fn the_merchant_id_rule_allows_letters_digits_underscore_and_hyphen_up_to_64() {
+    let build = |merchant_id: &str| {
+        PhonePeClient::builder().merchant_id(merchant_id).salt_key("k").salt_index(1).build().map(drop)
+    };
+    for ok in ["M", "MERCHANT_UAT-01", &"a".repeat(64), "m9"] {
+        assert!(build(ok).is_ok(), "{ok:?} is a valid merchant id");
+    }
+    for bad in [&"a".repeat(65), "MERCHANT UAT", "MERCHANT/UAT", "MERCHANT.UAT", "MÉRCHANT", "M\"X"] {
+        let error = build(bad).unwrap_err();
+        assert!(error.is_configuration(), "{bad:?}: {error}");
+        assert!(error.to_string().contains("letters, digits, _ and -"), "{bad:?}: {error}");
+    }
+}
