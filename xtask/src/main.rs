@@ -8,11 +8,17 @@
 //!   then the release-mode benchmarks of `crates/otp-bench`: the SDK against raw reqwest at real
 //!   gateway latency over TLS and under overload (the headline), then on loopback (overhead).
 //!
+//! - `cargo xtask mutants [FILE…]`: cargo-mutants (installed at a pinned version when missing)
+//!   over the code that decides what goes on the wire and what a caller is told; prints caught /
+//!   missed / timeout / unviable per crate and fails on a survivor not listed as equivalent in
+//!   `.cargo/mutants.toml`. Slow: run it before a release and after changing those files.
+//!
 //! `codegen --check` and the tidy checks also run as `#[test]`s, so `cargo test` catches them.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod codegen;
+mod mutants;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +33,8 @@ fn main() -> ExitCode {
         ["lint"] => lint(&workspace_root()),
         ["bench"] => bench(&workspace_root(), None),
         ["bench", flag @ ("--quick" | "--long")] => bench(&workspace_root(), Some(flag)),
-        _ => Err("usage: cargo xtask codegen [--check] | lint | bench [--quick | --long]".to_owned()),
+        ["mutants", files @ ..] => mutants::run(&workspace_root(), files),
+        _ => Err("usage: cargo xtask codegen [--check] | lint | bench [--quick | --long] | mutants [FILE…]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,19 +83,26 @@ pub trait Answered {
     fn http_status(&self) -> u16;
 }
 
-impl Answered for SendReceipt {
-    fn outcome(&self) -> &'static str {
-        self.outcome.as_str()
-    }
+/// Both receipts report the same three things.
+macro_rules! answered {
+    ($($receipt:ty),*) => {$(
+        impl Answered for $receipt {
+            fn outcome(&self) -> &'static str {
+                self.outcome.as_str()
+            }
 
-    fn provider_code(&self) -> &str {
-        &self.provider_code
-    }
+            fn provider_code(&self) -> &str {
+                &self.provider_code
+            }
 
-    fn http_status(&self) -> u16 {
-        self.http_status
-    }
+            fn http_status(&self) -> u16 {
+                self.http_status
+            }
+        }
+    )*};
 }
+
+answered!(SendReceipt, VerifyReceipt);
 
 /// A gateway client: what it sends through. Implemented once per client.
 pub trait Client {
@@ -107,20 +114,6 @@ pub trait Client {
 pub trait Request {
     /// The mobile number the request is about, shown masked in the operation's span.
     fn mobile(&self) -> Option<&MobileNumber>;
-}
-
-impl Answered for VerifyReceipt {
-    fn outcome(&self) -> &'static str {
-        self.outcome.as_str()
-    }
-
-    fn provider_code(&self) -> &str {
-        &self.provider_code
-    }
-
-    fn http_status(&self) -> u16 {
-        self.http_status
-    }
 }
 
 /// One call a gateway offers for requests of type `R`, implemented by its client.

@@ -22,10 +22,16 @@ pub(crate) trait Emulated {
     const GATEWAY: Gateway;
     /// The route, as the gateway documents it.
     const PATH: &'static str;
-    /// The number the request is for, read leniently (for magic numbers).
-    fn mobile(body: &Map<String, Value>) -> Option<String>;
-    /// The deterministic answer of a magic number (never [`Magic::Slow`]).
-    fn magic(app: &App, magic: Magic, mobile: &str) -> Response;
+    /// The number the request is for, read leniently (for magic numbers). Routes without
+    /// magic numbers (the second step's) keep the default: none.
+    fn mobile(_body: &Map<String, Value>) -> Option<String> {
+        None
+    }
+    /// The deterministic answer of a magic number (never [`Magic::Slow`]); only called for a
+    /// route whose `mobile` reads one.
+    fn magic(_app: &App, _magic: Magic, _mobile: &str) -> Response {
+        bad_gateway()
+    }
     /// The answer to a body that could not be read at all.
     fn malformed(status: StatusCode, description: &str) -> Response;
     /// Every check the real gateway makes, then the answer.

@@ -1,6 +1,7 @@
 //! The second step (sandbox.md, verify.md): each gateway's verify or registration call, with
 //! the same credential checks as its send, checking the code against the OTP the sandbox
-//! issued. Magic numbers do not apply here: these routes read no number to look up.
+//! issued. Magic numbers do not apply here: these routes keep `Emulated`'s default `mobile`
+//! (none), so no number is looked up.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -9,9 +10,8 @@ use serde_json::{json, Map, Value};
 
 use crate::app::{random_text, App};
 use crate::gateways::{
-    bad_gateway, get, header, is_wire_mobile, reply, string_map, unavailable, AOPay, Emulated, IServeU, Paytm, PhonePe,
+    get, header, is_wire_mobile, reply, string_map, unavailable, AOPay, Emulated, IServeU, Paytm, PhonePe,
 };
-use crate::magic::Magic;
 use crate::state::{Find, Verdict};
 
 /// A fresh credential for a verified code (PhonePe's userAuthToken, Paytm's access token).
@@ -19,24 +19,11 @@ fn credential() -> Option<String> {
     random_text(32, b"0123456789abcdef")
 }
 
-/// Verify routes have no magic numbers: `mobile` is never read, so this is never called.
-fn no_magic() -> Response {
-    bad_gateway()
-}
-
 pub(crate) struct PhonePeVerify;
 
 impl Emulated for PhonePeVerify {
     const GATEWAY: Gateway = Gateway::PhonePe;
     const PATH: &'static str = "/v3/merchant/otp/verify";
-
-    fn mobile(_body: &Map<String, Value>) -> Option<String> {
-        None
-    }
-
-    fn magic(_app: &App, _magic: Magic, _mobile: &str) -> Response {
-        no_magic()
-    }
 
     fn malformed(status: StatusCode, description: &str) -> Response {
         PhonePe::malformed(status, description)
@@ -78,14 +65,6 @@ pub(crate) struct PaytmVerify;
 impl Emulated for PaytmVerify {
     const GATEWAY: Gateway = Gateway::Paytm;
     const PATH: &'static str = "/v4/signin/validate/otp/sv1";
-
-    fn mobile(_body: &Map<String, Value>) -> Option<String> {
-        None
-    }
-
-    fn magic(_app: &App, _magic: Magic, _mobile: &str) -> Response {
-        no_magic()
-    }
 
     fn malformed(status: StatusCode, description: &str) -> Response {
         Paytm::malformed(status, description)
@@ -131,14 +110,6 @@ impl Emulated for IServeURegistration {
     const GATEWAY: Gateway = Gateway::IServeU;
     const PATH: &'static str = "/common/dmt-lite/unified/customer/process-customer-registration";
 
-    fn mobile(_body: &Map<String, Value>) -> Option<String> {
-        None
-    }
-
-    fn magic(_app: &App, _magic: Magic, _mobile: &str) -> Response {
-        no_magic()
-    }
-
     fn malformed(status: StatusCode, description: &str) -> Response {
         IServeU::malformed(status, description)
     }
@@ -180,14 +151,6 @@ pub(crate) struct AOPayRegistration;
 impl Emulated for AOPayRegistration {
     const GATEWAY: Gateway = Gateway::AOPay;
     const PATH: &'static str = "/api/AOP/DMTV1/RegisterRemitter";
-
-    fn mobile(_body: &Map<String, Value>) -> Option<String> {
-        None
-    }
-
-    fn magic(_app: &App, _magic: Magic, _mobile: &str) -> Response {
-        no_magic()
-    }
 
     fn malformed(status: StatusCode, description: &str) -> Response {
         AOPay::malformed(status, description)

@@ -1,0 +1,79 @@
+//! `cargo xtask mutants`: mutation testing of the paths that decide what a customer receives.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::codegen::gateway_crates;
+
+/// The cargo-mutants release this project's results are recorded with.
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// What is mutated by default: the HTTP path, the operation seam, numbers, secrets, values,
+/// codes and retries in otp-core, and every gateway crate's requests and answer decoding.
+fn default_scope(root: &Path) -> Vec<String> {
+    let mut files: Vec<String> =
+        ["http.rs", "operation.rs", "mobile.rs", "secret.rs", "values.rs", "codes.rs", "retry.rs", "endpoint.rs"]
+            .iter()
+            .map(|file| format!("crates/otp-core/src/{file}"))
+            .collect();
+    for krate in gateway_crates(root) {
+        files.push(format!("crates/{krate}/src/*.rs"));
+    }
+    files
+}
+
+pub fn run(root: &Path, files: &[&str]) -> Result<(), String> {
+    ensure_installed(root)?;
+    let scope: Vec<String> =
+        if files.is_empty() { default_scope(root) } else { files.iter().map(|f| (*f).to_owned()).collect() };
+    let mut args =
+        vec!["mutants".to_owned(), "--no-shuffle".to_owned(), "--timeout-multiplier".to_owned(), "3".to_owned()];
+    for file in &scope {
+        args.push("--file".to_owned());
+        args.push(file.clone());
+    }
+    println!("$ cargo {}", args.join(" "));
+    // cargo-mutants exits non-zero when a mutant survives; the table below says which.
+    let status = Command::new("cargo").args(&args).current_dir(root).status().map_err(|e| e.to_string())?;
+    let table = summarise(&root.join("mutants.out"))?;
+    println!("\n| crate | caught | missed | timeout | unviable |\n|---|---|---|---|---|");
+    for (krate, counts) in &table {
+        println!("| {krate} | {} | {} | {} | {} |", counts[0], counts[1], counts[2], counts[3]);
+    }
+    let survivors: usize = table.values().map(|c| c[1] + c[2]).sum();
+    if survivors > 0 || !status.success() {
+        return Err(format!(
+            "{survivors} mutants survived (mutants.out/missed.txt, timeout.txt): add a test, or list a truly \
+             equivalent one in .cargo/mutants.toml with its reason"
+        ));
+    }
+    println!("xtask mutants: no unlisted survivor");
+    Ok(())
+}
+
+fn ensure_installed(root: &Path) -> Result<(), String> {
+    let installed = Command::new("cargo").args(["mutants", "--version"]).current_dir(root).output();
+    if let Ok(output) = installed {
+        if String::from_utf8_lossy(&output.stdout).contains(CARGO_MUTANTS_VERSION) {
+            return Ok(());
+        }
+    }
+    crate::run(root, "cargo", &["install", "cargo-mutants", "--locked", "--version", CARGO_MUTANTS_VERSION])
+}
+
+/// caught / missed / timeout / unviable per crate, from cargo-mutants' lists.
+fn summarise(out: &Path) -> Result<BTreeMap<String, [usize; 4]>, String> {
+    let mut table: BTreeMap<String, [usize; 4]> = BTreeMap::new();
+    for (column, list) in ["caught.txt", "missed.txt", "timeout.txt", "unviable.txt"].iter().enumerate() {
+        let text = std::fs::read_to_string(out.join(list)).unwrap_or_default();
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            let krate = line.strip_prefix("crates/").and_then(|rest| rest.split('/').next()).unwrap_or("other");
+            table.entry(krate.to_owned()).or_default()[column] += 1;
+        }
+    }
+    if table.is_empty() {
+        return Err(format!("no results in {}", out.display()));
+    }
+    Ok(table)
+}
