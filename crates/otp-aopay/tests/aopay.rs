@@ -232,3 +232,17 @@ async fn authentication_in_both_spellings_and_other_codes_rejected() {
     }
     assert_eq!(otp_aopay::VERIFY_CODES.entries().len(), 2);
 }
+
+#[test]
+fn the_answer_parsers_never_panic() {
+    use otp_core::http::RawResponse;
+    use otp_core::test_util::answer_parser_never_panics;
+    let client = client("http://127.0.0.1:9");
+    let answer = |status: u16, body: &[u8]| RawResponse::new(status, Default::default(), body.to_vec().into());
+    answer_parser_never_panics("aopay send", otp_aopay::EXAMPLES, |status, body| {
+        client.decode(&request(), &answer(status, body))
+    });
+    answer_parser_never_panics("aopay register", otp_aopay::VERIFY_EXAMPLES, |status, body| {
+        client.decode(&verify_request(), &answer(status, body))
+    });
+}

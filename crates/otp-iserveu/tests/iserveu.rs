@@ -246,3 +246,18 @@ async fn a_blank_name_is_refused_before_sending() {
     let error = client(&server.uri()).complete_registration(&blank).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
 }
+
+#[test]
+fn the_answer_parsers_never_panic() {
+    use otp_core::http::RawResponse;
+    use otp_core::test_util::answer_parser_never_panics;
+    let client = client("http://127.0.0.1:9");
+    let answer = |status: u16, body: &[u8]| RawResponse::new(status, Default::default(), body.to_vec().into());
+    let send: SendOtpRequest = transaction().into();
+    answer_parser_never_panics("iserveu send", otp_iserveu::EXAMPLES, |status, body| {
+        client.decode(&send, &answer(status, body))
+    });
+    answer_parser_never_panics("iserveu registration", otp_iserveu::VERIFY_EXAMPLES, |status, body| {
+        client.decode(&verify_request(), &answer(status, body))
+    });
+}

@@ -240,3 +240,17 @@ async fn every_verify_code_maps_as_verify_md_says() {
         assert_eq!(error.provider_code(), Some(code));
     }
 }
+
+#[test]
+fn the_answer_parsers_never_panic() {
+    use otp_core::http::RawResponse;
+    use otp_core::test_util::answer_parser_never_panics;
+    let client = client("http://127.0.0.1:9");
+    let answer = |status: u16, body: &[u8]| RawResponse::new(status, Default::default(), body.to_vec().into());
+    answer_parser_never_panics("paytm send", otp_paytm::EXAMPLES, |status, body| {
+        client.decode(&request(), &answer(status, body))
+    });
+    answer_parser_never_panics("paytm verify", otp_paytm::VERIFY_EXAMPLES, |status, body| {
+        client.decode(&verify_request(), &answer(status, body))
+    });
+}

@@ -266,3 +266,21 @@ fn the_merchant_id_rule_allows_letters_digits_underscore_and_hyphen_up_to_64() {
         assert!(error.to_string().contains("letters, digits, _ and -"), "{bad:?}: {error}");
     }
 }
+
+#[test]
+fn the_answer_parsers_never_panic() {
+    use otp_core::http::RawResponse;
+    use otp_core::test_util::answer_parser_never_panics;
+    let client = client("http://127.0.0.1:9", 1);
+    let answer = |status: u16, body: &[u8]| RawResponse::new(status, Default::default(), body.to_vec().into());
+    answer_parser_never_panics("phonepe send", otp_phonepe::EXAMPLES, |status, body| {
+        client.decode(&minimal(), &answer(status, body))
+    });
+    let verify = otp_phonepe::VerifyOtpRequest::new(
+        otp_core::SecretString::new("OTPx"),
+        otp_core::OtpCode::parse("123456").unwrap(),
+    );
+    answer_parser_never_panics("phonepe verify", otp_phonepe::VERIFY_EXAMPLES, |status, body| {
+        client.decode(&verify, &answer(status, body))
+    });
+}
