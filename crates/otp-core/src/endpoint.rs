@@ -55,6 +55,11 @@ impl BaseUrl {
         self.0.host().is_some_and(|h| is_loopback(&h))
     }
 
+    /// The URL.
+    pub(crate) fn url(&self) -> &Url {
+        &self.0
+    }
+
     /// The URL as text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

@@ -13,6 +13,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
+use tracing::{field, Instrument};
+
 use crate::{BaseUrl, Error, Gateway, RetryPolicy};
 
 /// How requests are sent: shared by every gateway client's builder.
@@ -423,7 +425,7 @@ impl Transport {
         loop {
             tracing::Span::current().record("attempts", attempt);
             let budget = self.inner.timeout.min(deadline.saturating_duration_since(attempt_started));
-            let result = match self.attempt(request, attempt_started, budget).await {
+            let result = match self.attempt(request, attempt, attempt_started, budget).await {
                 Ok(response) => decode(&response),
                 Err(error) => Err(error),
             };
@@ -448,15 +450,95 @@ impl Transport {
         }
     }
 
-    /// One request, answered within `budget` from `started`.
-    async fn attempt(&self, request: &WireRequest, started: Instant, budget: Duration) -> Result<RawResponse, Error> {
+    /// One request, answered within `budget` from `started`: one `http.client.request` span
+    /// and one `http.client.request.duration` measurement, with OpenTelemetry's attribute names.
+    async fn attempt(
+        &self,
+        request: &WireRequest,
+        attempt: u32,
+        started: Instant,
+        budget: Duration,
+    ) -> Result<RawResponse, Error> {
         let deadline = after(started, budget);
-        // A free turn is taken at once; a send that never got one sent nothing.
-        let _permit = match self.inner.in_flight.try_acquire() {
-            Ok(permit) => permit,
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::transport("the client is shutting down")),
-            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_turn(deadline).await?,
+        // A send that gets no turn made no request: no HTTP span or duration for it.
+        let _permit = self.turn(deadline).await?;
+        let requested = Instant::now();
+        let base = self.inner.base_url.url();
+        let (address, port) = (base.host_str().unwrap_or(""), base.port_or_known_default().unwrap_or(0));
+        let span = tracing::info_span!(
+            "http.client.request",
+            http.request.method = "POST",
+            server.address = address,
+            server.port = port,
+            url.template = request.api_path,
+            http.request.resend_count = attempt.saturating_sub(1),
+            http.response.status_code = field::Empty,
+            error.type = field::Empty,
+        );
+        let result = self.exchange_once(request, deadline, budget).instrument(span.clone()).await;
+        let status = match &result {
+            Ok(response) => Some(response.status),
+            Err(error) => error.http_status(),
         };
+        let error_type = match &result {
+            Err(error) => Some(error.kind().as_str()),
+            Ok(_) => None,
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        if let Some(kind) = error_type {
+            span.record("error.type", kind);
+        }
+        let mut labels = vec![
+            ("http.request.method", "POST".to_owned()),
+            ("server.address", address.to_owned()),
+            ("server.port", port.to_string()),
+            ("otp.gateway", self.inner.gateway.as_str().to_owned()),
+        ];
+        if let Some(status) = status {
+            labels.push(("http.response.status_code", status.to_string()));
+        }
+        if let Some(kind) = error_type {
+            labels.push(("error.type", kind.to_owned()));
+        }
+        let labels: Vec<metrics::Label> = labels.into_iter().map(|(k, v)| metrics::Label::new(k, v)).collect();
+        metrics::histogram!("http.client.request.duration", labels).record(requested.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A turn among the client's requests in flight: at once when one is free, else after a
+    /// bounded wait (measured), or refused as shed.
+    async fn turn(&self, deadline: Instant) -> Result<SemaphorePermit<'_>, Error> {
+        let gateway = self.inner.gateway.as_str();
+        match self.inner.in_flight.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(Error::transport("the client is shutting down")),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let queued = Counted::new(metrics::gauge!("otp.client.requests.queued", "otp.gateway" => gateway));
+                let waited = Instant::now();
+                let turn = self.wait_for_turn(deadline).await;
+                drop(queued);
+                metrics::histogram!("otp.client.queue.wait.duration", "otp.gateway" => gateway)
+                    .record(waited.elapsed().as_secs_f64());
+                if turn.is_err() {
+                    metrics::counter!("otp.requests.shed", "otp.gateway" => gateway).increment(1);
+                }
+                turn
+            }
+        }
+    }
+
+    /// The request itself, once it has its turn.
+    async fn exchange_once(
+        &self,
+        request: &WireRequest,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<RawResponse, Error> {
+        let _in_flight = Counted::new(
+            metrics::gauge!("otp.client.requests.in_flight", "otp.gateway" => self.inner.gateway.as_str()),
+        );
         let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = self.inner.base_url.join(request.api_path, &query);
         let pending = self
@@ -522,6 +604,22 @@ impl Transport {
                 Err(_elapsed) => return Err(Error::timeout(budget).with_provider_response(bare_response(status))),
             };
         Ok(RawResponse { status, headers, body })
+    }
+}
+
+/// One more on a gauge for as long as it lives (a dropped send included).
+struct Counted(metrics::Gauge);
+
+impl Counted {
+    fn new(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

@@ -149,9 +149,12 @@ where
             tracing::info_span!(
                 $name,
                 gateway = gateway.as_str(),
+                operation = O::KIND.as_str(),
                 api_path = wire.api_path(),
                 mobile = field::Empty,
                 attempts = field::Empty,
+                outcome = field::Empty,
+                provider_code = field::Empty,
                 http_status = field::Empty,
                 elapsed_ms = field::Empty,
             )
@@ -171,8 +174,21 @@ where
         .await;
     let _entered = span.enter();
     span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+    // The result's stable name: an outcome (`sent`, `verified`) or an error kind. A closed set,
+    // as are the gateway's and the operation's names: safe as metric labels.
+    let result_name = match &result {
+        Ok(answer) => answer.outcome(),
+        Err(error) => error.kind().as_str(),
+    };
+    span.record("outcome", result_name);
+    let counter = match O::KIND {
+        OperationKind::Send => "otp.sends",
+        OperationKind::Verify => "otp.verifications",
+    };
+    metrics::counter!(counter, "gateway" => gateway.as_str(), "result" => result_name).increment(1);
     match &result {
         Ok(answer) => {
+            span.record("provider_code", answer.provider_code());
             span.record("http_status", answer.http_status());
             tracing::info!(
                 outcome = answer.outcome(),
@@ -184,6 +200,9 @@ where
         Err(error) => {
             if let Some(status) = error.http_status() {
                 span.record("http_status", status);
+            }
+            if let Some(code) = error.provider_code() {
+                span.record("provider_code", code);
             }
             tracing::warn!(
                 kind = error.kind().as_str(),
