@@ -141,6 +141,9 @@ pub(crate) struct App {
     pub(crate) state: State,
     /// TCP connections accepted so far: lets tests and benchmarks see a client's pooling.
     pub(crate) connections: AtomicU64,
+    /// The sandbox's own metrics, in a recorder of its own (an application's global recorder,
+    /// if any, never sees them, nor they the application's).
+    pub(crate) metrics: metrics_exporter_prometheus::PrometheusRecorder,
 }
 
 impl App {
@@ -148,7 +151,8 @@ impl App {
         // Counters live for the limit window, OTPs for their validity: keep a number that long.
         let retention = crate::state::LIMIT_WINDOW.max(config.otp_validity).max(config.aopay_otp_validity);
         let state = State::new(config.max_numbers, retention);
-        Self { config, state, connections: AtomicU64::new(0) }
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        Self { config, state, connections: AtomicU64::new(0), metrics }
     }
 }
 

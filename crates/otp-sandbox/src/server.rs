@@ -181,6 +181,8 @@ fn router(app: Arc<App>) -> Router {
         .route(AOPayRegistration::PATH, gateway::<AOPayRegistration>())
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
         .route("/__sandbox/reset", post(reset).fallback(method_not_allowed))
+        .route("/__sandbox/metrics", get(metrics_text).fallback(method_not_allowed))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), measure))
         .route("/__sandbox/health", get(health).fallback(method_not_allowed))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -320,6 +322,38 @@ async fn inbox(
 
 fn bad_query() -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "bad query"}))).into_response()
+}
+
+/// Counts each request and its latency by route and status, in the sandbox's own recorder.
+async fn measure(
+    AxumState(app): AxumState<Arc<App>>,
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let (route, status) = (route.as_str().to_owned(), response.status().as_u16().to_string());
+    metrics::with_local_recorder(&app.metrics, || {
+        metrics::counter!("sandbox_requests_total", "route" => route.clone(), "status" => status).increment(1);
+        metrics::histogram!("sandbox_request_duration_seconds", "route" => route)
+            .record(started.elapsed().as_secs_f64());
+    });
+    response
+}
+
+/// The sandbox's figures in Prometheus' text format.
+async fn metrics_text(AxumState(app): AxumState<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admitted(&app, &headers) {
+        return refused;
+    }
+    let numbers = app.state.sizes().0;
+    let text = format!(
+        "{}# TYPE sandbox_numbers_kept gauge\nsandbox_numbers_kept {numbers}\n# TYPE sandbox_connections_accepted_total counter\nsandbox_connections_accepted_total {}\n",
+        app.metrics.handle().render(),
+        app.connections.load(Ordering::Relaxed),
+    );
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Forgets every OTP and counter: a test's clean start on a shared sandbox.

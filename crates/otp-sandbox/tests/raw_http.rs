@@ -968,3 +968,18 @@ async fn an_invalid_chunked_body_is_described_as_such_not_as_too_large() {
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     assert!(response.contains("could not be read") && !response.contains("64 KiB"), "{response}");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_in_prometheus_text() {
+    let h = harness().await;
+    h.phonepe("9876543210").await;
+    h.phonepe("9000000002").await;
+    let metrics = h.get("/__sandbox/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
+    let text = metrics.text;
+    assert!(text.contains(r#"sandbox_requests_total{route="/v3/merchant/otp/send",status="200"} 2"#), "{text}");
+    assert!(text.contains(r#"sandbox_request_duration_seconds_count{route="/v3/merchant/otp/send"} 2"#), "{text}");
+    assert!(text.contains("sandbox_numbers_kept 1"), "the magic number keeps no state: {text}");
+    assert!(!text.contains("9876543210"), "no number in a label");
+}
