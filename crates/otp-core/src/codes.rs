@@ -345,6 +345,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn code_text_reads_an_owned_string_too() {
+        // serde_json::from_value hands strings over owned (visit_string, not visit_str).
+        let text: CodeText = serde_json::from_value(serde_json::Value::String("BE1400001".into())).unwrap();
+        assert_eq!(text.into_text().as_deref(), Some("BE1400001"));
+    }
+
+    #[test]
+    fn a_table_lists_its_entries() {
+        static ENTRIES: &[CodeEntry] =
+            &[CodeEntry { code: "OK", result: CodeResult::Outcome(Outcome::Sent), retryable: false, message: "" }];
+        let table = CodeTable::new(Gateway::Paytm, ENTRIES);
+        assert_eq!(table.entries().len(), 1);
+        assert_eq!(table.entries()[0].code, "OK");
+        assert_eq!(table.gateway(), Gateway::Paytm);
+    }
+
+    #[test]
     fn code_text_debug_is_redacted() {
         let text: CodeText = serde_json::from_str(r#""123456789""#).unwrap();
         assert_eq!(format!("{text:?}"), "CodeText([redacted])");

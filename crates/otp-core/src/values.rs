@@ -135,6 +135,6 @@ mod tests {
         for (lat, long) in [("90.1", "0"), ("0", "180.5"), (" 1", "2"), ("1e1", "2"), ("NaN", "0")] {
             assert!(Coordinates::new(lat, long).is_err(), "{lat},{long}");
         }
-        assert!(!format!("{here:?}").contains("12.97"));
+        assert_eq!(format!("{:?}", here.unwrap()), "Coordinates(..)");
     }
 }
