@@ -181,6 +181,48 @@ mod tests {
     }
 
     #[test]
+    fn a_user_or_a_password_alone_is_refused_too() {
+        for bad in ["https://user@example.com", "https://:secret@example.com"] {
+            let error = BaseUrl::parse(bad, false).unwrap_err();
+            assert!(error.to_string().contains("credentials"), "{bad}: {error}");
+        }
+        assert!(BaseUrl::parse("https://example.com/?", false).is_err(), "an empty query is still a query");
+        assert!(BaseUrl::parse("https://example.com/#", false).is_err(), "an empty fragment is still one");
+    }
+
+    #[test]
+    fn loopback_is_only_loopback_and_the_url_prints_as_given() {
+        for (url, loopback) in [
+            ("http://127.0.0.1:9", true),
+            ("http://[::1]:9", true),
+            ("http://localhost", true),
+            ("https://example.com", false),
+            ("https://10.0.0.1", false),
+            ("https://localhost.example.com", false),
+        ] {
+            assert_eq!(BaseUrl::parse(url, false).unwrap().is_loopback(), loopback, "{url}");
+        }
+        let base = BaseUrl::parse("https://proxy.example.com/phonepe", false).unwrap();
+        assert_eq!(base.to_string(), "https://proxy.example.com/phonepe");
+        assert_eq!(format!("{base:?}"), "BaseUrl(https://proxy.example.com/phonepe)");
+    }
+
+    #[test]
+    fn environments_parse_from_their_names() {
+        for (name, expected) in [
+            ("uat", Environment::Uat),
+            ("staging", Environment::Uat),
+            ("development", Environment::Uat),
+            ("DEV", Environment::Uat),
+            ("production", Environment::Production),
+            ("Prod", Environment::Production),
+        ] {
+            assert_eq!(name.parse::<Environment>(), Ok(expected), "{name}");
+        }
+        assert_eq!("live".parse::<Environment>(), Err(UnknownEnvironment("live".into())));
+    }
+
+    #[test]
     fn api_paths_are_appended_to_a_prefix() {
         let base = BaseUrl::parse("https://proxy.example.com/phonepe/", false).unwrap();
         assert_eq!(

@@ -782,6 +782,69 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_to_a_remote_host_needs_the_option_on_the_transport_too() {
+        // A base URL parsed with the opt-in is still refused by a transport without it.
+        let base = BaseUrl::parse("http://example.com", true).unwrap();
+        let error = Transport::new(Gateway::Paytm, base.clone(), &HttpOptions::default()).unwrap_err();
+        assert!(error.is_configuration() && error.to_string().contains("plain http"), "{error}");
+        assert!(Transport::new(Gateway::Paytm, base, &HttpOptions::default().allow_insecure_http(true)).is_ok());
+        let loopback = BaseUrl::parse("http://127.0.0.1:9", false).unwrap();
+        assert!(Transport::new(Gateway::Paytm, loopback, &HttpOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_settings_and_shapes_never_bodies() {
+        let options = HttpOptions::default().connect_timeout(Duration::from_secs(3));
+        assert!(format!("{options:?}").contains("connect_timeout: 3s"), "{options:?}");
+        let response = RawResponse::new(200, HeaderMap::new(), Bytes::from_static(b"{\"otpToken\":\"secret\"}"));
+        assert_eq!(format!("{response:?}"), "RawResponse { status: 200, body: <21 bytes>, .. }");
+        let base = BaseUrl::parse("https://example.com", false).unwrap();
+        let transport = Transport::new(Gateway::Paytm, base, &HttpOptions::default()).unwrap();
+        let debug = format!("{transport:?}");
+        assert!(debug.starts_with("Transport { gateway: Paytm, base_url: BaseUrl(https://example.com/)"), "{debug}");
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        {
+            let root = RootCertificate::from_der(b"\x30\x03\x02\x01\x00").unwrap();
+            assert_eq!(format!("{root:?}"), "RootCertificate");
+        }
+    }
+
+    #[test]
+    fn deadlines_pass_through_exactly_up_to_thirty_years_and_saturate_beyond() {
+        let start = Instant::now();
+        let two_years = Duration::from_secs(86_400 * 365 * 2);
+        assert_eq!(after(start, two_years), start + two_years);
+        let thirty_years = Duration::from_secs(86_400 * 365 * 30);
+        assert_eq!(after(start, Duration::MAX), start + thirty_years);
+        assert_eq!(after(start, thirty_years + Duration::from_secs(1)), start + thirty_years);
+    }
+
+    #[test]
+    fn the_in_flight_gauge_returns_to_zero_after_a_send() {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let (listener, base) = silent_listener();
+        drop(listener); // Nobody listens: the connection is refused, after the turn was taken.
+        let transport = Transport::new(Gateway::Paytm, base, &HttpOptions::default()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            let error = runtime.block_on(transport.exchange(&wire(), true, nothing_decoded)).unwrap_err();
+            assert_eq!(error.reached_provider(), crate::Reached::No);
+        });
+        let gauges: Vec<f64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "otp.client.requests.in_flight")
+            .map(|(.., value)| match value {
+                metrics_util::debugging::DebugValue::Gauge(value) => value.into_inner(),
+                _ => f64::NAN,
+            })
+            .collect();
+        assert_eq!(gauges, [0.0], "taken, then given back");
+    }
+
+    #[test]
     fn zero_concurrent_requests_is_a_configuration_error() {
         let base = BaseUrl::parse("https://example.com", false).unwrap();
         let options = HttpOptions::default().max_concurrent_requests(0);

@@ -223,3 +223,26 @@ pub fn json_body<T: serde::Serialize + ?Sized>(body: &T) -> bytes::Bytes {
     // gateways' bodies are structs of strings and string sequences, written by derive.
     serde_json::to_vec(body).expect("a body of strings always serialises to JSON by construction").into()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use super::*;
+
+    #[test]
+    fn kinds_have_their_span_names() {
+        assert_eq!((OperationKind::Send.as_str(), OperationKind::Verify.as_str()), ("send", "verify"));
+    }
+
+    #[test]
+    fn bodies_are_serde_json_bytes() {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            phone: &'a str,
+            scopes: &'a [&'a str],
+        }
+        let body = json_body(&Body { phone: "9876543210", scopes: &["paytm", "a\"b"] });
+        assert_eq!(body.as_ref(), br#"{"phone":"9876543210","scopes":["paytm","a\"b"]}"#);
+    }
+}

@@ -254,6 +254,17 @@ mod tests {
     }
 
     #[test]
+    fn values_come_out_as_they_went_in() {
+        assert_eq!(SecretString::from("from-str").expose_secret(), "from-str");
+        assert_eq!(SecretString::from(String::from("from-string")).expose_secret(), "from-string");
+        let code = OtpCode::parse("123456").unwrap();
+        assert_eq!((code.len(), code.is_empty()), (6, false));
+        assert_eq!(OtpCode::parse("1234").unwrap().len(), 4);
+        assert_eq!("98765".parse::<OtpCode>().unwrap().expose_secret(), "98765");
+        assert_eq!(IdentityNumber::new("765386439745").expose(), "765386439745");
+    }
+
+    #[test]
     fn aadhaar_is_masked_to_last_four() {
         assert_eq!(mask_identity_number("765386439745"), "XXXX-XXXX-9745");
         assert_eq!(mask_identity_number("7653 8643 9745"), "XXXX-XXXX-9745");
