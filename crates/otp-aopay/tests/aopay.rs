@@ -246,3 +246,31 @@ fn the_answer_parsers_never_panic() {
         client.decode(&verify_request(), &answer(status, body))
     });
 }
+
+#[test]
+fn values_rules_and_debug_of_the_aopay_types() {
+    assert_eq!("neft".parse::<TransactionType>().unwrap(), TransactionType::Neft);
+    assert_eq!("IMPS".parse::<TransactionType>().unwrap(), TransactionType::Imps);
+    // 1900 and today are the first and last valid birth years/dates.
+    assert!(DateOfBirth::parse("01/01/1900").is_ok());
+    assert!(DateOfBirth::parse("31/12/1899").is_err());
+    let today = otp_core::Date::today_utc();
+    let today = format!("{:02}/{:02}/{}", today.day(), today.month(), today.year());
+    assert!(DateOfBirth::parse(&today).is_ok(), "{today}");
+    let dob = DateOfBirth::parse("20/08/2000").unwrap();
+    assert_eq!(format!("{dob:?}"), "DateOfBirth(Date { year: 2000, month: 8, day: 20 })");
+    let remitter = build(SAMPLE).unwrap();
+    assert!(format!("{remitter:?}").contains("remitter: Remitter { .. }"), "{remitter:?}");
+    // The registration id: letters, digits and -, at most 32.
+    let with = |id: &str| AOPayClient::builder().registration_id(id).build().map(drop);
+    assert!(with(&"A".repeat(32)).is_ok() && with("AOP-554").is_ok());
+    for bad in [&"A".repeat(33), "AOP 554", "AOP_554"] {
+        assert!(with(bad).unwrap_err().is_configuration(), "{bad}");
+    }
+    assert_eq!(request().mobile().expose_digits(), "9900000088");
+    assert_eq!(otp_core::operation::Request::mobile(&request()).map(MobileNumber::expose_digits), Some("9900000088"));
+    assert_eq!(
+        otp_core::operation::Request::mobile(&verify_request()).map(MobileNumber::expose_digits),
+        Some("9900000088")
+    );
+}

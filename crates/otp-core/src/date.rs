@@ -70,6 +70,16 @@ impl Date {
     pub fn year(&self) -> i32 {
         self.year
     }
+
+    /// The month, 1 to 12.
+    pub fn month(&self) -> u8 {
+        self.month
+    }
+
+    /// The day of the month, 1 to 31.
+    pub fn day(&self) -> u8 {
+        self.day
+    }
 }
 
 impl fmt::Display for Date {

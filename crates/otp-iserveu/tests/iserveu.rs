@@ -261,3 +261,37 @@ fn the_answer_parsers_never_panic() {
         client.decode(&verify_request(), &answer(status, body))
     });
 }
+
+#[tokio::test]
+async fn references_params_and_the_requests_number_are_checked_exactly() {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(SUCCESS)).mount(&server).await;
+    let client = client(&server.uri());
+    let send = |request: TransactionOtpRequest| {
+        let client = client.clone();
+        async move { client.send_otp(&request.into()).await }
+    };
+    // A reference with a character other than letters, digits, - and _ (any one is enough).
+    for bad in ["REF.12345", "REF 12345", "REF/12345"] {
+        let request = TransactionOtpRequest::new(mobile(), "Aadhaar Card", bad, Amount::parse("1").unwrap());
+        assert_eq!(send(request).await.unwrap_err().kind(), ErrorKind::InvalidRequest, "{bad}");
+    }
+    assert!(send(TransactionOtpRequest::new(mobile(), "Aadhaar Card", "REF-123_45", Amount::parse("1").unwrap()))
+        .await
+        .is_ok());
+    // paramA: 256 characters pass, 257 do not, and one control character fails however short.
+    assert!(send(transaction().params(Some("p".repeat(256)), None, None)).await.is_ok());
+    let long = send(transaction().params(Some("p".repeat(257)), None, None)).await.unwrap_err();
+    assert_eq!(long.kind(), ErrorKind::InvalidRequest);
+    let control = send(transaction().params(None, None, Some("a\u{7}".into()))).await.unwrap_err();
+    assert_eq!(control.kind(), ErrorKind::InvalidRequest);
+    // The number the span shows is the request's.
+    let request: SendOtpRequest = transaction().into();
+    assert_eq!(request.mobile().expose_digits(), "8144094480");
+    assert_eq!(otp_core::operation::Request::mobile(&request).map(MobileNumber::expose_digits), Some("8144094480"));
+    let registration = verify_request();
+    assert_eq!(
+        otp_core::operation::Request::mobile(&registration).map(MobileNumber::expose_digits),
+        Some("8144094480")
+    );
+}

@@ -254,3 +254,24 @@ fn the_answer_parsers_never_panic() {
         client.decode(&verify_request(), &answer(status, body))
     });
 }
+
+#[tokio::test]
+async fn locales_and_verify_requests_are_checked_before_sending() {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let client = client(&server.uri());
+    // Each rule of the en-IN shape fails on its own.
+    for bad in ["en-INX", "en_IN", "EN-IN", "en-in", "e1-IN"] {
+        let error = client.send_otp(&request().locale(bad)).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{bad}");
+        let error = client.verify_otp(&verify_request().locale(bad)).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest, "verify {bad}");
+    }
+    let bad_device =
+        VerifyOtpRequest::new(SecretString::new(STATE_TOKEN), OtpCode::parse("654321").unwrap(), "dév").unwrap();
+    assert_eq!(client.verify_otp(&bad_device).await.unwrap_err().kind(), ErrorKind::InvalidRequest);
+    let no_token = VerifyOtpRequest::new(SecretString::new(" "), OtpCode::parse("654321").unwrap(), "d").unwrap();
+    assert_eq!(client.verify_otp(&no_token).await.unwrap_err().reached_provider(), Reached::No);
+    assert_eq!(request().mobile().expose_digits(), "7777777777");
+    assert_eq!(otp_core::operation::Request::mobile(&request()).map(MobileNumber::expose_digits), Some("7777777777"));
+}

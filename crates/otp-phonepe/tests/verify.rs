@@ -114,3 +114,23 @@ async fn a_verify_is_never_retried_even_when_the_policy_would() {
     let error = client(&server.uri(), http).verify_otp(&request()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
 }
+
+#[tokio::test]
+async fn a_verify_request_is_checked_before_sending() {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let client = client(&server.uri(), HttpOptions::default());
+    let code = || OtpCode::parse("123456").unwrap();
+    for bad in [
+        VerifyOtpRequest::new(SecretString::new("OTP\u{1}x"), code()),
+        VerifyOtpRequest::new(SecretString::new(""), code()),
+        VerifyOtpRequest::new(SecretString::new(TOKEN), code()).device_id("d".repeat(65)),
+    ] {
+        let error = client.verify_otp(&bad).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    }
+    use otp_core::operation::Request;
+    let send = otp_phonepe::SendOtpRequest::new("9876543210".parse().unwrap());
+    assert_eq!(Request::mobile(&send).map(otp_core::MobileNumber::expose_digits), Some("9876543210"));
+    assert!(Request::mobile(&request()).is_none(), "a verify carries no number");
+}
