@@ -312,6 +312,8 @@ struct TransportInner {
     retry: RetryPolicy,
     in_flight: tokio::sync::Semaphore,
     max_queue_wait: Duration,
+    /// `http.client.request.duration`'s labels that never change for this client.
+    attempt_labels: [metrics::Label; 4],
     /// The configured minimum, at most half the timeout.
     min_answer_time: Duration,
 }
@@ -372,6 +374,7 @@ impl Transport {
                 })?
             }
         };
+        let attempt_labels = attempt_labels(gateway, &base_url);
         Ok(Self {
             inner: Arc::new(TransportInner {
                 gateway,
@@ -382,6 +385,7 @@ impl Transport {
                 retry: options.retry.clone(),
                 in_flight: tokio::sync::Semaphore::new(options.max_concurrent_requests),
                 max_queue_wait: options.max_queue_wait,
+                attempt_labels,
                 min_answer_time: options.min_answer_time.min(options.timeout / 2),
             }),
         })
@@ -490,19 +494,14 @@ impl Transport {
         if let Some(kind) = error_type {
             span.record("error.type", kind);
         }
-        let mut labels = vec![
-            ("http.request.method", "POST".to_owned()),
-            ("server.address", address.to_owned()),
-            ("server.port", port.to_string()),
-            ("otp.gateway", self.inner.gateway.as_str().to_owned()),
-        ];
+        // The labels every attempt of this client shares are built once, at construction.
+        let mut labels = self.inner.attempt_labels.to_vec();
         if let Some(status) = status {
-            labels.push(("http.response.status_code", status.to_string()));
+            labels.push(metrics::Label::new("http.response.status_code", status.to_string()));
         }
         if let Some(kind) = error_type {
-            labels.push(("error.type", kind.to_owned()));
+            labels.push(metrics::Label::new("error.type", kind));
         }
-        let labels: Vec<metrics::Label> = labels.into_iter().map(|(k, v)| metrics::Label::new(k, v)).collect();
         metrics::histogram!("http.client.request.duration", labels).record(requested.elapsed().as_secs_f64());
         result
     }
@@ -569,8 +568,8 @@ impl Transport {
         }
     }
 
-    /// The answer by `deadline`: the status line first, then the body, so that a failure
-    /// while the body is read still reports the status that arrived.
+    /// The answer by `deadline`, under one timer. The status is noted as soon as it arrives,
+    /// so that a deadline passing while the body is read still reports it.
     async fn read_answer(
         &self,
         pending: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
@@ -578,11 +577,30 @@ impl Transport {
         deadline: Instant,
         budget: Duration,
     ) -> Result<RawResponse, Error> {
-        let mut response = match tokio::time::timeout_at(deadline, pending).await {
-            Ok(response) => response.map_err(map_send_error)?,
-            Err(_elapsed) => return Err(Error::timeout(budget)),
-        };
+        let mut status_seen = None;
+        let answer =
+            tokio::time::timeout_at(deadline, self.read_answer_inner(pending, sent_to, &mut status_seen)).await;
+        match answer {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                let error = Error::timeout(budget);
+                Err(match status_seen {
+                    Some(status) => error.with_provider_response(bare_response(status)),
+                    None => error,
+                })
+            }
+        }
+    }
+
+    async fn read_answer_inner(
+        &self,
+        pending: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+        sent_to: reqwest::Url,
+        status_seen: &mut Option<u16>,
+    ) -> Result<RawResponse, Error> {
+        let mut response = pending.await.map_err(map_send_error)?;
         let status = response.status().as_u16();
+        *status_seen = Some(status);
         tracing::debug!(http_status = status, "answer headers received");
         if (300..400).contains(&status) {
             return Err(Error::unexpected(format!(
@@ -598,13 +616,22 @@ impl Transport {
             .with_provider_response(bare_response(status)));
         }
         let headers = std::mem::take(response.headers_mut());
-        let body =
-            match tokio::time::timeout_at(deadline, read_capped(&mut response, self.inner.max_response_bytes)).await {
-                Ok(body) => body?,
-                Err(_elapsed) => return Err(Error::timeout(budget).with_provider_response(bare_response(status))),
-            };
+        let body = read_capped(&mut response, self.inner.max_response_bytes).await?;
         Ok(RawResponse { status, headers, body })
     }
+}
+
+/// The labels of every HTTP attempt of a client: method, host, port and gateway, in
+/// OpenTelemetry's names; host and port shared, not copied, per attempt.
+fn attempt_labels(gateway: Gateway, base_url: &BaseUrl) -> [metrics::Label; 4] {
+    let url = base_url.url();
+    let shared = |text: String| metrics::SharedString::from_shared(std::sync::Arc::<str>::from(text));
+    [
+        metrics::Label::new("http.request.method", "POST"),
+        metrics::Label::new("server.address", shared(url.host_str().unwrap_or("").to_owned())),
+        metrics::Label::new("server.port", shared(url.port_or_known_default().unwrap_or(0).to_string())),
+        metrics::Label::new("otp.gateway", gateway.as_str()),
+    ]
 }
 
 /// One more on a gauge for as long as it lives (a dropped send included).
