@@ -412,6 +412,24 @@ impl Emulated for IServeU {
 pub(crate) struct AOPay;
 
 impl AOPay {
+    /// The body's fields, all strings, once the RegistrationID checks out: what every AOPay
+    /// call checks first.
+    pub(crate) fn authorised_fields<'a>(
+        app: &App,
+        body: Option<&'a Map<String, Value>>,
+    ) -> Result<&'a Map<String, Value>, Response> {
+        let Some(fields) = string_map(body) else {
+            return Err(Self::failure(StatusCode::OK, 3, "request body must be a JSON object of strings"));
+        };
+        if get(fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
+            return Err(reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"response_code": 11, "status": false, "message": "Authentication failed"}),
+            ));
+        }
+        Ok(fields)
+    }
+
     pub(crate) fn failure(status: StatusCode, code: i64, message: &str) -> Response {
         reply(status, json!({"status": false, "response_code": code, "message": message}))
     }
@@ -491,15 +509,10 @@ impl Emulated for AOPay {
         _query: &[(String, String)],
         body: Option<&Map<String, Value>>,
     ) -> Response {
-        let Some(fields) = string_map(body) else {
-            return Self::failure(StatusCode::OK, 3, "request body must be a JSON object of strings");
+        let fields = match Self::authorised_fields(app, body) {
+            Ok(fields) => fields,
+            Err(refused) => return refused,
         };
-        if get(fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"response_code": 11, "status": false, "message": "Authentication failed"}),
-            );
-        }
         if let Err(message) = Self::check(fields) {
             return Self::failure(StatusCode::OK, 3, message);
         }

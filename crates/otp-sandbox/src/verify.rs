@@ -162,15 +162,10 @@ impl Emulated for AOPayRegistration {
         _query: &[(String, String)],
         body: Option<&Map<String, Value>>,
     ) -> Response {
-        let Some(fields) = string_map(body) else {
-            return AOPay::failure(StatusCode::OK, 3, "request body must be a JSON object of strings");
+        let fields = match AOPay::authorised_fields(app, body) {
+            Ok(fields) => fields,
+            Err(refused) => return refused,
         };
-        if get(fields, "RegistrationID") != Some(app.config.aopay_registration_id.as_str()) {
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"response_code": 11, "status": false, "message": "Authentication failed"}),
-            );
-        }
         let (Some(mobile), Some(state), Some(code)) =
             (get(fields, "MobileNumber").filter(|m| is_wire_mobile(m)), get(fields, "Stateresp"), get(fields, "OTP"))
         else {
