@@ -79,6 +79,7 @@ pub const REGISTER_MOBILE_FIELD: &str = "MobileNumber";
 /// `Txntype`: the transfer the OTP authorises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TransactionType {
     /// Real-time transfer.
     Imps,
@@ -137,6 +138,22 @@ impl DateOfBirth {
     }
 }
 
+// Written as its wire text, read back through `parse`: a stored date is checked again.
+#[cfg(feature = "serde")]
+impl serde::Serialize for DateOfBirth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for DateOfBirth {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateOfBirth::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Debug for DateOfBirth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("DateOfBirth").field(&self.date).finish()
@@ -146,6 +163,7 @@ impl std::fmt::Debug for DateOfBirth {
 /// What AOPay requires about the remitter with every send. Checked when made; `Debug` shows
 /// none of it (an address, a birth date and a location identify a person).
 #[derive(Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Remitter {
     address: String,
     pincode: Pincode,
@@ -176,6 +194,7 @@ impl std::fmt::Debug for Remitter {
 /// A "Transaction Send OTP" request. Every field is required, and each is checked when the
 /// request is made: an invalid request cannot exist, so none is ever sent.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SendOtpRequest {
     mobile: MobileNumber,
     beneficiary_id: String,

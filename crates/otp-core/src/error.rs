@@ -146,6 +146,8 @@ struct Inner {
     description: Cow<'static, str>,
     provider: Option<ProviderResponse>,
     source: Option<BoxError>,
+    /// The send guard's refusal: which rule, and when a send would be admitted.
+    guard: Option<(&'static str, Duration)>,
 }
 
 impl Error {
@@ -160,6 +162,7 @@ impl Error {
                 description: description.into(),
                 provider: None,
                 source: None,
+                guard: None,
             }),
         }
     }
@@ -245,6 +248,34 @@ impl Error {
         Self::new(ErrorKind::UnexpectedResponse, Reached::Yes, description)
     }
 
+    /// A verification's send guard refused (otp-verifier): `rule` names the rule, nothing was
+    /// sent, and a send would be admitted after `retry_after`.
+    #[doc(hidden)] // For otp-verifier, not application API.
+    pub fn guard_refused(rule: &'static str, retry_after: Duration) -> Self {
+        let description =
+            format!("refused by the send guard ({rule}); try again in {} s", retry_after.as_secs().max(1));
+        let mut error = Self::new(ErrorKind::RateLimited, Reached::No, description);
+        error.inner.retryable = true;
+        error.inner.guard = Some((rule, retry_after));
+        error
+    }
+
+    /// The session store (Redis) could not be reached or answered wrongly. `reached` says
+    /// whether an OTP went out before it failed (a start whose session could not be kept).
+    #[doc(hidden)] // For otp-verifier, not application API.
+    pub fn store_unavailable(reached: Reached, description: impl Into<Cow<'static, str>>) -> Self {
+        let mut error = Self::new(ErrorKind::Transport, reached, description);
+        error.inner.retryable = reached == Reached::No;
+        error
+    }
+
+    /// A verification session that no longer exists (expired, verified, spent or cancelled):
+    /// start a new one. Nothing was sent.
+    #[doc(hidden)] // For otp-verifier, not application API.
+    pub fn session_expired(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::OtpExpired, Reached::No, description)
+    }
+
     /// Attaches the underlying error.
     #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -299,6 +330,19 @@ impl Error {
         self.inner.provider.as_ref()
     }
 
+    /// When to try again: the send guard's wait, else the provider's `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.inner.guard {
+            Some((_, wait)) => Some(wait),
+            None => self.inner.provider.as_ref().and_then(|p| p.retry_after),
+        }
+    }
+
+    /// The send guard rule that refused (`cooldown`, `number_hourly`, …), when the guard refused.
+    pub fn guard_rule(&self) -> Option<&'static str> {
+        self.inner.guard.map(|(rule, _)| rule)
+    }
+
     /// The provider's own code, verbatim.
     pub fn provider_code(&self) -> Option<&str> {
         self.inner.provider.as_ref().and_then(|p| p.code.as_deref())
@@ -331,6 +375,7 @@ impl fmt::Debug for Error {
             .field("description", &self.inner.description)
             .field("provider", &self.inner.provider)
             .field("source", &self.inner.source)
+            .field("guard", &self.inner.guard)
             .finish()
     }
 }

@@ -44,6 +44,8 @@ pub mod operation;
 mod receipt;
 mod retry;
 mod secret;
+#[cfg(feature = "serde")]
+mod serde_impls;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod validate;

@@ -25,6 +25,11 @@ impl Outcome {
             Outcome::Verified => "verified",
         }
     }
+
+    /// The outcome with this stable name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Outcome::Sent, Outcome::SentForRegistration, Outcome::Verified].into_iter().find(|o| o.as_str() == name)
+    }
 }
 
 impl fmt::Display for Outcome {

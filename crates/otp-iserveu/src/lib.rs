@@ -75,6 +75,7 @@ pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online",
 
 /// The optional fields both OTP types take.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Optional {
     username: Option<String>,
     coordinates: Option<Coordinates>,
@@ -118,6 +119,7 @@ macro_rules! optional_setters {
 
 /// A registration OTP (`otpType` 1): the customer's identity document number is required.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RegistrationOtpRequest {
     mobile: MobileNumber,
     ovd_type: String,
@@ -144,6 +146,7 @@ impl RegistrationOtpRequest {
 /// A transaction OTP (`otpType` 2): a reference and an amount are required, the identity
 /// document optional.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TransactionOtpRequest {
     mobile: MobileNumber,
     ovd_type: String,
@@ -197,6 +200,7 @@ impl CompleteRegistrationRequest {
 /// Either kind of iServeU OTP: what [`IServeUClient::send_otp`] takes (`.into()` from either).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SendOtpRequest {
     /// A registration OTP.
     Registration(RegistrationOtpRequest),

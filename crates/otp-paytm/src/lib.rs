@@ -66,6 +66,7 @@ pub const HOSTS: KnownHosts =
 
 /// A "Send OTP" request.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SendOtpRequest {
     mobile: MobileNumber,
     device_identifier: String,
@@ -108,6 +109,16 @@ impl SendOtpRequest {
     /// The number the OTP goes to.
     pub fn mobile(&self) -> &MobileNumber {
         &self.mobile
+    }
+
+    /// The `x-device-identifier` it sends, which the validate call must repeat.
+    pub fn device_identifier(&self) -> &str {
+        &self.device_identifier
+    }
+
+    /// The `locale` it sends.
+    pub fn locale_param(&self) -> &str {
+        &self.locale
     }
 
     /// Checks every field; nothing is sent when this fails.

@@ -5,6 +5,7 @@ use otp_core::{validate, Error, MobileNumber, OtpCode, SecretString};
 /// PhonePe's `requestType`: which linking the OTP is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestType {
     /// Direct debit (`WALLET`).
     Wallet,
@@ -27,6 +28,7 @@ pub const MAX_DEVICE_ID_CHARS: usize = 64;
 
 /// A "Trigger OTP" request.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SendOtpRequest {
     pub(crate) mobile: MobileNumber,
     pub(crate) email: Option<String>,
@@ -68,6 +70,11 @@ impl SendOtpRequest {
     /// The number the OTP goes to.
     pub fn mobile(&self) -> &MobileNumber {
         &self.mobile
+    }
+
+    /// The `X-DEVICE-ID` it sends, which the verify must repeat.
+    pub fn device_id_header(&self) -> Option<&str> {
+        self.device_id.as_deref()
     }
 
     /// Checks every field; nothing is sent when this fails.

@@ -88,6 +88,7 @@ macro_rules! gateways {
 
         /// A send-OTP request for one gateway: each gateway asks for different fields.
         #[derive(Debug, Clone)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[non_exhaustive]
         pub enum SendOtpRequest {
             $(
@@ -212,6 +213,8 @@ gateways! {
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+#[cfg(feature = "verifier")]
+pub mod verifier;
 
 // iServeU has two request types (registration, transaction) behind its one SendOtpRequest.
 #[cfg(feature = "iserveu")]

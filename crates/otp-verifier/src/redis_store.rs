@@ -1,0 +1,398 @@
+//! The Redis store (feature `redis`): sessions and guard counters shared by every instance.
+//!
+//! Every decision that reads and writes is one Lua script, timed by the server's `TIME`, so
+//! instances' clocks may drift. Every key has a TTL. Keys are keyed hashes (HMAC-SHA-256) in a
+//! hash tag, values are sealed (XChaCha20-Poly1305, bound to their key name): a read of Redis
+//! alone shows no number, address, caller key, code, reference or token.
+//!
+//! On Redis Cluster: the keys of one number, and the keys of one session, each sit on one slot;
+//! a start's guard decision also counts the client address and caller key, whose keys sit on
+//! other slots, so one script over all of them needs a single-shard deployment (one primary,
+//! Sentinel or a managed single-shard Redis/Valkey).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use otp_core::{Error, Reached};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::id::{random_bytes, VerificationId};
+use crate::memory::millis;
+use crate::rules::GuardRule;
+use crate::store::{Admission, Counted, GuardKey, Sealed, Store, Ticket, TryTaken};
+
+/// The secret the Redis store derives its keyed-hash key and its sealing key from: at least 32
+/// random bytes, the same on every instance. `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct StoreKey(Zeroizing<Vec<u8>>);
+
+impl StoreKey {
+    /// At least 32 bytes from a secret manager (not a password: it is used as is).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < 32 {
+            return Err(Error::configuration("a store key needs at least 32 random bytes"));
+        }
+        Ok(Self(Zeroizing::new(bytes.to_vec())))
+    }
+
+    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac = keyed_hash(&self.0);
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+}
+
+#[allow(clippy::expect_used)] // See the message: it holds by construction.
+fn keyed_hash(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA-256 takes a key of any length")
+}
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey([redacted])")
+    }
+}
+
+/// Sessions and guard counters in Redis 6.2+ or Valkey, shared by every instance that uses
+/// the same server, key prefix and [`StoreKey`]. Cheap to clone (one multiplexed connection).
+///
+/// When Redis cannot be reached every operation fails with kind `transport` and sends nothing;
+/// the connection manager reconnects on its own. The guard does not fail open: the session
+/// lives in the same store, so a send it admitted blindly could not be checked.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    keys: Arc<Keys>,
+}
+
+struct Keys {
+    prefix: Box<str>,
+    hash: Zeroizing<[u8; 32]>,
+    seal: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.keys.prefix).finish_non_exhaustive()
+    }
+}
+
+/// How long a command may wait for Redis before the operation fails as `transport`.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl RedisStore {
+    /// A store on the server at `url` (`redis://host:6379/0`, `rediss://…` needs redis' TLS
+    /// features). Connects on first use, so an application starts while Redis is down and its
+    /// verifications answer `transport` until Redis is back.
+    pub fn open(url: &str, key: StoreKey) -> Result<Self, Error> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::configuration(format!("the Redis address is not valid ({:?})", e.kind())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEFAULT_RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(DEFAULT_RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| Error::configuration(format!("the Redis connection could not be set up ({:?})", e.kind())))?;
+        Ok(Self::with_connection(connection, key))
+    }
+
+    /// A store on a connection manager the application configured itself.
+    pub fn with_connection(connection: ConnectionManager, key: StoreKey) -> Self {
+        let seal = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&*key.derive(b"otp-verifier seal v1")));
+        let keys = Keys { prefix: "otp".into(), hash: key.derive(b"otp-verifier key hash v1"), seal };
+        Self { connection, keys: Arc::new(keys) }
+    }
+
+    /// The prefix of every key (default `otp`), to share one Redis between applications.
+    pub fn key_prefix(mut self, prefix: &str) -> Result<Self, Error> {
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        {
+            return Err(Error::configuration("a key prefix is 1 to 64 visible ASCII characters without braces"));
+        }
+        let keys = Keys { prefix: prefix.into(), hash: self.keys.hash.clone(), seal: self.keys.seal.clone() };
+        self.keys = Arc::new(keys);
+        Ok(self)
+    }
+
+    /// `{prefix}:{kind}:{<hex of a keyed hash>}`: the braces are the Redis Cluster hash tag.
+    fn key(&self, kind: char, data: &[&[u8]]) -> String {
+        let mut mac = keyed_hash(&*self.keys.hash);
+        mac.update(&[kind as u8]);
+        for part in data {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        let digest = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(32);
+        for byte in &digest[..16] {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        format!("{}:{kind}:{{{hex}}}", self.keys.prefix)
+    }
+
+    fn guard_key(&self, key: GuardKey<'_>) -> String {
+        match key {
+            GuardKey::Number(mobile) => self.key('n', &[mobile.expose_digits().as_bytes()]),
+            GuardKey::ClientIp(ip) => self.key('i', &[ip.to_string().as_bytes()]),
+            GuardKey::CallerKey(key) => self.key('c', &[key.as_bytes()]),
+        }
+    }
+
+    fn session_key(&self, id: &VerificationId) -> String {
+        self.key('s', &[id.as_bytes()])
+    }
+
+    /// nonce ‖ ciphertext, authenticated together with the key name it is stored under.
+    fn seal(&self, key: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
+        let nonce: [u8; 24] = random_bytes()?;
+        let sealed = self
+            .keys
+            .seal
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: payload, aad: key.as_bytes() })
+            .map_err(|_| Error::configuration("a session could not be sealed"))?;
+        let mut value = Vec::with_capacity(24 + sealed.len());
+        value.extend_from_slice(&nonce);
+        value.extend_from_slice(&sealed);
+        Ok(value)
+    }
+
+    fn open_sealed(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, Error> {
+        let refused = || {
+            Error::store_unavailable(
+                Reached::No,
+                "a stored session could not be opened: another store key, or it was altered",
+            )
+        };
+        if value.len() < 24 {
+            return Err(refused());
+        }
+        let (nonce, sealed) = value.split_at(24);
+        self.keys
+            .seal
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
+            .map_err(|_| refused())
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+fn unreachable(error: redis::RedisError) -> Error {
+    Error::store_unavailable(
+        Reached::No,
+        format!("the verification store (Redis) failed ({:?}); nothing was sent", error.kind()),
+    )
+    .with_source(error)
+}
+
+/// The guard decision: for every rule, the sends of its key inside the window ending now; all
+/// admit, so the send is written to every key, old entries trimmed, TTL renewed.
+/// ARGV: ticket, rule count, then per rule (key index, window ms, limit, rule index), then per
+/// key the ms to keep. Answers {1} or {0, rule index, ms to wait}.
+const ADMIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rules = tonumber(ARGV[2])
+local refused, longest = -1, 0
+for i = 0, rules - 1 do
+  local at = 3 + i * 4
+  local key = KEYS[tonumber(ARGV[at])]
+  local window = tonumber(ARGV[at + 1])
+  local limit = tonumber(ARGV[at + 2])
+  local wait = 0
+  if limit == 0 then
+    wait = window
+  else
+    local inside = redis.call('ZRANGEBYSCORE', key, now - window + 1, '+inf', 'WITHSCORES')
+    local count = #inside / 2
+    if count >= limit then
+      wait = math.max(tonumber(inside[(count - limit) * 2 + 2]) + window - now, 1)
+    end
+  end
+  if wait > longest then
+    longest = wait
+    refused = tonumber(ARGV[at + 3])
+  end
+end
+if refused >= 0 then
+  return {0, refused, longest}
+end
+local keep_at = 3 + rules * 4
+for k = 1, #KEYS do
+  local keep = tonumber(ARGV[keep_at + k - 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now - keep)
+  redis.call('ZADD', KEYS[k], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[k], keep)
+end
+return {1, 0, 0}
+";
+
+/// Reserves one try: {0} no session, {1} spent, {2, tries used, payload}.
+const TAKE_TRY: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then
+  return {0, 0, false}
+end
+local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+if used >= tonumber(ARGV[1]) then
+  return {1, used, false}
+end
+used = redis.call('HINCRBY', KEYS[1], 't', 1)
+return {2, used, v}
+";
+
+const REFUND_TRY: &str = r"
+local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+if used > 0 then
+  redis.call('HINCRBY', KEYS[1], 't', -1)
+end
+return 0
+";
+
+/// Replaces a live session's payload and lifetime, keeping its tries: 1, or 0 when it is gone.
+const REPLACE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// The scripts, hashed once: `invoke_async` sends EVALSHA and loads a script only when Redis
+/// has forgotten it (a restart).
+struct Scripts {
+    admit: Script,
+    take_try: Script,
+    refund_try: Script,
+    replace: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        admit: Script::new(ADMIT),
+        take_try: Script::new(TAKE_TRY),
+        refund_try: Script::new(REFUND_TRY),
+        replace: Script::new(REPLACE),
+    })
+}
+
+fn rule_index(rule: GuardRule) -> usize {
+    GuardRule::ALL.iter().position(|r| *r == rule).unwrap_or(0)
+}
+
+impl Sealed for RedisStore {}
+
+impl Store for RedisStore {
+    async fn admit(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<Admission, Error> {
+        let script = &scripts().admit;
+        let mut invocation = script.prepare_invoke();
+        for subject in counted {
+            invocation.key(self.guard_key(subject.key));
+        }
+        let rules: usize = counted.iter().map(|c| c.limits.len()).sum();
+        invocation.arg(format!("{ticket:032x}")).arg(rules);
+        for (index, subject) in counted.iter().enumerate() {
+            for &(rule, limit) in &subject.limits {
+                invocation.arg(index + 1).arg(millis(limit.window).max(1)).arg(limit.count).arg(rule_index(rule));
+            }
+        }
+        for subject in counted {
+            invocation.arg(millis(subject.longest_window()).max(1));
+        }
+        let (admitted, rule, wait): (i64, usize, u64) =
+            invocation.invoke_async(&mut self.connection()).await.map_err(unreachable)?;
+        if admitted == 1 {
+            return Ok(Admission::Admitted);
+        }
+        let rule = GuardRule::ALL.get(rule).copied().unwrap_or(GuardRule::Cooldown);
+        Ok(Admission::Refused { rule, retry_after: Duration::from_millis(wait) })
+    }
+
+    async fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<(), Error> {
+        let member = format!("{ticket:032x}");
+        let mut pipe = redis::pipe();
+        for subject in counted {
+            pipe.zrem(self.guard_key(subject.key), &member).ignore();
+        }
+        pipe.query_async::<()>(&mut self.connection()).await.map_err(unreachable)
+    }
+
+    async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
+        let key = self.session_key(id);
+        let value = self.seal(&key, payload)?;
+        redis::pipe()
+            .atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(&key, &[("v", value.as_slice()), ("t", b"0".as_slice())])
+            .ignore()
+            .pexpire(&key, millis(lifetime).max(1) as i64)
+            .ignore()
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(unreachable)
+    }
+
+    async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
+        let key = self.session_key(id);
+        let value: Option<Vec<u8>> =
+            redis::cmd("HGET").arg(&key).arg("v").query_async(&mut self.connection()).await.map_err(unreachable)?;
+        value.map(|v| self.open_sealed(&key, &v)).transpose()
+    }
+
+    async fn replace_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<bool, Error> {
+        let key = self.session_key(id);
+        let value = self.seal(&key, payload)?;
+        let replaced: i64 = scripts()
+            .replace
+            .key(&key)
+            .arg(value)
+            .arg(millis(lifetime).max(1))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unreachable)?;
+        Ok(replaced == 1)
+    }
+
+    async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {
+        let key = self.session_key(id);
+        let (state, used, value): (i64, u32, Option<Vec<u8>>) = scripts()
+            .take_try
+            .key(&key)
+            .arg(max_tries)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unreachable)?;
+        Ok(match (state, value) {
+            (2, Some(value)) => TryTaken::Taken { payload: self.open_sealed(&key, &value)?, tries_used: used },
+            (1, _) => TryTaken::Spent,
+            _ => TryTaken::Missing,
+        })
+    }
+
+    async fn refund_try(&self, id: &VerificationId) -> Result<(), Error> {
+        let _: i64 = scripts()
+            .refund_try
+            .key(self.session_key(id))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unreachable)?;
+        Ok(())
+    }
+
+    async fn remove_session(&self, id: &VerificationId) -> Result<(), Error> {
+        redis::cmd("DEL").arg(self.session_key(id)).query_async::<()>(&mut self.connection()).await.map_err(unreachable)
+    }
+}

@@ -1,0 +1,204 @@
+//! The send guard's rules and what a caller tells the guard about a request.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use otp_core::Error;
+
+/// A rule of the send guard; its name is the `rule` a refusal reports (and a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GuardRule {
+    /// The least time between two sends to one number.
+    Cooldown,
+    /// Sends to one number in the short window (default 5 per hour).
+    NumberShortWindow,
+    /// Sends to one number in the long window (default 10 per 24 hours).
+    NumberLongWindow,
+    /// Sends for one client IP address (default 20 per hour).
+    ClientIp,
+    /// Sends for one caller-chosen key, an account or device (default 10 per hour).
+    CallerKey,
+}
+
+impl GuardRule {
+    /// Every rule, in a stable order (the Redis scripts refer to rules by this index).
+    pub const ALL: [GuardRule; 5] = [
+        GuardRule::Cooldown,
+        GuardRule::NumberShortWindow,
+        GuardRule::NumberLongWindow,
+        GuardRule::ClientIp,
+        GuardRule::CallerKey,
+    ];
+
+    /// The stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GuardRule::Cooldown => "cooldown",
+            GuardRule::NumberShortWindow => "number_short_window",
+            GuardRule::NumberLongWindow => "number_long_window",
+            GuardRule::ClientIp => "client_ip",
+            GuardRule::CallerKey => "caller_key",
+        }
+    }
+}
+
+/// At most `count` sends in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// How many sends.
+    pub count: u32,
+    /// In any window this long (sliding, not calendar hours).
+    pub window: Duration,
+}
+
+impl Limit {
+    /// `count` sends per `window`.
+    pub const fn new(count: u32, window: Duration) -> Self {
+        Self { count, window }
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The guard's rules (sessions.md); every number can be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GuardRules {
+    /// Least time between two sends to one number (default 30 s; zero turns it off).
+    pub cooldown: Duration,
+    /// Sends to one number, short window (default 5 per hour).
+    pub number_short_window: Limit,
+    /// Sends to one number, long window (default 10 per 24 h).
+    pub number_long_window: Limit,
+    /// Sends per client IP (default 20 per hour).
+    pub per_client_ip: Limit,
+    /// Sends per caller key (default 10 per hour).
+    pub per_caller_key: Limit,
+    /// Wrong codes a session takes before it is spent (default 5).
+    pub max_wrong_tries: u32,
+}
+
+impl Default for GuardRules {
+    fn default() -> Self {
+        Self {
+            cooldown: Duration::from_secs(30),
+            number_short_window: Limit::new(5, HOUR),
+            number_long_window: Limit::new(10, 24 * HOUR),
+            per_client_ip: Limit::new(20, HOUR),
+            per_caller_key: Limit::new(10, HOUR),
+            max_wrong_tries: 5,
+        }
+    }
+}
+
+impl GuardRules {
+    /// Sets the cooldown.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Sets the short-window limit per number.
+    pub fn number_short_window(mut self, limit: Limit) -> Self {
+        self.number_short_window = limit;
+        self
+    }
+
+    /// Sets the long-window limit per number.
+    pub fn number_long_window(mut self, limit: Limit) -> Self {
+        self.number_long_window = limit;
+        self
+    }
+
+    /// Sets the limit per client IP.
+    pub fn per_client_ip(mut self, limit: Limit) -> Self {
+        self.per_client_ip = limit;
+        self
+    }
+
+    /// Sets the limit per caller key.
+    pub fn per_caller_key(mut self, limit: Limit) -> Self {
+        self.per_caller_key = limit;
+        self
+    }
+
+    /// Sets how many wrong codes a session takes.
+    pub fn max_wrong_tries(mut self, tries: u32) -> Self {
+        self.max_wrong_tries = tries;
+        self
+    }
+
+    /// The limits that apply to one subject: a cooldown is "1 send per cooldown".
+    pub(crate) fn limits_for(&self, subject: Subject) -> Vec<(GuardRule, Limit)> {
+        match subject {
+            Subject::Number => {
+                let mut limits = Vec::with_capacity(3);
+                if !self.cooldown.is_zero() {
+                    limits.push((GuardRule::Cooldown, Limit::new(1, self.cooldown)));
+                }
+                limits.push((GuardRule::NumberShortWindow, self.number_short_window));
+                limits.push((GuardRule::NumberLongWindow, self.number_long_window));
+                limits
+            }
+            Subject::ClientIp => vec![(GuardRule::ClientIp, self.per_client_ip)],
+            Subject::CallerKey => vec![(GuardRule::CallerKey, self.per_caller_key)],
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let limits = [self.number_short_window, self.number_long_window, self.per_client_ip, self.per_caller_key];
+        if limits.iter().any(|l| l.window.is_zero() || l.window > 31 * 24 * HOUR) {
+            return Err(Error::configuration("a guard window must be between 1 ms and 31 days"));
+        }
+        if self.cooldown > 24 * HOUR {
+            return Err(Error::configuration("the cooldown must be at most 24 hours"));
+        }
+        if limits.iter().any(|l| l.count > 10_000) {
+            return Err(Error::configuration("a guard limit must be at most 10,000 sends per window"));
+        }
+        Ok(())
+    }
+}
+
+/// What a send is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Number,
+    ClientIp,
+    CallerKey,
+}
+
+/// What the guard keys on besides the number: the client's IP address, and optionally a
+/// caller-chosen key such as an account or device id. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Context {
+    pub(crate) client_ip: IpAddr,
+    pub(crate) caller_key: Option<Box<str>>,
+}
+
+impl Context {
+    /// A request from this client address (the end customer's, not a proxy's).
+    pub fn new(client_ip: IpAddr) -> Self {
+        Self { client_ip, caller_key: None }
+    }
+
+    /// Also counts the send against this key (at most 256 characters; compared exactly).
+    pub fn caller_key(mut self, key: impl Into<String>) -> Result<Self, Error> {
+        let key = key.into();
+        if key.is_empty() || key.len() > 256 {
+            return Err(Error::invalid_input("a caller key must be 1 to 256 bytes"));
+        }
+        self.caller_key = Some(key.into_boxed_str());
+        Ok(self)
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("client_ip", &"[redacted]")
+            .field("caller_key", &self.caller_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}

@@ -1,0 +1,155 @@
+//! Verification sessions and the send guard over a [`GatewayClient`] (feature `verifier`;
+//! `redis` adds [`RedisStore`]): the `otp-verifier` crate, with the gateway filled in.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = otp::sandbox::Sandbox::start(Default::default()).await?;
+//! # let options = otp::ClientOptions::new().environment(otp::Environment::Custom(sandbox.base_url()));
+//! # let client = otp::sandbox::client(otp::Gateway::PhonePe, options)?;
+//! use otp::verifier::{Check, Context, MemoryStore, Verifier};
+//! use otp::{phonepe, OtpCode};
+//!
+//! let verifier = Verifier::new(client, MemoryStore::new());
+//! let context = Context::new("203.0.113.7".parse()?);
+//! let request = phonepe::SendOtpRequest::new("9876543210".parse()?);
+//! let started = verifier.start(request.into(), &context).await?;
+//! # let code = sandbox.otps("9876543210")[0].otp.clone();
+//! let checked = verifier.check(&started.id, OtpCode::parse(&code)?).await?;
+//! assert!(matches!(checked, Check::Verified { .. }));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use otp_verifier::{
+    Check, Context, GuardRule, GuardRules, Limit, MemoryStore, Sent, SessionGateway, Started, Store, VerificationId,
+};
+#[cfg(feature = "redis")]
+pub use otp_verifier::{RedisStore, StoreKey};
+
+use crate::{
+    Error, Gateway, GatewayClient, MobileNumber, OtpCode, SendOtpRequest, SendReceipt, VerifyReceipt, VerifyRequest,
+};
+
+/// Verification sessions over a [`GatewayClient`], in a [`MemoryStore`] unless another is named.
+pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
+
+/// What a verification sends, and what its check needs that the send does not carry.
+///
+/// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
+/// the customer's name: give it with [`Verification::customer_name`] or its check is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verification {
+    request: SendOtpRequest,
+    customer_name: Option<String>,
+}
+
+impl Verification {
+    /// A verification that sends `request`.
+    pub fn new(request: impl Into<SendOtpRequest>) -> Self {
+        Self { request: request.into(), customer_name: None }
+    }
+
+    /// The customer's name, which iServeU's registration call takes with the code.
+    pub fn customer_name(mut self, name: impl Into<String>) -> Self {
+        self.customer_name = Some(name.into());
+        self
+    }
+
+    /// The send request.
+    pub fn request(&self) -> &SendOtpRequest {
+        &self.request
+    }
+}
+
+impl<T: Into<SendOtpRequest>> From<T> for Verification {
+    fn from(request: T) -> Self {
+        Self::new(request)
+    }
+}
+
+#[cfg(any(feature = "phonepe", feature = "paytm", feature = "aopay"))]
+fn reference(sent: &Sent) -> Result<crate::SecretString, Error> {
+    sent.reference.clone().ok_or_else(|| Error::invalid_input("the send returned no reference to verify against"))
+}
+
+impl SessionGateway for GatewayClient {
+    type Request = Verification;
+    type VerifyRequest = VerifyRequest;
+
+    fn gateway(&self) -> Gateway {
+        GatewayClient::gateway(self)
+    }
+
+    fn otp_validity(&self) -> Duration {
+        match GatewayClient::gateway(self) {
+            // AOPay: 90 s (verify.md); PhonePe, Paytm, iServeU: 10 minutes (sessions.md).
+            Gateway::AOPay => Duration::from_secs(90),
+            _ => Duration::from_secs(600),
+        }
+    }
+
+    fn mobile(verification: &Verification) -> &MobileNumber {
+        match verification.request {
+            #[cfg(feature = "phonepe")]
+            SendOtpRequest::PhonePe(ref request) => request.mobile(),
+            #[cfg(feature = "paytm")]
+            SendOtpRequest::Paytm(ref request) => request.mobile(),
+            #[cfg(feature = "iserveu")]
+            SendOtpRequest::IServeU(ref request) => request.mobile(),
+            #[cfg(feature = "aopay")]
+            SendOtpRequest::AOPay(ref request) => request.mobile(),
+        }
+    }
+
+    async fn send(&self, verification: &Verification) -> Result<SendReceipt, Error> {
+        self.send_otp(&verification.request).await
+    }
+
+    fn verify_request(verification: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
+        #[allow(unused_variables)] // With no gateway enabled, nothing reads them.
+        let (sent, code) = (sent, code);
+        match verification.request {
+            #[cfg(feature = "phonepe")]
+            SendOtpRequest::PhonePe(ref request) => {
+                let mut verify = crate::phonepe::VerifyOtpRequest::new(reference(sent)?, code);
+                if let Some(device_id) = request.device_id_header() {
+                    verify = verify.device_id(device_id);
+                }
+                Ok(verify.into())
+            }
+            #[cfg(feature = "paytm")]
+            SendOtpRequest::Paytm(ref request) => {
+                let verify = crate::paytm::VerifyOtpRequest::new(reference(sent)?, code, request.device_identifier())?;
+                Ok(verify.locale(request.locale_param()).into())
+            }
+            #[cfg(feature = "iserveu")]
+            SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Registration(ref request)) => {
+                let name = verification.customer_name.as_deref().ok_or_else(|| {
+                    Error::invalid_input("iServeU completes a registration with the customer's name: give it with Verification::customer_name")
+                })?;
+                Ok(crate::iserveu::CompleteRegistrationRequest::new(*request.mobile(), code, name).into())
+            }
+            #[cfg(feature = "iserveu")]
+            SendOtpRequest::IServeU(_) => Err(Error::invalid_input(
+                "an iServeU transaction OTP is checked by iServeU's money-transfer call with the same externalRefNumber, not here",
+            )),
+            #[cfg(feature = "aopay")]
+            SendOtpRequest::AOPay(ref request) if sent.outcome == crate::Outcome::SentForRegistration => {
+                Ok(crate::aopay::RegisterRemitterRequest::new(*request.mobile(), code, reference(sent)?).into())
+            }
+            #[cfg(feature = "aopay")]
+            SendOtpRequest::AOPay(_) => Err(Error::invalid_input(
+                "an AOPay transaction OTP is checked by AOPay's transfer call, not here",
+            )),
+        }
+    }
+
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
+        self.verify_otp(request).await
+    }
+}

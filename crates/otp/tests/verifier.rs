@@ -1,0 +1,458 @@
+//! Verification sessions and the send guard end to end (sessions.md): many verifiers racing
+//! for one number against the sandbox, on one shared memory store and on a real Redis; wrong
+//! codes racing on one session; Redis killed and restarted mid-run; what Redis holds; a Redis
+//! whose clock is not the application's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use otp::sandbox::{self, Sandbox, SandboxConfig};
+use otp::verifier::{
+    Check, Context, GuardRules, Limit, MemoryStore, RedisStore, Sent, SessionGateway, Store, StoreKey, Verification,
+    Verifier,
+};
+use otp::{
+    aopay, phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode,
+    Reached, SendReceipt, VerifyReceipt, VerifyRequest,
+};
+use otp_verifier::test_util::RedisServer;
+
+fn client(sandbox: &Sandbox, gateway: Gateway) -> GatewayClient {
+    sandbox::client(gateway, ClientOptions::new().environment(Environment::Custom(sandbox.base_url()))).unwrap()
+}
+
+fn phonepe_to(mobile: &str) -> Verification {
+    phonepe::SendOtpRequest::new(mobile.parse::<MobileNumber>().unwrap()).into()
+}
+
+/// A distinct client address per caller, so that only the number's rules decide.
+fn from(caller: u32) -> Context {
+    Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
+}
+
+fn code(digits: &str) -> OtpCode {
+    OtpCode::parse(digits).unwrap()
+}
+
+fn wrong(issued: &str) -> OtpCode {
+    code(if issued == "111111" { "222222" } else { "111111" })
+}
+
+fn inbox_code(sandbox: &Sandbox, mobile: &str) -> String {
+    sandbox.otps(mobile)[0].otp.clone()
+}
+
+const STORE_KEY: [u8; 32] = [7; 32];
+
+fn redis_store(server: &RedisServer) -> RedisStore {
+    RedisStore::open(&server.url(), StoreKey::from_bytes(&STORE_KEY).unwrap()).unwrap()
+}
+
+fn redis_server() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+/// 200 concurrent starts for one number through 4 verifiers: exactly `allowed` reach the
+/// sandbox; every other is refused by `rule`, unsent.
+async fn race_starts<S: Store>(stores: [S; 4], rules: GuardRules, mobile: &str, allowed: usize, rule: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifiers: Vec<Verifier<S>> = stores
+        .into_iter()
+        .map(|store| Verifier::new(client(&sandbox, Gateway::PhonePe), store).with_rules(rules.clone()).unwrap())
+        .collect();
+    let tasks: Vec<_> = (0..200u32)
+        .map(|caller| {
+            let verifier = verifiers[caller as usize % 4].clone();
+            let mobile = mobile.to_owned();
+            tokio::spawn(async move { verifier.start(phonepe_to(&mobile), &from(caller)).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(error) => {
+                assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+                assert_eq!(error.reached_provider(), Reached::No);
+                assert_eq!(error.guard_rule(), Some(rule));
+                assert!(error.retry_after().unwrap() > Duration::ZERO);
+            }
+        }
+    }
+    assert_eq!(admitted, allowed);
+    assert_eq!(sandbox.otps(mobile).len(), allowed, "sends that reached the sandbox");
+}
+
+fn five_an_hour_no_cooldown() -> GuardRules {
+    GuardRules::default().cooldown(Duration::ZERO)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_verifiers_on_one_memory_store_let_exactly_the_limit_through() {
+    let store = MemoryStore::new();
+    let stores = [store.clone(), store.clone(), store.clone(), store];
+    race_starts(stores.clone(), GuardRules::default(), "9876500001", 1, "cooldown").await;
+    race_starts(stores, five_an_hour_no_cooldown(), "9876500002", 5, "number_short_window").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_verifiers_on_one_redis_let_exactly_the_limit_through() {
+    let server = redis_server();
+    let stores = || std::array::from_fn(|_| redis_store(&server));
+    race_starts(stores(), GuardRules::default(), "9876500011", 1, "cooldown").await;
+    race_starts(stores(), five_an_hour_no_cooldown(), "9876500012", 5, "number_short_window").await;
+    // The long window counts across short ones: 3 per short window, 4 per long one.
+    let rules = five_an_hour_no_cooldown()
+        .number_short_window(Limit::new(3, Duration::from_secs(60)))
+        .number_long_window(Limit::new(4, Duration::from_secs(3600)));
+    race_starts(stores(), rules, "9876500013", 3, "number_short_window").await;
+}
+
+#[tokio::test]
+async fn the_address_and_caller_key_rules_count_across_numbers() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default()
+        .per_client_ip(Limit::new(3, Duration::from_secs(3600)))
+        .per_caller_key(Limit::new(2, Duration::from_secs(3600)));
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new()).with_rules(rules).unwrap();
+    let one_ip = Context::new("203.0.113.9".parse().unwrap());
+    for n in 0..3 {
+        verifier.start(phonepe_to(&format!("987650010{n}")), &one_ip).await.unwrap();
+    }
+    let error = verifier.start(phonepe_to("9876500109"), &one_ip).await.unwrap_err();
+    assert_eq!(error.guard_rule(), Some("client_ip"));
+    let keyed = |caller| from(caller).caller_key("account-7").unwrap();
+    for n in 0..2 {
+        verifier.start(phonepe_to(&format!("987650020{n}")), &keyed(n)).await.unwrap();
+    }
+    let error = verifier.start(phonepe_to("9876500209"), &keyed(9)).await.unwrap_err();
+    assert_eq!((error.kind(), error.guard_rule()), (ErrorKind::RateLimited, Some("caller_key")));
+    assert!(sandbox.otps("9876500109").is_empty() && sandbox.otps("9876500209").is_empty());
+}
+
+/// The real client, counting the verify calls that leave the verifier for the gateway.
+#[derive(Clone)]
+struct CountingVerifies {
+    client: GatewayClient,
+    verifies: Arc<AtomicUsize>,
+}
+
+impl SessionGateway for CountingVerifies {
+    type Request = Verification;
+    type VerifyRequest = VerifyRequest;
+
+    fn gateway(&self) -> Gateway {
+        self.client.gateway()
+    }
+
+    fn otp_validity(&self) -> Duration {
+        SessionGateway::otp_validity(&self.client)
+    }
+
+    fn mobile(request: &Verification) -> &MobileNumber {
+        <GatewayClient as SessionGateway>::mobile(request)
+    }
+
+    async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
+        SessionGateway::send(&self.client, request).await
+    }
+
+    fn verify_request(request: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
+        <GatewayClient as SessionGateway>::verify_request(request, sent, code)
+    }
+
+    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
+        self.verifies.fetch_add(1, Ordering::SeqCst);
+        SessionGateway::verify(&self.client, request).await
+    }
+}
+
+/// 10 concurrent wrong codes on one session whose limit is 5: at most 5 reach the gateway,
+/// and the session ends spent (even the right code is then refused).
+async fn race_wrong_checks<S: Store>(store: S, mobile: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifies = Arc::new(AtomicUsize::new(0));
+    let gateway = CountingVerifies { client: client(&sandbox, Gateway::PhonePe), verifies: verifies.clone() };
+    let verifier = otp_verifier::Verifier::new(gateway, store);
+    let started = verifier.start(phonepe_to(mobile), &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, mobile);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (verifier, id, guess) = (verifier.clone(), started.id.clone(), wrong(&issued));
+            tokio::spawn(async move { verifier.check(&id, guess).await.unwrap() })
+        })
+        .collect();
+    let mut tries_left = BTreeSet::new();
+    let mut expired = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Check::WrongOtp { tries_left: left } => assert!(tries_left.insert(left), "each try counted once"),
+            Check::Expired => expired += 1,
+            other => panic!("a wrong code answered {other:?}"),
+        }
+    }
+    assert_eq!(tries_left, BTreeSet::from([0, 1, 2, 3, 4]));
+    assert_eq!(expired, 5);
+    assert_eq!(verifies.load(Ordering::SeqCst), 5, "verify calls that reached the gateway");
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+    assert_eq!(verifies.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_never_take_more_than_the_limit_in_memory() {
+    race_wrong_checks(MemoryStore::new(), "9876500301").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_never_take_more_than_the_limit_on_redis() {
+    let server = redis_server();
+    race_wrong_checks(redis_store(&server), "9876500302").await;
+}
+
+#[tokio::test]
+async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default().cooldown(Duration::from_millis(300));
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new()).with_rules(rules).unwrap();
+    let started = verifier.start(phonepe_to("9876500401"), &from(1)).await.unwrap();
+    assert_eq!((started.gateway, started.resend_after), (Gateway::PhonePe, Duration::from_millis(300)));
+    let first = inbox_code(&sandbox, "9876500401");
+
+    let refused = verifier.resend(&started.id, &from(1)).await.unwrap_err();
+    assert_eq!((refused.guard_rule(), refused.reached_provider()), (Some("cooldown"), Reached::No));
+    assert!(refused.retry_after().unwrap() <= Duration::from_millis(300));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let resent = verifier.resend(&started.id, &from(1)).await.unwrap();
+    assert_eq!(resent.id, started.id);
+    assert_eq!(sandbox.otps("9876500401").len(), 2);
+    let second = inbox_code(&sandbox, "9876500401");
+
+    // The session now holds the new reference: the new code verifies (PhonePe keeps only the
+    // latest token), and a verified session is over.
+    let wrong_first = if first == second { wrong(&second) } else { code(&first) };
+    assert!(matches!(verifier.check(&started.id, wrong_first).await.unwrap(), Check::WrongOtp { tries_left: 4 }));
+    match verifier.check(&started.id, code(&second)).await.unwrap() {
+        Check::Verified { credential } => assert!(credential.is_some(), "userAuthToken"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::Expired));
+    let gone = verifier.resend(&started.id, &from(1)).await.unwrap_err();
+    assert_eq!((gone.kind(), gone.reached_provider()), (ErrorKind::OtpExpired, Reached::No));
+
+    // Lifetime: a session ends with it; cancel ends it at once.
+    let short = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new())
+        .with_session_lifetime(Duration::from_secs(1))
+        .unwrap();
+    let started = short.start(phonepe_to("9876500402"), &from(2)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let issued = inbox_code(&sandbox, "9876500402");
+    assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+    let started = short.start(phonepe_to("9876500403"), &from(3)).await.unwrap();
+    short.cancel(&started.id).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876500403");
+    assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+}
+
+#[tokio::test]
+async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_business_call() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = Verifier::new(client(&sandbox, Gateway::AOPay), MemoryStore::new());
+    let remitter = aopay::Remitter::new(
+        "12 MG Road",
+        otp::Pincode::parse("560001").unwrap(),
+        aopay::DateOfBirth::parse("20/08/1990").unwrap(),
+        otp::Coordinates::new("12.97", "77.59").unwrap(),
+    )
+    .unwrap();
+    let send = |mobile: &str| {
+        let amount = otp::Amount::parse("100").unwrap();
+        aopay::SendOtpRequest::new(
+            mobile.parse().unwrap(),
+            "BENE1001",
+            aopay::TransactionType::Imps,
+            amount,
+            remitter.clone(),
+        )
+        .unwrap()
+    };
+    // An AOPay transaction OTP: sent, and its check refused before anything is sent, its try
+    // given back.
+    let started = verifier.start(send("9876500501").into(), &from(1)).await.unwrap();
+    assert_eq!(started.outcome, otp::Outcome::Sent);
+    let issued = inbox_code(&sandbox, "9876500501");
+    for _ in 0..6 {
+        let error = verifier.check(&started.id, code(&issued)).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    }
+    // 9000000005: sent for registration, checked by RegisterRemitter.
+    let started = verifier.start(send("9000000005").into(), &from(2)).await.unwrap();
+    assert_eq!(started.outcome, otp::Outcome::SentForRegistration);
+    let issued = inbox_code(&sandbox, "9000000005");
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+}
+
+/// Retries `call` until it answers something other than `transport` (the reconnect).
+async fn once_reconnected<T, F, Fut>(mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    for _ in 0..100 {
+        match call().await {
+            Err(error) if error.kind() == ErrorKind::Transport => tokio::time::sleep(Duration::from_millis(100)).await,
+            answer => return answer,
+        }
+    }
+    panic!("the store never came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_every_call_answers_transport_and_sends_nothing_and_limits_survive_a_restart() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut server = redis_server();
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), redis_store(&server));
+    let started = verifier.start(phonepe_to("9876500601"), &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876500601");
+
+    server.stop();
+    for _ in 0..3 {
+        let errors = [
+            verifier.start(phonepe_to("9876500602"), &from(2)).await.unwrap_err(),
+            verifier.start(phonepe_to("9876500601"), &from(3)).await.unwrap_err(),
+            verifier.resend(&started.id, &from(1)).await.unwrap_err(),
+            verifier.check(&started.id, code(&issued)).await.unwrap_err(),
+            verifier.cancel(&started.id).await.unwrap_err(),
+        ];
+        for error in errors {
+            assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error}");
+        }
+    }
+    assert_eq!(sandbox.otps("9876500601").len(), 1, "nothing sent while Redis was down");
+    assert!(sandbox.otps("9876500602").is_empty());
+
+    server.restart().unwrap();
+    // The cooldown of the send before the outage still holds, and its session still verifies.
+    let context = from(4);
+    let refused = once_reconnected(|| verifier.start(phonepe_to("9876500601"), &context)).await.unwrap_err();
+    assert_eq!(refused.guard_rule(), Some("cooldown"));
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+    verifier.start(phonepe_to("9876500602"), &from(2)).await.unwrap();
+    assert_eq!(sandbox.otps("9876500602").len(), 1);
+}
+
+/// Every key and value in Redis, as bytes, with each key's TTL in ms.
+async fn redis_contents(server: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut connection).await.unwrap();
+    let mut contents = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut connection).await.unwrap();
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut connection).await.unwrap(),
+            "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut connection).await.unwrap(),
+            other => panic!("unexpected {other} at {key}"),
+        };
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        contents.push((key, values, ttl));
+    }
+    contents
+}
+
+#[tokio::test]
+async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expires() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let server = redis_server();
+    let verifier = Verifier::new(client(&sandbox, Gateway::Paytm), redis_store(&server));
+    let context = Context::new("203.0.113.77".parse().unwrap()).caller_key("account-4242").unwrap();
+    let request = otp::paytm::SendOtpRequest::new("9876500701".parse().unwrap(), "device-secret-9").scope("paytm");
+    let started = verifier.start(request.into(), &context).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876500701");
+    let reference = sandbox.otps("9876500701")[0].reference.clone().unwrap();
+    assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { .. }));
+
+    let contents = redis_contents(&server).await;
+    assert_eq!(contents.len(), 4, "number, address, caller key, session: {contents:?}");
+    let secrets =
+        ["9876500701", "203.0.113.77", "account-4242", "device-secret-9", &issued, &reference, started.id.as_str()];
+    for (key, values, ttl) in &contents {
+        let shape_ok = key.len() == "otp:n:{}".len() + 32
+            && key.starts_with("otp:")
+            && key[6..].starts_with('{')
+            && key.ends_with('}')
+            && key[7..key.len() - 1].bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(shape_ok, "{key}");
+        assert!(*ttl > 0, "{key} has no TTL");
+        for secret in secrets {
+            assert!(!key.contains(secret), "{key}");
+            for value in values {
+                let text = String::from_utf8_lossy(value);
+                assert!(!text.contains(secret), "{key} holds {secret}");
+            }
+        }
+    }
+    // Sealed under the store key: another key cannot open the session, and says so.
+    let stranger = RedisStore::open(&server.url(), StoreKey::from_bytes(&[8; 32]).unwrap()).unwrap();
+    let other = Verifier::new(client(&sandbox, Gateway::Paytm), stranger);
+    assert!(
+        matches!(other.check(&started.id, code(&issued)).await.unwrap(), Check::Expired),
+        "another key, another session key"
+    );
+}
+
+const SKEWED_TEST: &str = "an_instance_whose_clock_runs_two_hours_ahead_is_held_to_the_same_limits";
+
+/// Two instances on one Redis, one of them (a second process, under libfaketime) with its clock
+/// two hours ahead. Were an instance's clock part of a decision, the other's sends would look
+/// two hours old to it: the cooldown would admit, or the wait would be hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_clock_runs_two_hours_ahead_is_held_to_the_same_limits() {
+    if let Ok(setting) = std::env::var("OTP_TEST_SKEWED_INSTANCE") {
+        return skewed_instance(&setting).await;
+    }
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let server = redis_server();
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), redis_store(&server));
+    verifier.start(phonepe_to("9876500801"), &from(1)).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut skewed = std::process::Command::new("faketime");
+    skewed
+        .args(["-f", "+2h"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", SKEWED_TEST, "--test-threads", "1"])
+        .env("OTP_TEST_SKEWED_INSTANCE", format!("{} {} {now}", server.url(), sandbox.base_url()));
+    // Waited for off the runtime, which serves the sandbox the other process sends through.
+    let status = tokio::task::spawn_blocking(move || skewed.status())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("this test needs faketime (the Debian package; .ci/run installs it): {e}"));
+    assert!(status.success(), "the skewed instance's assertions failed");
+    // The skewed instance's send counts here too, by the server's clock.
+    let refused = verifier.start(phonepe_to("9876500802"), &from(3)).await.unwrap_err();
+    assert_cooldown_of_seconds(&refused);
+    assert_eq!((sandbox.otps("9876500801").len(), sandbox.otps("9876500802").len()), (1, 1));
+}
+
+async fn skewed_instance(setting: &str) {
+    let [redis, sandbox_url, parent_now]: [&str; 3] = setting.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now >= parent_now.parse::<u64>().unwrap() + 7000, "faketime did not move this process's clock");
+    let options = ClientOptions::new().environment(Environment::Custom(sandbox_url.to_owned()));
+    let client = sandbox::client(Gateway::PhonePe, options).unwrap();
+    let store = RedisStore::open(redis, StoreKey::from_bytes(&STORE_KEY).unwrap()).unwrap();
+    let verifier = Verifier::new(client, store);
+    let refused = verifier.start(phonepe_to("9876500801"), &from(2)).await.unwrap_err();
+    assert_cooldown_of_seconds(&refused);
+    verifier.start(phonepe_to("9876500802"), &from(2)).await.unwrap();
+}
+
+fn assert_cooldown_of_seconds(refused: &Error) {
+    assert_eq!(refused.guard_rule(), Some("cooldown"), "{refused}");
+    let wait = refused.retry_after().unwrap();
+    assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30), "{wait:?}");
+}
