@@ -12,7 +12,12 @@
 //! answering the same requests, and the raw call against itself (the A/A noise floor). The last
 //! line is the worst gateway's SDK/raw ratio at c=64.
 //!
+//! Between the two, the verifier's figures ([`verifier`]): guard decisions per second on the
+//! memory store and on a real Redis, memory under millions of numbers, start+check against the
+//! sandbox at c=64, and Redis round trips per start and per check.
+//!
 //! - `otp-bench --quick` runs fewer requests (a smoke run).
+//! - `otp-bench --verifier` runs only the verifier's figures.
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
 //! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
@@ -35,6 +40,7 @@ use otp_core::reqwest;
 use sha2::{Digest, Sha256};
 
 mod realistic;
+mod verifier;
 
 const MOBILE: &str = "9876543210";
 const PHONEPE_SALT: &str = "bench-salt-key";
@@ -504,6 +510,9 @@ async fn main() -> Result<(), BoxError> {
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--verifier") {
+        return verifier::run(quick).await;
+    }
     let long = std::env::args().any(|a| a == "--long");
     let n = if quick { 1_000 } else { 10_000 };
     println!(
@@ -512,6 +521,8 @@ async fn main() -> Result<(), BoxError> {
         !cfg!(debug_assertions)
     );
     realistic::run(realistic::Settings::new(long, quick)).await?;
+    println!();
+    verifier::run(quick).await?;
     println!();
     println!("Overhead on loopback (a server answering in microseconds: the SDK's own cost, magnified)");
     sandbox_vs_wiremock(n).await?;

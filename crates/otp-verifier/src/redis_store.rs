@@ -269,13 +269,42 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// A new session: tries at 0, the lifetime as its TTL.
+const PUT: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+const LOAD: &str = r"
+return redis.call('HGET', KEYS[1], 'v')
+";
+
+const REMOVE: &str = r"
+return redis.call('DEL', KEYS[1])
+";
+
+/// Gives an unsent send's place back in every log it was written to.
+const RELEASE: &str = r"
+for k = 1, #KEYS do
+  redis.call('ZREM', KEYS[k], ARGV[1])
+end
+return 1
+";
+
 /// The scripts, hashed once: `invoke_async` sends EVALSHA and loads a script only when Redis
-/// has forgotten it (a restart).
+/// has forgotten it (a restart). Every operation is one script call, one round trip, so
+/// `INFO commandstats` (evalsha + eval) counts the store's round trips exactly.
 struct Scripts {
     admit: Script,
     take_try: Script,
     refund_try: Script,
     replace: Script,
+    put: Script,
+    load: Script,
+    remove: Script,
+    release: Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -285,6 +314,10 @@ fn scripts() -> &'static Scripts {
         take_try: Script::new(TAKE_TRY),
         refund_try: Script::new(REFUND_TRY),
         replace: Script::new(REPLACE),
+        put: Script::new(PUT),
+        load: Script::new(LOAD),
+        remove: Script::new(REMOVE),
+        release: Script::new(RELEASE),
     })
 }
 
@@ -321,34 +354,33 @@ impl Store for RedisStore {
     }
 
     async fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<(), Error> {
-        let member = format!("{ticket:032x}");
-        let mut pipe = redis::pipe();
+        let mut invocation = scripts().release.prepare_invoke();
         for subject in counted {
-            pipe.zrem(self.guard_key(subject.key), &member).ignore();
+            invocation.key(self.guard_key(subject.key));
         }
-        pipe.query_async::<()>(&mut self.connection()).await.map_err(unreachable)
+        let _: i64 =
+            invocation.arg(format!("{ticket:032x}")).invoke_async(&mut self.connection()).await.map_err(unreachable)?;
+        Ok(())
     }
 
     async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
         let key = self.session_key(id);
         let value = self.seal(&key, payload)?;
-        redis::pipe()
-            .atomic()
-            .del(&key)
-            .ignore()
-            .hset_multiple(&key, &[("v", value.as_slice()), ("t", b"0".as_slice())])
-            .ignore()
-            .pexpire(&key, millis(lifetime).max(1) as i64)
-            .ignore()
-            .query_async::<()>(&mut self.connection())
+        let _: i64 = scripts()
+            .put
+            .key(&key)
+            .arg(value)
+            .arg(millis(lifetime).max(1))
+            .invoke_async(&mut self.connection())
             .await
-            .map_err(unreachable)
+            .map_err(unreachable)?;
+        Ok(())
     }
 
     async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
         let key = self.session_key(id);
         let value: Option<Vec<u8>> =
-            redis::cmd("HGET").arg(&key).arg("v").query_async(&mut self.connection()).await.map_err(unreachable)?;
+            scripts().load.key(&key).invoke_async(&mut self.connection()).await.map_err(unreachable)?;
         value.map(|v| self.open_sealed(&key, &v)).transpose()
     }
 
@@ -393,6 +425,12 @@ impl Store for RedisStore {
     }
 
     async fn remove_session(&self, id: &VerificationId) -> Result<(), Error> {
-        redis::cmd("DEL").arg(self.session_key(id)).query_async::<()>(&mut self.connection()).await.map_err(unreachable)
+        let _: i64 = scripts()
+            .remove
+            .key(self.session_key(id))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unreachable)?;
+        Ok(())
     }
 }

@@ -124,3 +124,21 @@ fn ping(port: u16) -> bool {
     let mut answer = [0u8; 7];
     stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
 }
+
+/// One guard decision as a start makes it (the number and the client address counted), without
+/// a send: `true` when admitted (and counted). For the benchmark of decisions per second.
+pub async fn guard_decision<S: crate::Store>(
+    store: &S,
+    rules: &crate::GuardRules,
+    mobile: &otp_core::MobileNumber,
+    client_ip: std::net::IpAddr,
+) -> Result<bool, otp_core::Error> {
+    use crate::rules::Subject;
+    use crate::store::{Admission, Counted, GuardKey};
+    let counted = [
+        Counted { key: GuardKey::Number(mobile), limits: rules.limits_for(Subject::Number) },
+        Counted { key: GuardKey::ClientIp(client_ip), limits: rules.limits_for(Subject::ClientIp) },
+    ];
+    let ticket = u128::from_le_bytes(crate::id::random_bytes()?);
+    Ok(store.admit(&counted, ticket).await? == Admission::Admitted)
+}

@@ -141,3 +141,60 @@ fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
 fn has_digit_run(text: &str, length: usize) -> bool {
     text.as_bytes().windows(length).any(|w| w.iter().all(u8::is_ascii_digit))
 }
+
+#[test]
+fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
+    use otp::verifier::{Check, Context, MemoryStore, Verifier};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || writer.clone())
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let sandbox = Sandbox::start(SandboxConfig::default().fixed_otp("482913")).await.unwrap();
+            let verifier = Verifier::new(phonepe_client(&sandbox, HttpOptions::default()), MemoryStore::new());
+            let context = Context::new("203.0.113.5".parse().unwrap()).caller_key("account-31337").unwrap();
+            let request = || phonepe::SendOtpRequest::new("9876543210".parse().unwrap()).into();
+            let started = verifier.start(request(), &context).await.unwrap();
+            // The cooldown refuses a second start and a resend; each is counted under its rule.
+            assert_eq!(verifier.start(request(), &context).await.unwrap_err().guard_rule(), Some("cooldown"));
+            assert_eq!(verifier.resend(&started.id, &context).await.unwrap_err().guard_rule(), Some("cooldown"));
+            let wrong = verifier.check(&started.id, OtpCode::parse("111111").unwrap()).await.unwrap();
+            assert!(matches!(wrong, Check::WrongOtp { tries_left: 4 }));
+            let right = verifier.check(&started.id, OtpCode::parse("482913").unwrap()).await.unwrap();
+            assert!(matches!(right, Check::Verified { .. }));
+        })
+    });
+    let rows = snapshot(&snapshotter);
+    let count = |name: &str, label: &str| find(&rows, name, label).map(|row| row.2);
+    assert_eq!(count("otp.guard.refusals", "rule=cooldown"), Some(2.0), "{rows:#?}");
+    assert_eq!(count("otp.sends", "result=sent"), Some(1.0), "refusals send nothing: {rows:#?}");
+    assert_eq!(count("otp.verifications", "result=wrong_otp"), Some(1.0), "{rows:#?}");
+    for (name, labels, _) in &rows {
+        for label in labels {
+            assert!(!has_digit_run(label, 6) && !label.contains("203.0.113") && !label.contains("31337"), "{name}: {label}");
+        }
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for field in [
+        "otp.verifier.start{otp.gateway=\"phonepe\" otp.outcome=\"sent\"",
+        "otp.verifier.start{otp.gateway=\"phonepe\" otp.guard.rule=\"cooldown\" error.type=\"rate_limited\"",
+        "otp.verifier.resend{otp.gateway=\"phonepe\" otp.guard.rule=\"cooldown\" error.type=\"rate_limited\"",
+        "otp.verifier.check{otp.gateway=\"phonepe\" otp.outcome=\"wrong_otp\"",
+        "otp.verifier.check{otp.gateway=\"phonepe\" otp.outcome=\"verified\"",
+    ] {
+        assert!(logs.contains(field), "{field} in the logs:\n{logs}");
+    }
+    assert!(!has_digit_run(&logs, 10), "no full number in any span or log line");
+    for secret in ["482913", "111111", "203.0.113.5", "account-31337"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+}
