@@ -73,14 +73,27 @@ pub const REGISTRATION_API_PATH: &str = "/common/dmt-lite/unified/customer/proce
 /// iServeU's documented hosts: development only; production is issued at onboarding.
 pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online", production: None };
 
-/// The optional fields both OTP types take.
-#[derive(Debug, Clone, Default)]
+/// The optional fields both OTP types take. `Debug` hides the customer's address (an IP
+/// identifies a person, sessions.md); the free-text params may carry anything, so they too.
+#[derive(Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Optional {
     username: Option<String>,
     coordinates: Option<Coordinates>,
     public_ip: Option<IpAddr>,
     params: [Option<String>; 3],
+}
+
+impl std::fmt::Debug for Optional {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |present: bool| if present { "[redacted]" } else { "none" };
+        f.debug_struct("Optional")
+            .field("username", &self.username)
+            .field("coordinates", &self.coordinates)
+            .field("public_ip", &hidden(self.public_ip.is_some()))
+            .field("params", &self.params.iter().map(|p| hidden(p.is_some())).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The setters both request types share, written once.
@@ -179,13 +192,24 @@ impl TransactionOtpRequest {
 }
 
 /// Completes a customer registration with the registration OTP the customer received: the
-/// call that consumes that OTP (iServeU has no separate verify call).
-#[derive(Debug, Clone)]
+/// call that consumes that OTP (iServeU has no separate verify call). `Debug` hides the name.
+#[derive(Clone)]
 pub struct CompleteRegistrationRequest {
     mobile: MobileNumber,
     otp: OtpCode,
     name: String,
     optional: Optional,
+}
+
+impl std::fmt::Debug for CompleteRegistrationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompleteRegistrationRequest")
+            .field("mobile", &self.mobile)
+            .field("otp", &self.otp)
+            .field("name", &"[redacted]")
+            .field("optional", &self.optional)
+            .finish()
+    }
 }
 
 impl CompleteRegistrationRequest {

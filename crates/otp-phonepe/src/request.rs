@@ -26,8 +26,8 @@ impl RequestType {
 /// The longest `X-DEVICE-ID` PhonePe accepts.
 pub const MAX_DEVICE_ID_CHARS: usize = 64;
 
-/// A "Trigger OTP" request.
-#[derive(Debug, Clone)]
+/// A "Trigger OTP" request. `Debug` masks the number and hides the email and name.
+#[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SendOtpRequest {
     pub(crate) mobile: MobileNumber,
@@ -35,6 +35,19 @@ pub struct SendOtpRequest {
     pub(crate) short_name: Option<String>,
     pub(crate) request_type: Option<RequestType>,
     pub(crate) device_id: Option<String>,
+}
+
+impl std::fmt::Debug for SendOtpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |present: bool| if present { "[redacted]" } else { "none" };
+        f.debug_struct("SendOtpRequest")
+            .field("mobile", &self.mobile)
+            .field("email", &hidden(self.email.is_some()))
+            .field("short_name", &hidden(self.short_name.is_some()))
+            .field("request_type", &self.request_type)
+            .field("device_id", &self.device_id)
+            .finish()
+    }
 }
 
 impl SendOtpRequest {

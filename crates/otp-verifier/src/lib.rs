@@ -55,7 +55,7 @@
 //!
 //! - [`MemoryStore`]: one process, bounded, the default.
 //! - `RedisStore` (feature `redis`): every decision one Lua script with the server's clock,
-//!   a TTL on every key, keys that are keyed hashes, values sealed with ChaCha20-Poly1305.
+//!   a TTL on every key, keys that are keyed hashes, values sealed with XChaCha20-Poly1305.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -293,7 +293,89 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::rules::{GuardRules, Subject};
+    use otp_core::MobileNumber;
+
+    fn number(i: usize) -> MobileNumber {
+        format!("98765{i:05}").parse().unwrap()
+    }
+
+    async fn admit(store: &MemoryStore, mobile: &MobileNumber, ticket: Ticket) -> Admission {
+        let rules = GuardRules::default();
+        let counted = [Counted { key: GuardKey::Number(mobile), limits: rules.limits_for(Subject::Number) }];
+        store.admit(&counted, ticket).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_store_forgets_the_least_recently_sent_subject_first() {
+        let store = MemoryStore::with_bounds(3, 10);
+        for i in 0..3 {
+            assert_eq!(admit(&store, &number(i), i as u128).await, Admission::Admitted);
+        }
+        // Number 0 is the least recently sent: a fourth subject pushes it out.
+        assert_eq!(admit(&store, &number(3), 3).await, Admission::Admitted);
+        assert_eq!(store.len().0, 3);
+        assert_eq!(admit(&store, &number(0), 4).await, Admission::Admitted, "forgotten, so admitted again");
+        // Numbers 2 and 3 are still held to their cooldown.
+        assert!(matches!(
+            admit(&store, &number(3), 5).await,
+            Admission::Refused { rule: crate::GuardRule::Cooldown, .. }
+        ));
+        assert_eq!(store.len().0, 3);
+    }
+
+    #[tokio::test]
+    async fn a_released_send_gives_its_place_back_and_only_its_own() {
+        let store = MemoryStore::new();
+        let mobile = number(1);
+        let rules = GuardRules::default().cooldown(Duration::ZERO);
+        let counted = [Counted { key: GuardKey::Number(&mobile), limits: rules.limits_for(Subject::Number) }];
+        for ticket in 0..5 {
+            assert_eq!(store.admit(&counted, ticket).await.unwrap(), Admission::Admitted);
+        }
+        assert!(matches!(store.admit(&counted, 5).await.unwrap(), Admission::Refused { .. }));
+        store.release(&counted, 99).await.unwrap();
+        assert!(
+            matches!(store.admit(&counted, 6).await.unwrap(), Admission::Refused { .. }),
+            "an unknown ticket frees nothing"
+        );
+        store.release(&counted, 2).await.unwrap();
+        assert_eq!(store.admit(&counted, 7).await.unwrap(), Admission::Admitted);
+    }
+
+    #[tokio::test]
+    async fn sessions_are_bounded_count_tries_and_expire() {
+        let store = MemoryStore::with_bounds(10, 2);
+        let ids: Vec<VerificationId> = (0..3).map(|_| VerificationId::random().unwrap()).collect();
+        store.put_session(&ids[0], b"a", Duration::from_secs(60)).await.unwrap();
+        store.put_session(&ids[1], b"b", Duration::from_secs(30)).await.unwrap();
+        store.put_session(&ids[2], b"c", Duration::from_secs(90)).await.unwrap();
+        // The one closest to expiry made room.
+        assert_eq!(store.load_session(&ids[1]).await.unwrap(), None);
+        assert_eq!(store.load_session(&ids[0]).await.unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(store.len().1, 2);
+
+        for used in 1..=2 {
+            assert!(
+                matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used, .. } if tries_used == used)
+            );
+        }
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Spent));
+        store.refund_try(&ids[0]).await.unwrap();
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used: 2, .. }));
+        // A replaced session keeps its tries.
+        assert!(store.replace_session(&ids[0], b"a2", Duration::from_secs(60)).await.unwrap());
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Spent));
+        store.remove_session(&ids[0]).await.unwrap();
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Missing));
+        assert!(!store.replace_session(&ids[0], b"a3", Duration::from_secs(60)).await.unwrap());
+
+        store.put_session(&ids[1], b"b", Duration::from_millis(20)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(matches!(store.take_try(&ids[1], 2).await.unwrap(), TryTaken::Missing));
+    }
 
     #[test]
     fn the_wait_is_until_the_send_that_must_leave_the_window_leaves_it() {

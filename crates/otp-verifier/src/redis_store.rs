@@ -63,8 +63,8 @@ impl std::fmt::Debug for StoreKey {
 /// the same server, key prefix and [`StoreKey`]. Cheap to clone (one multiplexed connection).
 ///
 /// When Redis cannot be reached every operation fails with kind `transport` and sends nothing;
-/// the connection manager reconnects on its own. The guard does not fail open: the session
-/// lives in the same store, so a send it admitted blindly could not be checked.
+/// the connection manager reconnects on its own (commands are never replayed). The guard fails
+/// open only when the verifier is told to (`Verifier::with_guard_fail_open`).
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,

@@ -202,3 +202,39 @@ impl std::fmt::Debug for Context {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_limits_out_of_range_are_refused_as_configuration() {
+        assert!(GuardRules::default().check().is_ok());
+        let zero = GuardRules::default().per_client_ip(Limit::new(20, Duration::ZERO));
+        assert!(zero.check().unwrap_err().is_configuration());
+        let long = GuardRules::default().number_long_window(Limit::new(10, 32 * 24 * HOUR));
+        assert!(long.check().is_err());
+        assert!(GuardRules::default().cooldown(25 * HOUR).check().is_err());
+        assert!(GuardRules::default().per_caller_key(Limit::new(10_001, HOUR)).check().is_err());
+    }
+
+    #[test]
+    fn a_zero_cooldown_is_no_rule_and_the_number_rules_come_in_order() {
+        let rules = GuardRules::default();
+        let names: Vec<&str> = rules.limits_for(Subject::Number).iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(names, ["cooldown", "number_short_window", "number_long_window"]);
+        assert_eq!(rules.limits_for(Subject::Number)[0].1, Limit::new(1, Duration::from_secs(30)));
+        let names: Vec<GuardRule> =
+            rules.cooldown(Duration::ZERO).limits_for(Subject::Number).iter().map(|(r, _)| *r).collect();
+        assert_eq!(names, [GuardRule::NumberShortWindow, GuardRule::NumberLongWindow]);
+    }
+
+    #[test]
+    fn a_context_hides_its_address_and_key_and_refuses_an_empty_or_long_key() {
+        let context = Context::new("198.51.100.4".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))).caller_key("acct-9");
+        let rendered = format!("{:?}", context.as_ref().ok());
+        assert!(!rendered.contains("198.51") && !rendered.contains("acct-9"), "{rendered}");
+        assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("").is_err());
+        assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("k".repeat(257)).is_err());
+    }
+}

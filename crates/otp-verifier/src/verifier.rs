@@ -131,6 +131,7 @@ pub struct Verifier<G, S = MemoryStore> {
     store: S,
     rules: GuardRules,
     lifetime: Duration,
+    guard_fail_open: bool,
 }
 
 impl<G: SessionGateway + std::fmt::Debug, S: Store + std::fmt::Debug> std::fmt::Debug for Verifier<G, S> {
@@ -140,6 +141,7 @@ impl<G: SessionGateway + std::fmt::Debug, S: Store + std::fmt::Debug> std::fmt::
             .field("store", &self.store)
             .field("rules", &self.rules)
             .field("lifetime", &self.lifetime)
+            .field("guard_fail_open", &self.guard_fail_open)
             .finish()
     }
 }
@@ -148,7 +150,18 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     /// A verifier with the default rules; sessions live as long as the gateway's OTP.
     pub fn new(gateway: G, store: S) -> Self {
         let lifetime = gateway.otp_validity();
-        Self { gateway, store, rules: GuardRules::default(), lifetime }
+        Self { gateway, store, rules: GuardRules::default(), lifetime, guard_fail_open: false }
+    }
+
+    /// When the store cannot be reached for a guard decision, send anyway (off by default:
+    /// such a failure refuses the start as `transport`, nothing sent). Only the guard fails
+    /// open: the session still needs the store, so with the store wholly down the OTP goes out
+    /// and the start then fails (`transport`, `Reached::Yes`) with no session to check it
+    /// against — this helps only a store that fails now and then, and `otp.guard.fail_open`
+    /// counts every unguarded send.
+    pub fn with_guard_fail_open(mut self, fail_open: bool) -> Self {
+        self.guard_fail_open = fail_open;
+        self
     }
 
     /// Other guard rules; refused when a window is zero or longer than 31 days.
@@ -312,7 +325,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             counted.push(Counted { key: GuardKey::CallerKey(key), limits: self.rules.limits_for(Subject::CallerKey) });
         }
         let ticket = u128::from_le_bytes(random_bytes()?);
-        match self.store.admit(&counted, ticket).await.map_err(|e| e.with_gateway(gateway))? {
+        let admission = match self.store.admit(&counted, ticket).await {
+            Ok(admission) => admission,
+            Err(error) if self.guard_fail_open && error.kind() == ErrorKind::Transport => {
+                metrics::counter!("otp.guard.fail_open", "otp.gateway" => gateway.as_str()).increment(1);
+                tracing::warn!(error = %error, "the send guard's store failed; sending unguarded (fail-open is on)");
+                Admission::Admitted
+            }
+            Err(error) => return Err(error.with_gateway(gateway)),
+        };
+        match admission {
             Admission::Admitted => {}
             Admission::Refused { rule, retry_after } => {
                 metrics::counter!("otp.guard.refusals", "rule" => rule.as_str(), "otp.gateway" => gateway.as_str())

@@ -42,10 +42,22 @@ pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
 ///
 /// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
 /// the customer's name: give it with [`Verification::customer_name`] or its check is refused.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A resend sends the same request again: iServeU wants a new `externalRefNumber` for a new
+/// *transaction* OTP, so start a new verification for those instead of resending.
+/// `Debug` shows no number, name, address or identity number.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Verification {
     request: SendOtpRequest,
     customer_name: Option<String>,
+}
+
+impl std::fmt::Debug for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification")
+            .field("request", &self.request)
+            .field("customer_name", &self.customer_name.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl Verification {

@@ -180,7 +180,10 @@ fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
     assert_eq!(count("otp.verifications", "result=wrong_otp"), Some(1.0), "{rows:#?}");
     for (name, labels, _) in &rows {
         for label in labels {
-            assert!(!has_digit_run(label, 6) && !label.contains("203.0.113") && !label.contains("31337"), "{name}: {label}");
+            assert!(
+                !has_digit_run(label, 6) && !label.contains("203.0.113") && !label.contains("31337"),
+                "{name}: {label}"
+            );
         }
     }
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();

@@ -335,6 +335,13 @@ async fn with_redis_down_every_call_answers_transport_and_sends_nothing_and_limi
     assert_eq!(sandbox.otps("9876500601").len(), 1, "nothing sent while Redis was down");
     assert!(sandbox.otps("9876500602").is_empty());
 
+    // Failing open is for the guard only, and only when asked: the OTP goes out unguarded, and
+    // the start still fails because its session cannot be kept (the caller is told it was sent).
+    let fail_open = Verifier::new(client(&sandbox, Gateway::PhonePe), redis_store(&server)).with_guard_fail_open(true);
+    let error = fail_open.start(phonepe_to("9876500603"), &from(5)).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::Yes), "{error}");
+    assert_eq!(sandbox.otps("9876500603").len(), 1);
+
     server.restart().unwrap();
     // The cooldown of the send before the outage still holds, and its session still verifies.
     let context = from(4);
@@ -498,4 +505,43 @@ async fn a_guard_decision_is_one_round_trip_and_a_check_at_most_two() {
         [2, 1, 1, 2],
         "start (decision + session), refused start, wrong check, verified check (try + removal)"
     );
+}
+
+#[tokio::test]
+async fn debug_of_requests_sessions_and_verifiers_shows_no_number_address_name_or_code() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mobile = || "9876501001".parse::<MobileNumber>().unwrap();
+    let verifications: Vec<Verification> = vec![
+        phonepe::SendOtpRequest::new(mobile()).email("asha.rao@example.com").short_name("Asha Rao").into(),
+        otp::paytm::SendOtpRequest::new(mobile(), "device-7").scope("paytm").into(),
+        Verification::new(
+            otp::iserveu::RegistrationOtpRequest::new(mobile(), "AADHAAR", otp::IdentityNumber::new("765386439745"))
+                .public_ip("198.51.100.23".parse().unwrap()),
+        )
+        .customer_name("Asha Rao"),
+    ];
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new());
+    let context = Context::new("198.51.100.23".parse().unwrap()).caller_key("account-4242").unwrap();
+    let started = verifier.start(verifications[0].clone(), &context).await.unwrap();
+    let checked = verifier.check(&started.id, code("000000")).await.unwrap();
+    let iserveu_check = <GatewayClient as SessionGateway>::verify_request(
+        &verifications[2],
+        &serde_json::from_str::<Sent>(r#"{"reference":null,"outcome":"sent"}"#).unwrap(),
+        code("482913"),
+    )
+    .unwrap();
+    let rendered = format!("{verifications:?} {verifier:?} {context:?} {started:?} {checked:?} {iserveu_check:?}");
+    for secret in [
+        "9876501001",
+        "asha.rao",
+        "Asha Rao",
+        "198.51.100.23",
+        "account-4242",
+        "765386439745",
+        "482913",
+        started.id.as_str(),
+    ] {
+        assert!(!rendered.contains(secret), "{secret} in {rendered}");
+    }
+    assert!(rendered.contains("XXXXXX1001"), "the masked number is shown: {rendered}");
 }
