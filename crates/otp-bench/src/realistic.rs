@@ -199,10 +199,15 @@ where
 
 /// Peak resident memory of this process since the last reset (Linux; 0 elsewhere), in MiB.
 fn peak_rss_mib() -> f64 {
+    process_status_mib("VmHWM:")
+}
+
+/// A memory figure of this process's /proc status (`VmRSS:`, `VmHWM:`), in MiB; 0 off Linux.
+pub(crate) fn process_status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0);
     kib / 1024.0

@@ -24,13 +24,7 @@ fn address(i: usize) -> IpAddr {
 }
 
 fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    crate::realistic::process_status_mib("VmRSS:")
 }
 
 /// Round trips to Redis so far: every store operation is one script call (EVALSHA, or EVAL

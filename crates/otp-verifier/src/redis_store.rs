@@ -182,6 +182,25 @@ impl RedisStore {
             .map_err(|_| refused())
     }
 
+    /// Seals `payload` under the session's key and runs `script` (PUT or REPLACE) with it.
+    async fn write_session(
+        &self,
+        script: &Script,
+        id: &VerificationId,
+        payload: &[u8],
+        lifetime: Duration,
+    ) -> Result<i64, Error> {
+        let key = self.session_key(id);
+        let value = self.seal(&key, payload)?;
+        script
+            .key(&key)
+            .arg(value)
+            .arg(millis(lifetime).max(1))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unreachable)
+    }
+
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }
@@ -364,17 +383,7 @@ impl Store for RedisStore {
     }
 
     async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
-        let key = self.session_key(id);
-        let value = self.seal(&key, payload)?;
-        let _: i64 = scripts()
-            .put
-            .key(&key)
-            .arg(value)
-            .arg(millis(lifetime).max(1))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)?;
-        Ok(())
+        self.write_session(&scripts().put, id, payload, lifetime).await.map(drop)
     }
 
     async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
@@ -385,17 +394,7 @@ impl Store for RedisStore {
     }
 
     async fn replace_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<bool, Error> {
-        let key = self.session_key(id);
-        let value = self.seal(&key, payload)?;
-        let replaced: i64 = scripts()
-            .replace
-            .key(&key)
-            .arg(value)
-            .arg(millis(lifetime).max(1))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)?;
-        Ok(replaced == 1)
+        Ok(self.write_session(&scripts().replace, id, payload, lifetime).await? == 1)
     }
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {

@@ -52,13 +52,9 @@ impl std::io::Write for Captured {
     }
 }
 
-fn phonepe_client(sandbox: &Sandbox, http: HttpOptions) -> GatewayClient {
-    let options = ClientOptions::new().environment(Environment::Custom(sandbox.base_url())).http(http);
-    sandbox::client(Gateway::PhonePe, options).unwrap()
-}
-
-#[test]
-fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
+/// Runs `work` on a fresh runtime with a debugging recorder and a TRACE subscriber that keeps
+/// every line (span closings included): the metrics it recorded, and its log text.
+fn recorded(work: impl std::future::Future<Output = ()>) -> (Vec<(String, Vec<String>, f64)>, String) {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let logs = Captured::default();
@@ -71,37 +67,46 @@ fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let sandbox = Sandbox::start(SandboxConfig::default().fixed_otp("482913")).await.unwrap();
-            let client = phonepe_client(&sandbox, HttpOptions::default());
-            let send = phonepe::SendOtpRequest::new("9876543210".parse().unwrap()).into();
-            let token = client.send_otp(&send).await.unwrap().reference.unwrap();
-            let verify = |code: &str| -> VerifyRequest {
-                phonepe::VerifyOtpRequest::new(token.clone(), OtpCode::parse(code).unwrap()).into()
-            };
-            let wrong = client.verify_otp(&verify("111111")).await.unwrap_err();
-            assert_eq!(wrong.kind(), ErrorKind::WrongOtp);
-            client.verify_otp(&verify("482913")).await.unwrap();
-            // A refusal: the magic number that is blocked.
-            let blocked = phonepe::SendOtpRequest::new("9000000002".parse().unwrap()).into();
-            assert_eq!(client.send_otp(&blocked).await.unwrap_err().kind(), ErrorKind::Blocked);
-            // A shed send: one turn, held by a slow send; the next gets none in time.
-            let slow_sandbox =
-                Sandbox::start(SandboxConfig::default().slow_answer_delay(Duration::from_millis(600))).await.unwrap();
-            let one_turn = HttpOptions::default().max_concurrent_requests(1).max_queue_wait(Duration::from_millis(50));
-            let limited = phonepe_client(&slow_sandbox, one_turn);
-            let slow = phonepe::SendOtpRequest::new("9000000004".parse().unwrap()).into();
-            let quick = phonepe::SendOtpRequest::new("9876543211".parse().unwrap()).into();
-            let (first, second) = tokio::join!(limited.send_otp(&slow), async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                limited.send_otp(&quick).await
-            });
-            first.unwrap();
-            assert_eq!(second.unwrap_err().reached_provider(), otp::Reached::No);
-        })
+    metrics::with_local_recorder(&recorder, || runtime.block_on(work));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    (snapshot(&snapshotter), text)
+}
+
+fn phonepe_client(sandbox: &Sandbox, http: HttpOptions) -> GatewayClient {
+    let options = ClientOptions::new().environment(Environment::Custom(sandbox.base_url())).http(http);
+    sandbox::client(Gateway::PhonePe, options).unwrap()
+}
+
+#[test]
+fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
+    let (rows, logs) = recorded(async {
+        let sandbox = Sandbox::start(SandboxConfig::default().fixed_otp("482913")).await.unwrap();
+        let client = phonepe_client(&sandbox, HttpOptions::default());
+        let send = phonepe::SendOtpRequest::new("9876543210".parse().unwrap()).into();
+        let token = client.send_otp(&send).await.unwrap().reference.unwrap();
+        let verify = |code: &str| -> VerifyRequest {
+            phonepe::VerifyOtpRequest::new(token.clone(), OtpCode::parse(code).unwrap()).into()
+        };
+        let wrong = client.verify_otp(&verify("111111")).await.unwrap_err();
+        assert_eq!(wrong.kind(), ErrorKind::WrongOtp);
+        client.verify_otp(&verify("482913")).await.unwrap();
+        // A refusal: the magic number that is blocked.
+        let blocked = phonepe::SendOtpRequest::new("9000000002".parse().unwrap()).into();
+        assert_eq!(client.send_otp(&blocked).await.unwrap_err().kind(), ErrorKind::Blocked);
+        // A shed send: one turn, held by a slow send; the next gets none in time.
+        let slow_sandbox =
+            Sandbox::start(SandboxConfig::default().slow_answer_delay(Duration::from_millis(600))).await.unwrap();
+        let one_turn = HttpOptions::default().max_concurrent_requests(1).max_queue_wait(Duration::from_millis(50));
+        let limited = phonepe_client(&slow_sandbox, one_turn);
+        let slow = phonepe::SendOtpRequest::new("9000000004".parse().unwrap()).into();
+        let quick = phonepe::SendOtpRequest::new("9876543211".parse().unwrap()).into();
+        let (first, second) = tokio::join!(limited.send_otp(&slow), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            limited.send_otp(&quick).await
+        });
+        first.unwrap();
+        assert_eq!(second.unwrap_err().reached_provider(), otp::Reached::No);
     });
-    let rows = snapshot(&snapshotter);
     let count = |name: &str, label: &str| find(&rows, name, label).map(|row| row.2);
     assert_eq!(count("otp.sends", "result=sent"), Some(2.0), "{rows:#?}");
     assert_eq!(count("otp.sends", "result=blocked"), Some(1.0), "{rows:#?}");
@@ -121,7 +126,6 @@ fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
             assert!(!has_digit_run(label, 6), "{name}: {label}");
         }
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     for span in ["otp.send", "otp.verify", "http.client.request"] {
         assert!(logs.contains(span), "span {span} in the logs");
     }
@@ -145,35 +149,20 @@ fn has_digit_run(text: &str, length: usize) -> bool {
 #[test]
 fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
     use otp::verifier::{Check, Context, MemoryStore, Verifier};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let sandbox = Sandbox::start(SandboxConfig::default().fixed_otp("482913")).await.unwrap();
-            let verifier = Verifier::new(phonepe_client(&sandbox, HttpOptions::default()), MemoryStore::new());
-            let context = Context::new("203.0.113.5".parse().unwrap()).caller_key("account-31337").unwrap();
-            let request = || phonepe::SendOtpRequest::new("9876543210".parse().unwrap()).into();
-            let started = verifier.start(request(), &context).await.unwrap();
-            // The cooldown refuses a second start and a resend; each is counted under its rule.
-            assert_eq!(verifier.start(request(), &context).await.unwrap_err().guard_rule(), Some("cooldown"));
-            assert_eq!(verifier.resend(&started.id, &context).await.unwrap_err().guard_rule(), Some("cooldown"));
-            let wrong = verifier.check(&started.id, OtpCode::parse("111111").unwrap()).await.unwrap();
-            assert!(matches!(wrong, Check::WrongOtp { tries_left: 4 }));
-            let right = verifier.check(&started.id, OtpCode::parse("482913").unwrap()).await.unwrap();
-            assert!(matches!(right, Check::Verified { .. }));
-        })
+    let (rows, logs) = recorded(async {
+        let sandbox = Sandbox::start(SandboxConfig::default().fixed_otp("482913")).await.unwrap();
+        let verifier = Verifier::new(phonepe_client(&sandbox, HttpOptions::default()), MemoryStore::new());
+        let context = Context::new("203.0.113.5".parse().unwrap()).caller_key("account-31337").unwrap();
+        let request = || phonepe::SendOtpRequest::new("9876543210".parse().unwrap()).into();
+        let started = verifier.start(request(), &context).await.unwrap();
+        // The cooldown refuses a second start and a resend; each is counted under its rule.
+        assert_eq!(verifier.start(request(), &context).await.unwrap_err().guard_rule(), Some("cooldown"));
+        assert_eq!(verifier.resend(&started.id, &context).await.unwrap_err().guard_rule(), Some("cooldown"));
+        let wrong = verifier.check(&started.id, OtpCode::parse("111111").unwrap()).await.unwrap();
+        assert!(matches!(wrong, Check::WrongOtp { tries_left: 4 }));
+        let right = verifier.check(&started.id, OtpCode::parse("482913").unwrap()).await.unwrap();
+        assert!(matches!(right, Check::Verified { .. }));
     });
-    let rows = snapshot(&snapshotter);
     let count = |name: &str, label: &str| find(&rows, name, label).map(|row| row.2);
     assert_eq!(count("otp.guard.refusals", "rule=cooldown"), Some(2.0), "{rows:#?}");
     assert_eq!(count("otp.sends", "result=sent"), Some(1.0), "refusals send nothing: {rows:#?}");
@@ -186,7 +175,6 @@ fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
             );
         }
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     for field in [
         "otp.verifier.start{otp.gateway=\"phonepe\" otp.outcome=\"sent\"",
         "otp.verifier.start{otp.gateway=\"phonepe\" otp.guard.rule=\"cooldown\" error.type=\"rate_limited\"",

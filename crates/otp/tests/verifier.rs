@@ -17,13 +17,16 @@ use otp::verifier::{
     Verifier,
 };
 use otp::{
-    aopay, phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode,
-    Reached, SendReceipt, VerifyReceipt, VerifyRequest,
+    phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode, Reached,
+    SendReceipt, VerifyReceipt, VerifyRequest,
 };
 use otp_verifier::test_util::RedisServer;
 
+mod common;
+use common::{code, inbox_code, sandbox_client, wrong};
+
 fn client(sandbox: &Sandbox, gateway: Gateway) -> GatewayClient {
-    sandbox::client(gateway, ClientOptions::new().environment(Environment::Custom(sandbox.base_url()))).unwrap()
+    sandbox_client(sandbox, gateway)
 }
 
 fn phonepe_to(mobile: &str) -> Verification {
@@ -33,18 +36,6 @@ fn phonepe_to(mobile: &str) -> Verification {
 /// A distinct client address per caller, so that only the number's rules decide.
 fn from(caller: u32) -> Context {
     Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
-}
-
-fn code(digits: &str) -> OtpCode {
-    OtpCode::parse(digits).unwrap()
-}
-
-fn wrong(issued: &str) -> OtpCode {
-    code(if issued == "111111" { "222222" } else { "111111" })
-}
-
-fn inbox_code(sandbox: &Sandbox, mobile: &str) -> String {
-    sandbox.otps(mobile)[0].otp.clone()
 }
 
 const STORE_KEY: [u8; 32] = [7; 32];
@@ -262,24 +253,7 @@ async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
 async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_business_call() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let verifier = Verifier::new(client(&sandbox, Gateway::AOPay), MemoryStore::new());
-    let remitter = aopay::Remitter::new(
-        "12 MG Road",
-        otp::Pincode::parse("560001").unwrap(),
-        aopay::DateOfBirth::parse("20/08/1990").unwrap(),
-        otp::Coordinates::new("12.97", "77.59").unwrap(),
-    )
-    .unwrap();
-    let send = |mobile: &str| {
-        let amount = otp::Amount::parse("100").unwrap();
-        aopay::SendOtpRequest::new(
-            mobile.parse().unwrap(),
-            "BENE1001",
-            aopay::TransactionType::Imps,
-            amount,
-            remitter.clone(),
-        )
-        .unwrap()
-    };
+    let send = |mobile: &str| common::aopay_send(mobile);
     // An AOPay transaction OTP: sent, and its check refused before anything is sent, its try
     // given back.
     let started = verifier.start(send("9876500501").into(), &from(1)).await.unwrap();

@@ -5,32 +5,21 @@
 
 use std::time::Duration;
 
-use otp::sandbox::{self, Sandbox, SandboxConfig};
+mod common;
+use common::{aopay_send, code, inbox_code, sandbox_client, wrong};
+
+use otp::sandbox::{Sandbox, SandboxConfig};
 use otp::{
-    aopay, iserveu, paytm, phonepe, ClientOptions, Environment, ErrorKind, Gateway, GatewayClient, IdentityNumber,
-    MobileNumber, OtpCode, Outcome, SecretString, VerifyRequest,
+    aopay, iserveu, paytm, phonepe, ErrorKind, Gateway, GatewayClient, IdentityNumber, MobileNumber, OtpCode, Outcome,
+    SecretString, VerifyRequest,
 };
 
 fn client(sandbox: &Sandbox, gateway: Gateway) -> GatewayClient {
-    sandbox::client(gateway, ClientOptions::new().environment(Environment::Custom(sandbox.base_url()))).unwrap()
+    sandbox_client(sandbox, gateway)
 }
 
 fn number(digits: &str) -> MobileNumber {
     digits.parse().unwrap()
-}
-
-fn code(digits: &str) -> OtpCode {
-    OtpCode::parse(digits).unwrap()
-}
-
-/// A code that is not the one issued.
-fn wrong(issued: &str) -> OtpCode {
-    code(if issued == "111111" { "222222" } else { "111111" })
-}
-
-/// The code the sandbox issued last to a number.
-fn inbox_code(sandbox: &Sandbox, mobile: &str) -> String {
-    sandbox.otps(mobile)[0].otp.clone()
 }
 
 async fn phonepe_send(sandbox: &Sandbox, mobile: &str) -> SecretString {
@@ -78,17 +67,7 @@ async fn every_gateway_verifies_the_code_it_sent() {
 }
 
 fn common_aopay_send(mobile: &str) -> otp::SendOtpRequest {
-    let remitter = aopay::Remitter::new(
-        "12 MG Road",
-        otp::Pincode::parse("560001").unwrap(),
-        aopay::DateOfBirth::parse("20/08/1990").unwrap(),
-        otp::Coordinates::new("12.97", "77.59").unwrap(),
-    )
-    .unwrap();
-    let amount = otp::Amount::parse("100").unwrap();
-    aopay::SendOtpRequest::new(number(mobile), "BENE1001", aopay::TransactionType::Imps, amount, remitter)
-        .unwrap()
-        .into()
+    aopay_send(mobile).into()
 }
 
 #[tokio::test]
