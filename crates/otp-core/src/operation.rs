@@ -142,7 +142,15 @@ where
 {
     let transport = operation.transport();
     let gateway = transport.gateway();
-    let wire = operation.wire_request(request).map_err(|e| e.with_gateway(gateway))?;
+    let counter = match O::KIND {
+        OperationKind::Send => "otp.sends",
+        OperationKind::Verify => "otp.verifications",
+    };
+    // A request refused before it was built is an outcome too (an application bug to see).
+    let wire = operation.wire_request(request).map_err(|error| {
+        metrics::counter!(counter, "gateway" => gateway.as_str(), "result" => error.kind().as_str()).increment(1);
+        error.with_gateway(gateway)
+    })?;
     // Span names must be literals: one arm per kind, the same fields in each.
     macro_rules! operation_span {
         ($name:literal) => {
@@ -181,10 +189,6 @@ where
         Err(error) => error.kind().as_str(),
     };
     span.record("outcome", result_name);
-    let counter = match O::KIND {
-        OperationKind::Send => "otp.sends",
-        OperationKind::Verify => "otp.verifications",
-    };
     metrics::counter!(counter, "gateway" => gateway.as_str(), "result" => result_name).increment(1);
     match &result {
         Ok(answer) => {

@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use otp::sandbox::{self, Sandbox, SandboxConfig};
 use otp::{
@@ -90,6 +92,8 @@ fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
         let wrong = client.verify_otp(&verify("111111")).await.unwrap_err();
         assert_eq!(wrong.kind(), ErrorKind::WrongOtp);
         client.verify_otp(&verify("482913")).await.unwrap();
+        let spent = client.verify_otp(&verify("482913")).await.unwrap_err();
+        assert_eq!(spent.kind(), ErrorKind::OtpExpired);
         // A refusal: the magic number that is blocked.
         let blocked = phonepe::SendOtpRequest::new("9000000002".parse().unwrap()).into();
         assert_eq!(client.send_otp(&blocked).await.unwrap_err().kind(), ErrorKind::Blocked);
@@ -113,12 +117,13 @@ fn a_send_a_verify_a_refusal_and_a_shed_send_record_their_metrics_and_spans() {
     assert_eq!(count("otp.sends", "result=timeout"), Some(1.0), "the shed send: {rows:#?}");
     assert_eq!(count("otp.verifications", "result=verified"), Some(1.0), "{rows:#?}");
     assert_eq!(count("otp.verifications", "result=wrong_otp"), Some(1.0), "{rows:#?}");
+    assert_eq!(count("otp.verifications", "result=otp_expired"), Some(1.0), "{rows:#?}");
     assert_eq!(count("otp.requests.shed", "otp.gateway=phonepe"), Some(1.0), "{rows:#?}");
     assert_eq!(count("otp.client.queue.wait.duration", "otp.gateway=phonepe"), Some(1.0), "{rows:#?}");
     assert_eq!(count("otp.client.requests.in_flight", "otp.gateway=phonepe"), Some(0.0), "back to zero: {rows:#?}");
     assert_eq!(count("otp.client.requests.queued", "otp.gateway=phonepe"), Some(0.0), "{rows:#?}");
     let durations: f64 = rows.iter().filter(|(n, ..)| n == "http.client.request.duration").map(|r| r.2).sum();
-    assert_eq!(durations, 5.0, "one per HTTP attempt (the shed send made none): {rows:#?}");
+    assert_eq!(durations, 6.0, "one per HTTP attempt (the shed send made none): {rows:#?}");
     assert!(find(&rows, "http.client.request.duration", "http.response.status_code=200").is_some());
     // Label values come from closed sets: no number, code, token or IP.
     for (name, labels, _) in &rows {
@@ -188,4 +193,113 @@ fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
     for secret in ["482913", "111111", "203.0.113.5", "account-31337"] {
         assert!(!logs.contains(secret), "{secret} in the logs");
     }
+}
+
+/// A server that answers every request with a 200 whose body is not JSON.
+async fn garbage_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 8192];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nxyz").await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn every_outcome_and_error_kind_of_a_send_is_counted_under_its_own_name() {
+    let (rows, logs) = recorded(async {
+        let sandbox = Sandbox::start(SandboxConfig::default().slow_answer_delay(Duration::from_secs(2))).await.unwrap();
+        let phonepe = phonepe_client(&sandbox, HttpOptions::default());
+        let to = |mobile: &str| -> otp::SendOtpRequest { phonepe::SendOtpRequest::new(mobile.parse().unwrap()).into() };
+        let kind = |result: Result<otp::SendReceipt, otp::Error>| result.unwrap_err().kind();
+        phonepe.send_otp(&to("9876543210")).await.unwrap();
+        assert_eq!(kind(phonepe.send_otp(&to("9000000001")).await), ErrorKind::RateLimited);
+        assert_eq!(kind(phonepe.send_otp(&to("9000000002")).await), ErrorKind::Blocked);
+        assert_eq!(kind(phonepe.send_otp(&to("9000000003")).await), ErrorKind::ProviderUnavailable);
+        let bad_email = phonepe::SendOtpRequest::new("9876543211".parse().unwrap()).email("not-an-address").into();
+        assert_eq!(kind(phonepe.send_otp(&bad_email).await), ErrorKind::InvalidRequest);
+        let impatient = HttpOptions::default().timeout(Duration::from_millis(400));
+        let hasty = phonepe_client(&sandbox, impatient);
+        assert_eq!(kind(hasty.send_otp(&to("9000000004")).await), ErrorKind::Timeout);
+        let wrong_key = otp::phonepe::PhonePeClient::builder()
+            .merchant_id(sandbox::credentials::PHONEPE_MERCHANT_ID)
+            .salt_key("not-the-salt-key")
+            .salt_index(sandbox::credentials::PHONEPE_SALT_INDEX)
+            .environment(Environment::Custom(sandbox.base_url()))
+            .build()
+            .unwrap();
+        assert_eq!(
+            wrong_key.send_otp(&phonepe::SendOtpRequest::new("9876543212".parse().unwrap())).await.unwrap_err().kind(),
+            ErrorKind::Authentication
+        );
+        let closed = otp::phonepe::PhonePeClient::builder()
+            .merchant_id("M")
+            .salt_key("k")
+            .salt_index(1)
+            .environment(Environment::Custom("http://127.0.0.1:9".to_owned()))
+            .build()
+            .unwrap();
+        assert_eq!(
+            closed.send_otp(&phonepe::SendOtpRequest::new("9876543213".parse().unwrap())).await.unwrap_err().kind(),
+            ErrorKind::Transport
+        );
+        let garbage = otp::phonepe::PhonePeClient::builder()
+            .merchant_id("M")
+            .salt_key("k")
+            .salt_index(1)
+            .environment(Environment::Custom(garbage_server().await))
+            .build()
+            .unwrap();
+        assert_eq!(
+            garbage.send_otp(&phonepe::SendOtpRequest::new("9876543214".parse().unwrap())).await.unwrap_err().kind(),
+            ErrorKind::UnexpectedResponse
+        );
+        // iServeU's statusCode 1 without a documented meaning: rejected, code kept.
+        let iserveu = sandbox::client(
+            Gateway::IServeU,
+            ClientOptions::new().environment(Environment::Custom(sandbox.base_url())),
+        )
+        .unwrap();
+        let request = otp::iserveu::TransactionOtpRequest::new(
+            "9000000001".parse().unwrap(),
+            "AADHAAR",
+            "REF123456",
+            otp::Amount::parse("100").unwrap(),
+        );
+        assert_eq!(kind(iserveu.send_otp(&request.into()).await), ErrorKind::Rejected);
+        // AOPay's code 0: sent, for registration.
+        let aopay =
+            sandbox::client(Gateway::AOPay, ClientOptions::new().environment(Environment::Custom(sandbox.base_url())))
+                .unwrap();
+        let receipt = aopay.send_otp(&common::aopay_send("9000000005").into()).await.unwrap();
+        assert_eq!(receipt.outcome, otp::Outcome::SentForRegistration);
+    });
+    let count = |label: &str| -> f64 {
+        rows.iter().filter(|(n, labels, _)| n == "otp.sends" && labels.iter().any(|l| l == label)).map(|r| r.2).sum()
+    };
+    for result in [
+        "sent",
+        "sent_for_registration",
+        "rate_limited",
+        "blocked",
+        "provider_unavailable",
+        "invalid_request",
+        "timeout",
+        "authentication",
+        "transport",
+        "unexpected_response",
+        "rejected",
+    ] {
+        assert_eq!(count(&format!("result={result}")), 1.0, "otp.sends{{result={result}}}: {rows:#?}");
+    }
+    let sends: f64 = rows.iter().filter(|(n, ..)| n == "otp.sends").map(|r| r.2).sum();
+    assert_eq!(sends, 11.0, "one count per send, nothing else: {rows:#?}");
+    assert!(!has_digit_run(&logs, 10), "no full number in any span or log line");
 }
