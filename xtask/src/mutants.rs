@@ -9,8 +9,19 @@ use crate::codegen::gateway_crates;
 /// The cargo-mutants release this project's results are recorded with.
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
+/// The verifier's files, which its own unit tests and otp's end-to-end `tests/verifier.rs` (a
+/// real Redis and the sandbox) test together: their mutants run those tests, and only those.
+const VERIFIER_SCOPE: [&str; 2] = ["crates/otp-verifier/src/*.rs", "crates/otp/src/verifier.rs"];
+const VERIFIER_TESTS: [&str; 8] =
+    ["--test-package", "otp-verifier", "--test-package", "otp", "--", "--lib", "--test", "verifier"];
+
+fn is_verifier_file(file: &str) -> bool {
+    file.starts_with("crates/otp-verifier/") || file == "crates/otp/src/verifier.rs"
+}
+
 /// What is mutated by default: the HTTP path, the operation seam, numbers, secrets, values,
-/// codes and retries in otp-core, and every gateway crate's requests and answer decoding.
+/// codes and retries in otp-core, every gateway crate's requests and answer decoding, and the
+/// verifier (sessions, guard, stores).
 fn default_scope(root: &Path) -> Vec<String> {
     let mut files: Vec<String> =
         ["http.rs", "operation.rs", "mobile.rs", "secret.rs", "values.rs", "codes.rs", "retry.rs", "endpoint.rs"]
@@ -20,6 +31,7 @@ fn default_scope(root: &Path) -> Vec<String> {
     for krate in gateway_crates(root) {
         files.push(format!("crates/{krate}/src/*.rs"));
     }
+    files.extend(VERIFIER_SCOPE.iter().map(|f| (*f).to_owned()));
     files
 }
 
@@ -27,16 +39,17 @@ pub fn run(root: &Path, files: &[&str]) -> Result<(), String> {
     ensure_installed(root)?;
     let scope: Vec<String> =
         if files.is_empty() { default_scope(root) } else { files.iter().map(|f| (*f).to_owned()).collect() };
-    let mut args =
-        vec!["mutants".to_owned(), "--no-shuffle".to_owned(), "--timeout-multiplier".to_owned(), "3".to_owned()];
-    for file in &scope {
-        args.push("--file".to_owned());
-        args.push(file.clone());
+    let (verifier, others): (Vec<String>, Vec<String>) = scope.into_iter().partition(|f| is_verifier_file(f));
+    let mut table = BTreeMap::new();
+    let mut all_finished = true;
+    for (files, test_args) in [(others, &[][..]), (verifier, &VERIFIER_TESTS[..])] {
+        if files.is_empty() {
+            continue;
+        }
+        let (results, finished) = mutate(root, &files, test_args)?;
+        table.extend(results);
+        all_finished &= finished;
     }
-    println!("$ cargo {}", args.join(" "));
-    // cargo-mutants exits non-zero when a mutant survives; the table below says which.
-    let status = Command::new("cargo").args(&args).current_dir(root).status().map_err(|e| e.to_string())?;
-    let table = summarise(&root.join("mutants.out"))?;
     println!("\n| crate | caught | missed | timeout | unviable |\n|---|---|---|---|---|");
     for (krate, counts) in &table {
         println!("| {krate} | {} | {} | {} | {} |", counts[0], counts[1], counts[2], counts[3]);
@@ -50,11 +63,26 @@ pub fn run(root: &Path, files: &[&str]) -> Result<(), String> {
              one in .cargo/mutants.toml with its reason"
         ));
     }
-    if !status.success() {
+    if !all_finished {
         println!("(cargo mutants reported timeouts: see mutants.out/timeout.txt)");
     }
     println!("xtask mutants: no unlisted survivor");
     Ok(())
+}
+
+/// One cargo-mutants run over `files`, with these test selections; its table per crate, and
+/// whether it exited cleanly (it exits non-zero when a mutant survives or times out).
+fn mutate(root: &Path, files: &[String], test_args: &[&str]) -> Result<(BTreeMap<String, [usize; 4]>, bool), String> {
+    let mut args =
+        vec!["mutants".to_owned(), "--no-shuffle".to_owned(), "--timeout-multiplier".to_owned(), "3".to_owned()];
+    for file in files {
+        args.push("--file".to_owned());
+        args.push(file.clone());
+    }
+    args.extend(test_args.iter().map(|a| (*a).to_owned()));
+    println!("$ cargo {}", args.join(" "));
+    let status = Command::new("cargo").args(&args).current_dir(root).status().map_err(|e| e.to_string())?;
+    Ok((summarise(&root.join("mutants.out"))?, status.success()))
 }
 
 fn ensure_installed(root: &Path) -> Result<(), String> {
