@@ -270,10 +270,10 @@ impl Error {
     }
 
     /// A verification session that no longer exists (expired, verified, spent or cancelled):
-    /// start a new one. Nothing was sent.
+    /// start a new one. `reached` says whether a resend's OTP went out before it was found gone.
     #[doc(hidden)] // For otp-verifier, not application API.
-    pub fn session_expired(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorKind::OtpExpired, Reached::No, description)
+    pub fn session_expired(reached: Reached, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::OtpExpired, reached, description)
     }
 
     /// Attaches the underlying error.

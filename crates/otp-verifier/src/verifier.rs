@@ -230,7 +230,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             let request = match G::verify_request(&session.request, &session.sent, code) {
                 Ok(request) => request,
                 Err(error) => {
-                    self.store.refund_try(id).await?;
+                    self.give_back_try(id).await;
                     return Err(error);
                 }
             };
@@ -250,7 +250,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     // Unanswered, the code was not judged: the try is given back. Answered or
                     // maybe answered, it stays used (the gateway may have counted it).
                     if error.reached_provider() == Reached::No {
-                        self.store.refund_try(id).await?;
+                        self.give_back_try(id).await;
                     }
                     Err(error)
                 }
@@ -268,7 +268,10 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let span = verifier_span!("otp.verifier.resend", self);
         async {
             let gone = || {
-                Error::session_expired("no such verification (expired, verified, spent or cancelled): start a new one")
+                Error::session_expired(
+                    Reached::No,
+                    "no such verification (expired, verified, spent or cancelled): start a new one",
+                )
             };
             let payload = Zeroizing::new(self.store.load_session(id).await?.ok_or_else(gone)?);
             let session: SessionData<G::Request> = decode(&payload)?;
@@ -280,7 +283,10 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     .with_source(error)
             })?;
             if !replaced {
-                return Err(Error::session_expired("the session ended while its new code was being sent"));
+                return Err(Error::session_expired(
+                    Reached::Yes,
+                    "the session ended (verified or cancelled) while its new code was being sent",
+                ));
             }
             Ok(self.started(id.clone(), outcome))
         }
@@ -310,6 +316,14 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     async fn forget(&self, id: &VerificationId) {
         if let Err(error) = self.store.remove_session(id).await {
             tracing::warn!(error = %error, "a finished verification session could not be removed; it expires on its own");
+        }
+    }
+
+    /// Returns a try the gateway never judged. Should the store fail now, the try stays used
+    /// (the stricter side) and the caller still gets the error that matters.
+    async fn give_back_try(&self, id: &VerificationId) {
+        if let Err(error) = self.store.refund_try(id).await {
+            tracing::warn!(error = %error, "an unjudged try could not be given back; it stays counted");
         }
     }
 

@@ -13,6 +13,10 @@
 //! | `iserveu` | [`iserveu`]: iServeU DMT-lite unified send OTP | `otp-iserveu` |
 //! | `aopay` | [`aopay`]: AOPay DMTV1 "Transaction Send OTP" | `otp-aopay` |
 //! | `full` | all four | |
+//! | `verifier` | [`verifier`]: verification sessions and the send guard over [`GatewayClient`], in memory | `otp-verifier` |
+//! | `redis` | `verifier` with its Redis store, for many instances | `otp-verifier`, `redis` |
+//! | `serde` | `Serialize`/`Deserialize` of [`SendOtpRequest`] (in clear: for sealed storage) | |
+//! | `sandbox` | [`sandbox`]: the offline emulator and clients pointed at it | `otp-sandbox` |
 //! | `rustls` (default) / `native-tls` | the TLS backend of the one reqwest stack | |
 //!
 //! Applications that pick the gateway from configuration at run time hold a [`GatewayClient`]

@@ -126,14 +126,22 @@ async fn the_address_and_caller_key_rules_count_across_numbers() {
     assert!(sandbox.otps("9876500109").is_empty() && sandbox.otps("9876500209").is_empty());
 }
 
-/// The real client, counting the verify calls that leave the verifier for the gateway.
+/// The real client, counting the verify calls that leave the verifier for the gateway, and
+/// holding each send back for `send_delay` (to let something happen meanwhile).
 #[derive(Clone)]
-struct CountingVerifies {
+struct Instrumented {
     client: GatewayClient,
     verifies: Arc<AtomicUsize>,
+    send_delay: Duration,
 }
 
-impl SessionGateway for CountingVerifies {
+impl Instrumented {
+    fn new(client: GatewayClient) -> Self {
+        Self { client, verifies: Arc::default(), send_delay: Duration::ZERO }
+    }
+}
+
+impl SessionGateway for Instrumented {
     type Request = Verification;
     type VerifyRequest = VerifyRequest;
 
@@ -150,6 +158,7 @@ impl SessionGateway for CountingVerifies {
     }
 
     async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
+        tokio::time::sleep(self.send_delay).await;
         SessionGateway::send(&self.client, request).await
     }
 
@@ -167,8 +176,8 @@ impl SessionGateway for CountingVerifies {
 /// and the session ends spent (even the right code is then refused).
 async fn race_wrong_checks<S: Store>(store: S, mobile: &str) {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let verifies = Arc::new(AtomicUsize::new(0));
-    let gateway = CountingVerifies { client: client(&sandbox, Gateway::PhonePe), verifies: verifies.clone() };
+    let gateway = Instrumented::new(client(&sandbox, Gateway::PhonePe));
+    let verifies = gateway.verifies.clone();
     let verifier = otp_verifier::Verifier::new(gateway, store);
     let started = verifier.start(phonepe_to(mobile), &from(1)).await.unwrap();
     let issued = inbox_code(&sandbox, mobile);
@@ -247,6 +256,27 @@ async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
     short.cancel(&started.id).await.unwrap();
     let issued = inbox_code(&sandbox, "9876500403");
     assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+}
+
+#[tokio::test]
+async fn a_resend_that_outlives_its_session_says_the_code_went_out() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let gateway = Instrumented {
+        send_delay: Duration::from_millis(300),
+        ..Instrumented::new(client(&sandbox, Gateway::PhonePe))
+    };
+    let rules = GuardRules::default().cooldown(Duration::ZERO);
+    let verifier = otp_verifier::Verifier::new(gateway, MemoryStore::new()).with_rules(rules).unwrap();
+    let started = verifier.start(phonepe_to("9876500451"), &from(1)).await.unwrap();
+    let resend = {
+        let (verifier, id) = (verifier.clone(), started.id.clone());
+        tokio::spawn(async move { verifier.resend(&id, &from(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    verifier.cancel(&started.id).await.unwrap();
+    let error = resend.await.unwrap().unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::OtpExpired, Reached::Yes), "{error}");
+    assert_eq!(sandbox.otps("9876500451").len(), 2, "the resend's code went out");
 }
 
 #[tokio::test]
