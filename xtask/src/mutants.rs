@@ -10,10 +10,21 @@ use crate::codegen::gateway_crates;
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
 /// The verifier's files, which its own unit tests and otp's end-to-end `tests/verifier.rs` (a
-/// real Redis and the sandbox) test together: their mutants run those tests, and only those.
+/// real Redis and the sandbox) and `tests/telemetry.rs` (its spans and counters) test
+/// together: their mutants run those tests, and only those.
 const VERIFIER_SCOPE: [&str; 2] = ["crates/otp-verifier/src/*.rs", "crates/otp/src/verifier.rs"];
-const VERIFIER_TESTS: [&str; 8] =
-    ["--test-package", "otp-verifier", "--test-package", "otp", "--", "--lib", "--test", "verifier"];
+const VERIFIER_TESTS: [&str; 10] = [
+    "--test-package",
+    "otp-verifier",
+    "--test-package",
+    "otp",
+    "--",
+    "--lib",
+    "--test",
+    "verifier",
+    "--test",
+    "telemetry",
+];
 
 fn is_verifier_file(file: &str) -> bool {
     file.starts_with("crates/otp-verifier/") || file == "crates/otp/src/verifier.rs"

@@ -153,6 +153,46 @@ pub(crate) fn wait_for(sends_in_window: &[u64], limit: u32, window_ms: u64, now:
 }
 
 impl State {
+    /// The guard decision at `now` (ms): refused by the rule with the longest wait (the first
+    /// of equals), or admitted and written to every subject's log.
+    fn admit(&mut self, counted: &[Counted<'_>], ticket: Ticket, now: u64, max_guard_keys: usize) -> Admission {
+        let keys: Vec<LogKey> = counted.iter().map(|c| log_key(c.key)).collect();
+        let mut refusal: Option<(crate::GuardRule, u64)> = None;
+        for (subject, key) in counted.iter().zip(&keys) {
+            let Some(log) = self.logs.get(key) else { continue };
+            for &(rule, limit) in &subject.limits {
+                let window_ms = millis(limit.window);
+                let inside: Vec<u64> = log.sends.iter().map(|&(at, _)| at).filter(|&at| at + window_ms > now).collect();
+                if let Some(wait) = wait_for(&inside, limit.count, window_ms, now) {
+                    if refusal.is_none_or(|(_, longest)| wait > longest) {
+                        refusal = Some((rule, wait));
+                    }
+                }
+            }
+        }
+        if let Some((rule, wait)) = refusal {
+            return Admission::Refused { rule, retry_after: Duration::from_millis(wait) };
+        }
+        for (subject, key) in counted.iter().zip(keys) {
+            let keep_ms = millis(subject.longest_window());
+            if !self.logs.contains_key(&key) && self.logs.len() >= max_guard_keys {
+                self.evict_least_recent_log();
+            }
+            let previous = self.logs.get(&key).map(|log| log.last_ms);
+            if let Some(last_ms) = previous {
+                self.log_activity.remove(&(last_ms, key.clone()));
+            }
+            let log = self.logs.entry(key.clone()).or_insert_with(|| Log { sends: VecDeque::new(), last_ms: now });
+            while log.sends.front().is_some_and(|&(at, _)| at + keep_ms <= now) {
+                log.sends.pop_front();
+            }
+            log.sends.push_back((now, ticket));
+            log.last_ms = now;
+            self.log_activity.insert((now, key));
+        }
+        Admission::Admitted
+    }
+
     fn evict_least_recent_log(&mut self) {
         if let Some((_, key)) = self.log_activity.pop_first() {
             self.logs.remove(&key);
@@ -194,42 +234,7 @@ impl Sealed for MemoryStore {}
 impl Store for MemoryStore {
     async fn admit(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<Admission, Error> {
         let now = self.now_ms();
-        let keys: Vec<LogKey> = counted.iter().map(|c| log_key(c.key)).collect();
-        let mut state = self.lock();
-        let mut refusal: Option<(crate::GuardRule, u64)> = None;
-        for (subject, key) in counted.iter().zip(&keys) {
-            let Some(log) = state.logs.get(key) else { continue };
-            for &(rule, limit) in &subject.limits {
-                let window_ms = millis(limit.window);
-                let inside: Vec<u64> = log.sends.iter().map(|&(at, _)| at).filter(|&at| at + window_ms > now).collect();
-                if let Some(wait) = wait_for(&inside, limit.count, window_ms, now) {
-                    if refusal.is_none_or(|(_, longest)| wait > longest) {
-                        refusal = Some((rule, wait));
-                    }
-                }
-            }
-        }
-        if let Some((rule, wait)) = refusal {
-            return Ok(Admission::Refused { rule, retry_after: Duration::from_millis(wait) });
-        }
-        for (subject, key) in counted.iter().zip(keys) {
-            let keep_ms = millis(subject.longest_window());
-            if !state.logs.contains_key(&key) && state.logs.len() >= self.shared.max_guard_keys {
-                state.evict_least_recent_log();
-            }
-            let previous = state.logs.get(&key).map(|log| log.last_ms);
-            if let Some(last_ms) = previous {
-                state.log_activity.remove(&(last_ms, key.clone()));
-            }
-            let log = state.logs.entry(key.clone()).or_insert_with(|| Log { sends: VecDeque::new(), last_ms: now });
-            while log.sends.front().is_some_and(|&(at, _)| at + keep_ms <= now) {
-                log.sends.pop_front();
-            }
-            log.sends.push_back((now, ticket));
-            log.last_ms = now;
-            state.log_activity.insert((now, key));
-        }
-        Ok(Admission::Admitted)
+        Ok(self.lock().admit(counted, ticket, now, self.shared.max_guard_keys))
     }
 
     async fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<(), Error> {
@@ -269,9 +274,9 @@ impl Store for MemoryStore {
     async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {
         let now = self.now_ms();
         let mut state = self.lock();
-        let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(TryTaken::Missing) };
+        let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(TryTaken::Over) };
         if session.tries_used >= max_tries {
-            return Ok(TryTaken::Spent);
+            return Ok(TryTaken::Over);
         }
         session.tries_used += 1;
         Ok(TryTaken::Taken { payload: session.payload.clone(), tries_used: session.tries_used })
@@ -306,6 +311,53 @@ mod tests {
         let rules = GuardRules::default();
         let counted = [Counted { key: GuardKey::Number(mobile), limits: rules.limits_for(Subject::Number) }];
         store.admit(&counted, ticket).await.unwrap()
+    }
+
+    fn only(mobile: &MobileNumber, limits: &[(crate::GuardRule, u64, u32)]) -> [Counted<'static>; 1] {
+        let mobile: &'static MobileNumber = Box::leak(Box::new(*mobile));
+        let limits = limits
+            .iter()
+            .map(|&(rule, ms, count)| (rule, crate::Limit::new(count, Duration::from_millis(ms))))
+            .collect();
+        [Counted { key: GuardKey::Number(mobile), limits }]
+    }
+
+    #[test]
+    fn a_send_leaves_the_window_the_moment_the_window_has_passed() {
+        let mut state = State::default();
+        let counted = only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]);
+        assert_eq!(state.admit(&counted, 1, 1_000, 10), Admission::Admitted);
+        let refused = Admission::Refused { rule: crate::GuardRule::Cooldown, retry_after: Duration::from_millis(1) };
+        assert_eq!(state.admit(&counted, 2, 1_099, 10), refused);
+        assert_eq!(state.admit(&counted, 3, 1_100, 10), Admission::Admitted);
+    }
+
+    #[test]
+    fn a_refusal_names_the_rule_with_the_longest_wait_and_the_first_of_equals() {
+        use crate::GuardRule::{Cooldown, NumberShortWindow};
+        let mut state = State::default();
+        let counted = only(&number(1), &[(Cooldown, 100, 1), (NumberShortWindow, 1_000, 1)]);
+        assert_eq!(state.admit(&counted, 1, 0, 10), Admission::Admitted);
+        let longest = Admission::Refused { rule: NumberShortWindow, retry_after: Duration::from_millis(950) };
+        assert_eq!(state.admit(&counted, 2, 50, 10), longest);
+        let tied = only(&number(2), &[(Cooldown, 100, 1), (NumberShortWindow, 100, 1)]);
+        assert_eq!(state.admit(&tied, 3, 0, 10), Admission::Admitted);
+        let first = Admission::Refused { rule: Cooldown, retry_after: Duration::from_millis(50) };
+        assert_eq!(state.admit(&tied, 4, 50, 10), first);
+    }
+
+    #[test]
+    fn debug_and_len_count_what_the_store_holds_and_nothing_else() {
+        let store = MemoryStore::new();
+        assert!(store.is_empty());
+        let mut state = store.lock();
+        assert_eq!(
+            state.admit(&only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]), 1, 0, 10),
+            Admission::Admitted
+        );
+        drop(state);
+        assert!(!store.is_empty());
+        assert_eq!(format!("{store:?}"), "MemoryStore { guard_keys: 1, sessions: 0 }");
     }
 
     #[tokio::test]
@@ -362,19 +414,19 @@ mod tests {
                 matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used, .. } if tries_used == used)
             );
         }
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Spent));
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
         store.refund_try(&ids[0]).await.unwrap();
         assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used: 2, .. }));
         // A replaced session keeps its tries.
         assert!(store.replace_session(&ids[0], b"a2", Duration::from_secs(60)).await.unwrap());
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Spent));
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
         store.remove_session(&ids[0]).await.unwrap();
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Missing));
+        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
         assert!(!store.replace_session(&ids[0], b"a3", Duration::from_secs(60)).await.unwrap());
 
         store.put_session(&ids[1], b"b", Duration::from_millis(20)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(matches!(store.take_try(&ids[1], 2).await.unwrap(), TryTaken::Missing));
+        assert!(matches!(store.take_try(&ids[1], 2).await.unwrap(), TryTaken::Over));
     }
 
     #[test]

@@ -172,10 +172,7 @@ impl RedisStore {
                 "a stored session could not be opened: another store key, or it was altered",
             )
         };
-        if value.len() < 24 {
-            return Err(refused());
-        }
-        let (nonce, sealed) = value.split_at(24);
+        let (nonce, sealed) = value.split_at_checked(24).ok_or_else(refused)?;
         self.keys
             .seal
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
@@ -256,7 +253,7 @@ end
 return {1, 0, 0}
 ";
 
-/// Reserves one try: {0} no session, {1} spent, {2, tries used, payload}.
+/// Reserves one try: {0} no session, {1} every try used, {2, tries used, payload}.
 const TAKE_TRY: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then
@@ -408,8 +405,7 @@ impl Store for RedisStore {
             .map_err(unreachable)?;
         Ok(match (state, value) {
             (2, Some(value)) => TryTaken::Taken { payload: self.open_sealed(&key, &value)?, tries_used: used },
-            (1, _) => TryTaken::Spent,
-            _ => TryTaken::Missing,
+            _ => TryTaken::Over,
         })
     }
 
@@ -431,5 +427,67 @@ impl Store for RedisStore {
             .await
             .map_err(unreachable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // `open` connects lazily: these need no server (and a runtime only to build the manager).
+    fn store(key: u8) -> RedisStore {
+        RedisStore::open("redis://127.0.0.1:1/", StoreKey::from_bytes(&[key; 32]).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_store_key_needs_32_bytes_and_neither_it_nor_the_store_shows_it() {
+        assert!(StoreKey::from_bytes(&[1; 31]).unwrap_err().is_configuration());
+        let key = StoreKey::from_bytes(&[1; 32]).unwrap();
+        assert_eq!(format!("{key:?}"), "StoreKey([redacted])");
+        assert_eq!(format!("{:?}", store(1).key_prefix("app7").unwrap()), "RedisStore { prefix: \"app7\", .. }");
+    }
+
+    #[tokio::test]
+    async fn a_key_prefix_is_1_to_64_visible_characters_without_braces() {
+        for good in ["a", "app-7:v2", &"p".repeat(64)] {
+            assert!(store(1).key_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", &"p".repeat(65), "a b", "a{", "b}", "é"] {
+            assert!(store(1).key_prefix(bad).unwrap_err().is_configuration(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_are_keyed_hashes_in_a_hash_tag_that_differ_by_subject_and_key() {
+        let (a, b) = (store(1), store(2));
+        let mobile: otp_core::MobileNumber = "9876543210".parse().unwrap();
+        let number = a.guard_key(GuardKey::Number(&mobile));
+        assert!(number.starts_with("otp:n:{") && number.ends_with('}') && number.len() == 7 + 32 + 1, "{number}");
+        assert!(!number.contains("9876543210"));
+        assert_eq!(number, a.guard_key(GuardKey::Number(&mobile)), "stable");
+        assert_ne!(number, b.guard_key(GuardKey::Number(&mobile)), "another store key, other names");
+        let ip = a.guard_key(GuardKey::ClientIp("203.0.113.1".parse().unwrap()));
+        let caller = a.guard_key(GuardKey::CallerKey("9876543210"));
+        assert!(ip.starts_with("otp:i:{") && caller.starts_with("otp:c:{"));
+        assert_ne!(&caller[6..], &number[6..], "the same text as another kind of subject hashes apart");
+        let prefixed = store(1).key_prefix("app7").unwrap();
+        assert!(prefixed.guard_key(GuardKey::Number(&mobile)).starts_with("app7:n:{"));
+    }
+
+    #[tokio::test]
+    async fn a_sealed_value_opens_only_under_its_key_name_and_store_key_unaltered() {
+        let (a, b) = (store(1), store(2));
+        let sealed = a.seal("otp:s:{x}", b"payload").unwrap();
+        assert!(!sealed.windows(7).any(|w| w == b"payload"));
+        assert_ne!(sealed, a.seal("otp:s:{x}", b"payload").unwrap(), "a fresh nonce each time");
+        assert_eq!(a.open_sealed("otp:s:{x}", &sealed).unwrap(), b"payload");
+        assert!(a.open_sealed("otp:s:{y}", &sealed).is_err(), "moved to another key");
+        assert!(b.open_sealed("otp:s:{x}", &sealed).is_err(), "another store key");
+        let mut altered = sealed.clone();
+        altered[30] ^= 1;
+        assert!(a.open_sealed("otp:s:{x}", &altered).is_err());
+        let error = a.open_sealed("otp:s:{x}", &sealed[..10]).unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (otp_core::ErrorKind::Transport, Reached::No));
     }
 }

@@ -212,9 +212,13 @@ mod tests {
         assert!(GuardRules::default().check().is_ok());
         let zero = GuardRules::default().per_client_ip(Limit::new(20, Duration::ZERO));
         assert!(zero.check().unwrap_err().is_configuration());
-        let long = GuardRules::default().number_long_window(Limit::new(10, 32 * 24 * HOUR));
+        let longest = GuardRules::default().number_long_window(Limit::new(10, 31 * 24 * HOUR));
+        assert!(longest.check().is_ok());
+        let long = GuardRules::default().number_long_window(Limit::new(10, 31 * 24 * HOUR + Duration::from_millis(1)));
         assert!(long.check().is_err());
-        assert!(GuardRules::default().cooldown(25 * HOUR).check().is_err());
+        assert!(GuardRules::default().cooldown(24 * HOUR).check().is_ok());
+        assert!(GuardRules::default().cooldown(24 * HOUR + Duration::from_millis(1)).check().is_err());
+        assert!(GuardRules::default().per_caller_key(Limit::new(10_000, HOUR)).check().is_ok());
         assert!(GuardRules::default().per_caller_key(Limit::new(10_001, HOUR)).check().is_err());
     }
 
@@ -235,6 +239,7 @@ mod tests {
         let rendered = format!("{:?}", context.as_ref().ok());
         assert!(!rendered.contains("198.51") && !rendered.contains("acct-9"), "{rendered}");
         assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("").is_err());
+        assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("k".repeat(256)).is_ok());
         assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("k".repeat(257)).is_err());
     }
 }

@@ -44,10 +44,9 @@ pub enum Admission {
 pub enum TryTaken {
     /// A try is reserved; the session's payload, and how many tries are now used.
     Taken { payload: Vec<u8>, tries_used: u32 },
-    /// Every try is used.
-    Spent,
-    /// No such session (never, expired, verified or cancelled).
-    Missing,
+    /// The session is over: every try used, or no such session (never, expired, verified or
+    /// cancelled). A check answers the same for both.
+    Over,
 }
 
 /// A unique mark of one admitted send, so that exactly that send can be given back.

@@ -218,7 +218,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             let max_tries = self.rules.max_wrong_tries;
             let (payload, tries_used) = match self.store.take_try(id, max_tries).await? {
                 TryTaken::Taken { payload, tries_used } => (Zeroizing::new(payload), tries_used),
-                TryTaken::Spent | TryTaken::Missing => return Ok(Check::Expired),
+                TryTaken::Over => return Ok(Check::Expired),
             };
             let session: SessionData<G::Request> = match decode(&payload) {
                 Ok(session) => session,

@@ -128,16 +128,25 @@ async fn the_address_and_caller_key_rules_count_across_numbers() {
 
 /// The real client, counting the verify calls that leave the verifier for the gateway, and
 /// holding each send back for `send_delay` (to let something happen meanwhile).
+/// Answers that replace the next verify calls' answers, while any are queued.
+type QueuedFailures = Arc<std::sync::Mutex<Vec<fn() -> Error>>>;
+
+/// `verify_failures`, while any are queued, replace the next verify calls' answers.
 #[derive(Clone)]
 struct Instrumented {
     client: GatewayClient,
     verifies: Arc<AtomicUsize>,
     send_delay: Duration,
+    verify_failures: QueuedFailures,
 }
 
 impl Instrumented {
     fn new(client: GatewayClient) -> Self {
-        Self { client, verifies: Arc::default(), send_delay: Duration::ZERO }
+        Self { client, verifies: Arc::default(), send_delay: Duration::ZERO, verify_failures: Arc::default() }
+    }
+
+    fn fail_next_verify(&self, failure: fn() -> Error) {
+        self.verify_failures.lock().unwrap().push(failure);
     }
 }
 
@@ -168,7 +177,11 @@ impl SessionGateway for Instrumented {
 
     async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
         self.verifies.fetch_add(1, Ordering::SeqCst);
-        SessionGateway::verify(&self.client, request).await
+        let failure = self.verify_failures.lock().unwrap().pop();
+        match failure {
+            Some(failure) => Err(failure()),
+            None => SessionGateway::verify(&self.client, request).await,
+        }
     }
 }
 
@@ -214,13 +227,17 @@ async fn concurrent_wrong_codes_never_take_more_than_the_limit_on_redis() {
     race_wrong_checks(redis_store(&server), "9876500302").await;
 }
 
-#[tokio::test]
-async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
+/// One session's life on a store: resend after the cooldown (the new reference replaces the
+/// old), verify once, expire, cancel, a smaller wrong-try limit.
+async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let rules = GuardRules::default().cooldown(Duration::from_millis(300));
-    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new()).with_rules(rules).unwrap();
+    let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), store()).with_rules(rules.clone()).unwrap();
+    assert_eq!(verifier.rules(), &rules);
     let started = verifier.start(phonepe_to("9876500401"), &from(1)).await.unwrap();
     assert_eq!((started.gateway, started.resend_after), (Gateway::PhonePe, Duration::from_millis(300)));
+    let lifetime = started.expires_at.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(lifetime > Duration::from_secs(595) && lifetime <= Duration::from_secs(600), "PhonePe: 10 minutes");
     let first = inbox_code(&sandbox, "9876500401");
 
     let refused = verifier.resend(&started.id, &from(1)).await.unwrap_err();
@@ -237,7 +254,10 @@ async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
     let wrong_first = if first == second { wrong(&second) } else { code(&first) };
     assert!(matches!(verifier.check(&started.id, wrong_first).await.unwrap(), Check::WrongOtp { tries_left: 4 }));
     match verifier.check(&started.id, code(&second)).await.unwrap() {
-        Check::Verified { credential } => assert!(credential.is_some(), "userAuthToken"),
+        checked @ Check::Verified { .. } => {
+            assert_eq!(checked.as_str(), "verified");
+            assert!(matches!(checked, Check::Verified { credential: Some(_) }), "userAuthToken");
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::Expired));
@@ -245,7 +265,10 @@ async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
     assert_eq!((gone.kind(), gone.reached_provider()), (ErrorKind::OtpExpired, Reached::No));
 
     // Lifetime: a session ends with it; cancel ends it at once.
-    let short = Verifier::new(client(&sandbox, Gateway::PhonePe), MemoryStore::new())
+    let too_short =
+        Verifier::new(client(&sandbox, Gateway::PhonePe), store()).with_session_lifetime(Duration::from_millis(999));
+    assert!(too_short.err().unwrap().is_configuration());
+    let short = Verifier::new(client(&sandbox, Gateway::PhonePe), store())
         .with_session_lifetime(Duration::from_secs(1))
         .unwrap();
     let started = short.start(phonepe_to("9876500402"), &from(2)).await.unwrap();
@@ -256,6 +279,53 @@ async fn a_session_verifies_once_resends_after_its_cooldown_and_expires() {
     short.cancel(&started.id).await.unwrap();
     let issued = inbox_code(&sandbox, "9876500403");
     assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+
+    // Two wrong codes spend a session whose limit is two.
+    let strict = Verifier::new(client(&sandbox, Gateway::PhonePe), store())
+        .with_rules(GuardRules::default().max_wrong_tries(2))
+        .unwrap();
+    let started = strict.start(phonepe_to("9876500404"), &from(4)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876500404");
+    assert!(matches!(strict.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { tries_left: 1 }));
+    let spent = strict.check(&started.id, wrong(&issued)).await.unwrap();
+    assert_eq!(spent.as_str(), "wrong_otp");
+    assert!(matches!(spent, Check::WrongOtp { tries_left: 0 }));
+    assert!(matches!(strict.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+}
+
+#[tokio::test]
+async fn a_session_verifies_once_resends_after_its_cooldown_and_expires_in_memory() {
+    let store = MemoryStore::new();
+    session_lifecycle(|| store.clone()).await;
+}
+
+#[tokio::test]
+async fn a_session_verifies_once_resends_after_its_cooldown_and_expires_on_redis() {
+    let server = redis_server();
+    session_lifecycle(|| redis_store(&server)).await;
+}
+
+/// A start whose send never left (the gateway's port is closed) gives its place in the guard
+/// back: the next start is not refused by the cooldown.
+async fn an_unsent_start_gives_its_place_back<S: Store>(store: S) {
+    let options = ClientOptions::new().environment(Environment::Custom("http://127.0.0.1:9".to_owned()));
+    let unreachable = sandbox::client(Gateway::PhonePe, options).unwrap();
+    let verifier = Verifier::new(unreachable, store);
+    for _ in 0..3 {
+        let error = verifier.start(phonepe_to("9876500411"), &from(1)).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn an_unsent_start_gives_its_place_back_in_memory() {
+    an_unsent_start_gives_its_place_back(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn an_unsent_start_gives_its_place_back_on_redis() {
+    let server = redis_server();
+    an_unsent_start_gives_its_place_back(redis_store(&server)).await;
 }
 
 #[tokio::test]
@@ -280,14 +350,53 @@ async fn a_resend_that_outlives_its_session_says_the_code_went_out() {
 }
 
 #[tokio::test]
-async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_business_call() {
+async fn a_check_the_gateway_never_judged_gives_its_try_back_and_one_it_may_have_keeps_it() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let verifier = Verifier::new(client(&sandbox, Gateway::AOPay), MemoryStore::new());
+    let gateway = Instrumented::new(client(&sandbox, Gateway::PhonePe));
+    let verifier = otp_verifier::Verifier::new(gateway.clone(), MemoryStore::new())
+        .with_rules(GuardRules::default().max_wrong_tries(3))
+        .unwrap();
+    let started = verifier.start(phonepe_to("9876500421"), &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876500421");
+    gateway.fail_next_verify(|| Error::connect("refused in the test"));
+    let error = verifier.check(&started.id, wrong(&issued)).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No));
+    assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { tries_left: 2 }));
+    gateway.fail_next_verify(|| Error::transport("broken in the test"));
+    let error = verifier.check(&started.id, wrong(&issued)).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::Maybe));
+    assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { tries_left: 0 }));
+    assert_eq!(gateway.verifies.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_session_whose_reference_the_gateway_dropped_ends_without_another_call() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let gateway = Instrumented::new(client(&sandbox, Gateway::PhonePe));
+    let verifier = otp_verifier::Verifier::new(gateway.clone(), MemoryStore::new());
+    let started = verifier.start(phonepe_to("9876500431"), &from(1)).await.unwrap();
+    // A send outside the verifier: PhonePe now verifies only that newer token.
+    client(&sandbox, Gateway::PhonePe).send_otp(phonepe_to("9876500431").request()).await.unwrap();
+    let newest = inbox_code(&sandbox, "9876500431");
+    let checked = verifier.check(&started.id, code(&newest)).await.unwrap();
+    assert_eq!(checked.as_str(), "otp_expired");
+    assert!(matches!(verifier.check(&started.id, code(&newest)).await.unwrap(), Check::Expired));
+    assert_eq!(gateway.verifies.load(Ordering::SeqCst), 1, "the ended session asks the gateway no more");
+}
+
+/// AOPay: a transaction OTP is started under the guard, and its check refused unsent (the
+/// transfer call consumes it) with its try given back; a registration OTP verifies.
+async fn transaction_and_registration_otps<S: Store>(store: S) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = Verifier::new(client(&sandbox, Gateway::AOPay), store);
     let send = |mobile: &str| common::aopay_send(mobile);
     // An AOPay transaction OTP: sent, and its check refused before anything is sent, its try
     // given back.
     let started = verifier.start(send("9876500501").into(), &from(1)).await.unwrap();
     assert_eq!(started.outcome, otp::Outcome::Sent);
+    // AOPay's OTP lives 90 s, and so does its session.
+    let lifetime = started.expires_at.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(lifetime > Duration::from_secs(85) && lifetime <= Duration::from_secs(90), "{lifetime:?}");
     let issued = inbox_code(&sandbox, "9876500501");
     for _ in 0..6 {
         let error = verifier.check(&started.id, code(&issued)).await.unwrap_err();
@@ -298,6 +407,17 @@ async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_busines
     assert_eq!(started.outcome, otp::Outcome::SentForRegistration);
     let issued = inbox_code(&sandbox, "9000000005");
     assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+}
+
+#[tokio::test]
+async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_business_call_in_memory() {
+    transaction_and_registration_otps(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn a_transaction_otp_is_started_under_the_guard_but_checked_by_the_business_call_on_redis() {
+    let server = redis_server();
+    transaction_and_registration_otps(redis_store(&server)).await;
 }
 
 /// Retries `call` until it answers something other than `transport` (the reconnect).
@@ -547,5 +667,13 @@ async fn debug_of_requests_sessions_and_verifiers_shows_no_number_address_name_o
     ] {
         assert!(!rendered.contains(secret), "{secret} in {rendered}");
     }
-    assert!(rendered.contains("XXXXXX1001"), "the masked number is shown: {rendered}");
+    let verifier_debug = format!("{verifier:?}");
+    assert!(
+        verifier_debug.starts_with("Verifier { gateway: PhonePe(") && verifier_debug.contains("MemoryStore {"),
+        "{verifier_debug}"
+    );
+    assert_eq!(format!("{context:?}"), r#"Context { client_ip: "[redacted]", caller_key: Some("[redacted]") }"#);
+    for verification in &verifications {
+        assert!(format!("{verification:?}").contains("XXXXXX1001"), "the masked number is shown: {verification:?}");
+    }
 }
