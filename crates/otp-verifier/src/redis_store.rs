@@ -28,7 +28,8 @@ use crate::rules::GuardRule;
 use crate::store::{Admission, Counted, GuardKey, Sealed, Store, Ticket, TryTaken};
 
 /// The secret the Redis store derives its keyed-hash key and its sealing key from: at least 32
-/// random bytes, the same on every instance. `Debug` shows nothing of it.
+/// random bytes, the same on every instance. `Debug` shows nothing of it. Changing it renames
+/// every key: counters start afresh and open sessions end (there is no rotation with overlap).
 #[derive(Clone)]
 pub struct StoreKey(Zeroizing<Vec<u8>>);
 

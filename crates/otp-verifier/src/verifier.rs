@@ -171,7 +171,8 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         Ok(self)
     }
 
-    /// Another session lifetime (at least 1 s; not longer than the gateway keeps its OTP).
+    /// Another session lifetime (at least 1 s). Longer than the gateway keeps its OTP only
+    /// delays the `otp_expired` the gateway will answer anyway.
     pub fn with_session_lifetime(mut self, lifetime: Duration) -> Result<Self, Error> {
         if lifetime < Duration::from_secs(1) {
             return Err(Error::configuration("a session lifetime must be at least 1 s"));
@@ -223,7 +224,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             let session: SessionData<G::Request> = match decode(&payload) {
                 Ok(session) => session,
                 Err(error) => {
-                    self.store.remove_session(id).await?;
+                    self.forget(id).await;
                     return Err(error);
                 }
             };
@@ -311,8 +312,8 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         }
     }
 
-    /// A verified or expired session is removed; should the store fail now, the session only
-    /// lingers until its lifetime ends, and the gateway refuses its spent code anyway.
+    /// A verified, expired or unreadable session is removed; should the store fail now, the
+    /// session only lingers until its lifetime ends, and the gateway refuses its spent code.
     async fn forget(&self, id: &VerificationId) {
         if let Err(error) = self.store.remove_session(id).await {
             tracing::warn!(error = %error, "a finished verification session could not be removed; it expires on its own");
