@@ -210,9 +210,14 @@ impl PaytmClientBuilder {
         if client_id.contains(':') {
             return Err(Error::configuration("the Paytm client id must not contain ':' (Basic credentials)"));
         }
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose_secret()));
-        let basic_credentials = SecretString::new(format!("Basic {encoded}"));
+        // Every intermediate copy of the secret is wiped when dropped; the header is built at
+        // its exact size so that SecretString keeps this buffer rather than a reallocated one.
+        let plain = zeroize::Zeroizing::new(format!("{client_id}:{}", client_secret.expose_secret()));
+        let encoded = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()));
+        let mut header = String::with_capacity("Basic ".len() + encoded.len());
+        header.push_str("Basic ");
+        header.push_str(&encoded);
+        let basic_credentials = SecretString::new(header);
         let transport = self.options.transport(Gateway::Paytm, &HOSTS)?;
         Ok(PaytmClient { basic_credentials, transport })
     }
