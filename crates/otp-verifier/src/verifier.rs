@@ -57,6 +57,13 @@ pub trait SessionGateway: Clone + Send + Sync + 'static {
 
     /// Verifies one code.
     fn verify(&self, request: &Self::VerifyRequest) -> impl Future<Output = Result<VerifyReceipt, Error>> + Send;
+
+    /// Whether `request` may be sent again for a resend: `invalid_request` where the gateway
+    /// wants a new request instead (iServeU: a new `externalRefNumber` per transaction OTP).
+    fn check_resend(request: &Self::Request) -> Result<(), Error> {
+        let _ = request;
+        Ok(())
+    }
 }
 
 /// What the latest send of a session returned: what its check needs.
@@ -276,6 +283,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             };
             let payload = Zeroizing::new(self.store.load_session(id).await?.ok_or_else(gone)?);
             let session: SessionData<G::Request> = decode(&payload)?;
+            G::check_resend(&session.request)?;
             let sent = self.guarded_send(&session.request, context).await?;
             let outcome = sent.outcome;
             let payload = encode(&SessionData { request: session.request, sent })?;

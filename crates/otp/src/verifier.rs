@@ -42,8 +42,8 @@ pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
 ///
 /// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
 /// the customer's name: give it with [`Verification::customer_name`] or its check is refused.
-/// A resend sends the same request again: iServeU wants a new `externalRefNumber` for a new
-/// *transaction* OTP, so start a new verification for those instead of resending.
+/// A resend sends the same request again, so an iServeU *transaction* OTP (which needs a new
+/// `externalRefNumber` each time) is refused a resend, unsent: start a new verification.
 /// `Debug` shows no number, name, address or identity number.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Verification {
@@ -163,5 +163,15 @@ impl SessionGateway for GatewayClient {
 
     async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
         self.verify_otp(request).await
+    }
+
+    fn check_resend(verification: &Verification) -> Result<(), Error> {
+        match verification.request {
+            #[cfg(feature = "iserveu")]
+            SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Transaction(_)) => Err(Error::invalid_input(
+                "iServeU wants a new externalRefNumber for every transaction OTP: start a new verification instead of resending",
+            )),
+            _ => Ok(()),
+        }
     }
 }

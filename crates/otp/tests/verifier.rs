@@ -384,6 +384,32 @@ async fn a_session_whose_reference_the_gateway_dropped_ends_without_another_call
     assert_eq!(gateway.verifies.load(Ordering::SeqCst), 1, "the ended session asks the gateway no more");
 }
 
+#[tokio::test]
+async fn an_iserveu_transaction_otp_is_not_resent_with_its_spent_reference() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = Verifier::new(client(&sandbox, Gateway::IServeU), MemoryStore::new())
+        .with_rules(GuardRules::default().cooldown(Duration::ZERO))
+        .unwrap();
+    let amount = otp::Amount::parse("100").unwrap();
+    let transaction =
+        otp::iserveu::TransactionOtpRequest::new("9876500441".parse().unwrap(), "AADHAAR", "REF441441", amount);
+    let started = verifier.start(transaction.into(), &from(1)).await.unwrap();
+    let error = verifier.resend(&started.id, &from(1)).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+    assert_eq!(sandbox.otps("9876500441").len(), 1, "nothing sent again");
+    // A registration OTP is resent as usual.
+    let registration = otp::iserveu::RegistrationOtpRequest::new(
+        "9876500442".parse().unwrap(),
+        "AADHAAR",
+        otp::IdentityNumber::new("765386439745"),
+    );
+    let started = verifier.start(Verification::new(registration).customer_name("Asha Rao"), &from(2)).await.unwrap();
+    verifier.resend(&started.id, &from(2)).await.unwrap();
+    assert_eq!(sandbox.otps("9876500442").len(), 2);
+    let issued = inbox_code(&sandbox, "9876500442");
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+}
+
 /// AOPay: a transaction OTP is started under the guard, and its check refused unsent (the
 /// transfer call consumes it) with its try given back; a registration OTP verifies.
 async fn transaction_and_registration_otps<S: Store>(store: S) {
