@@ -679,6 +679,35 @@ fn trace_logs_of_a_verification_carry_no_code_token_or_credential() {
 // ------------------------------------------------------------------ output a provider cannot forge
 
 /// A one-shot HTTP server that answers every request with `body` (HTTP 200, JSON).
+/// A server that reads each request and never answers (a request that may have been acted on).
+fn silent() -> String {
+    use std::io::Read as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept() {
+            let mut buf = [0u8; 8192];
+            let _ = socket.read(&mut buf);
+            held.push(socket);
+        }
+    });
+    base
+}
+
+#[test]
+fn a_timed_out_send_warns_of_a_second_sms_and_a_timed_out_verify_of_a_used_code() {
+    let base = silent();
+    let sent = run(sandbox_env(&mut send("phonepe", "9876543210", &["--base-url", &base, "--timeout", "1"])));
+    assert_eq!(sent.code, 4, "{}", sent.stderr);
+    assert!(sent.stderr.contains("a resend is a second SMS"), "{}", sent.stderr);
+    let args = ["verify", "phonepe", "--reference", "OTPx", "--otp", "123456", "--base-url", &base, "--timeout", "1"];
+    let verified = run(sandbox_env(&mut otp(&args)));
+    assert_eq!(verified.code, 4, "{}", verified.stderr);
+    assert!(verified.stderr.contains("may or may not have been checked"), "{}", verified.stderr);
+    assert!(!verified.stderr.contains("SMS"), "{}", verified.stderr);
+}
+
 fn answering(body: &'static str, requests: usize) -> String {
     use std::io::{Read as _, Write as _};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -26,6 +26,8 @@ pub mod exit {
 pub enum Failure {
     /// The SDK's own error, with its kind.
     Otp(Error),
+    /// The SDK's error from a verify call (a code check, not a send).
+    Verify(Error),
     /// Something around the send failed (the runtime or the embedded sandbox could not start).
     Internal(String),
 }
@@ -272,7 +274,7 @@ pub fn exit_code(error: &Error) -> u8 {
 /// A failure's JSON fields and its exit code.
 fn failure_parts(failure: &Failure) -> (&str, Option<&str>, Option<u16>, &str, bool, u8) {
     match failure {
-        Failure::Otp(error) => (
+        Failure::Otp(error) | Failure::Verify(error) => (
             error.kind().as_str(),
             error.provider_code(),
             error.http_status(),
@@ -293,9 +295,10 @@ fn error_json(failure: &Failure) -> ErrorJson<'_> {
 
 fn print_failure(failure: &Failure) {
     match failure {
-        Failure::Otp(error) => {
+        Failure::Otp(error) | Failure::Verify(error) => {
             print_stderr(&format!("otp: {}", for_terminal(&error.to_string())));
-            if let Some(hint) = hint(error) {
+            let verifying = matches!(failure, Failure::Verify(_));
+            if let Some(hint) = hint(error, verifying) {
                 print_stderr(&format!("  {hint}"));
             }
         }
@@ -313,8 +316,11 @@ pub fn failure(gateway: Option<Gateway>, failure: &Failure, json: bool) -> ExitC
 }
 
 /// What an operator should do next, where the kind alone does not say it.
-fn hint(error: &Error) -> Option<&'static str> {
+fn hint(error: &Error, verifying: bool) -> Option<&'static str> {
     if error.reached_provider() == Reached::Maybe {
+        if verifying {
+            return Some("the code may or may not have been checked (a check can use it up): if it is refused now, send a new one");
+        }
         return Some("the OTP may or may not have gone out: check before sending again (a resend is a second SMS)");
     }
     if error.is_retryable() {

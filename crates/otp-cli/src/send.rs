@@ -170,7 +170,7 @@ async fn verify_after_send(
             }
         }
     };
-    Ok(target.client.verify_otp(&request).await?)
+    target.client.verify_otp(&request).await.map_err(Failure::Verify)
 }
 
 /// The code the customer received: from the embedded sandbox's inbox, else typed at a prompt
@@ -220,7 +220,7 @@ pub async fn verify(command: VerifyCommand) -> ExitCode {
     };
     match target.client.verify_otp(&request).await {
         Ok(receipt) => output::verified(&receipt, code_args.connection.show_credential, json),
-        Err(error) => output::failure(Some(gateway), &Failure::Otp(error), json),
+        Err(error) => output::failure(Some(gateway), &Failure::Verify(error), json),
     }
 }
 
