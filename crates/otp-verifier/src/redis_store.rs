@@ -5,10 +5,10 @@
 //! hash tag, values are sealed (XChaCha20-Poly1305, bound to their key name): a read of Redis
 //! alone shows no number, address, caller key, code, reference or token.
 //!
-//! On Redis Cluster: the keys of one number, and the keys of one session, each sit on one slot;
-//! a start's guard decision also counts the client address and caller key, whose keys sit on
-//! other slots, so one script over all of them needs a single-shard deployment (one primary,
-//! Sentinel or a managed single-shard Redis/Valkey).
+//! On Redis Cluster ([`RedisStore::connect_cluster`]): every guard key shares one hash tag, so a
+//! decision over a number, an address and a caller key is one script on one slot; sessions
+//! each have their own tag and spread over the shards. The guard's shard carries every decision
+//! (tens of thousands a second, far above any OTP traffic); sessions carry the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,9 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use otp_core::{Error, Reached};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, Script, ScriptInvocation};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -60,16 +62,23 @@ impl std::fmt::Debug for StoreKey {
     }
 }
 
-/// Sessions and guard counters in Redis 6.2+ or Valkey, shared by every instance that uses
-/// the same server, key prefix and [`StoreKey`]. Cheap to clone (one multiplexed connection).
+/// Sessions and guard counters in Redis 6.2+ or Valkey — one server ([`RedisStore::open`]) or a
+/// Redis Cluster ([`RedisStore::connect_cluster`]) — shared by every instance that uses the
+/// same servers, key prefix and [`StoreKey`]. Cheap to clone (one multiplexed connection).
 ///
 /// When Redis cannot be reached every operation fails with kind `transport` and sends nothing;
 /// the connection manager reconnects on its own (commands are never replayed). The guard fails
 /// open only when the verifier is told to (`Verifier::with_guard_fail_open`).
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Arc<Keys>,
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 struct Keys {
@@ -106,9 +115,34 @@ impl RedisStore {
 
     /// A store on a connection manager the application configured itself.
     pub fn with_connection(connection: ConnectionManager, key: StoreKey) -> Self {
+        Self::on(Connection::Single(connection), key)
+    }
+
+    /// A store on a Redis Cluster, given some of its nodes (`redis://10.0.0.1:6379`, …).
+    /// Connects now: a cluster that cannot be reached is a `transport` error here.
+    pub async fn connect_cluster(nodes: &[&str], key: StoreKey) -> Result<Self, Error> {
+        let client = ClusterClientBuilder::new(nodes.iter().copied())
+            .connection_timeout(DEFAULT_RESPONSE_TIMEOUT)
+            .response_timeout(DEFAULT_RESPONSE_TIMEOUT)
+            .build()
+            .map_err(|e| Error::configuration(format!("the Redis Cluster addresses are not valid ({:?})", e.kind())))?;
+        let connection = client.get_async_connection().await.map_err(unreachable)?;
+        Ok(Self::on(Connection::Cluster(connection), key))
+    }
+
+    fn on(connection: Connection, key: StoreKey) -> Self {
         let seal = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&*key.derive(b"otp-verifier seal v1")));
         let keys = Keys { prefix: "otp".into(), hash: key.derive(b"otp-verifier key hash v1"), seal };
         Self { connection, keys: Arc::new(keys) }
+    }
+
+    /// Runs one script call: one round trip, on whichever connection this store has.
+    async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, Error> {
+        match &self.connection {
+            Connection::Single(connection) => invocation.invoke_async(&mut connection.clone()).await,
+            Connection::Cluster(connection) => invocation.invoke_async(&mut connection.clone()).await,
+        }
+        .map_err(unreachable)
     }
 
     /// The prefix of every key (default `otp`), to share one Redis between applications.
@@ -124,8 +158,8 @@ impl RedisStore {
         Ok(self)
     }
 
-    /// `{prefix}:{kind}:{<hex of a keyed hash>}`: the braces are the Redis Cluster hash tag.
-    fn key(&self, kind: char, data: &[&[u8]]) -> String {
+    /// The hex of a keyed hash of `kind` and `data` (128 bits).
+    fn hashed(&self, kind: char, data: &[&[u8]]) -> String {
         let mut mac = keyed_hash(&*self.keys.hash);
         mac.update(&[kind as u8]);
         for part in data {
@@ -137,19 +171,24 @@ impl RedisStore {
         for byte in &digest[..16] {
             hex.push_str(&format!("{byte:02x}"));
         }
-        format!("{}:{kind}:{{{hex}}}", self.keys.prefix)
+        hex
     }
 
+    /// `{prefix}:{g}:{kind}:<hex>`. Every guard key shares the hash tag `{g}`: a decision
+    /// counts the number, the client address and the caller key in one script, and Redis
+    /// Cluster runs a script only over keys of one slot.
     fn guard_key(&self, key: GuardKey<'_>) -> String {
-        match key {
-            GuardKey::Number(mobile) => self.key('n', &[mobile.expose_digits().as_bytes()]),
-            GuardKey::ClientIp(ip) => self.key('i', &[ip.to_string().as_bytes()]),
-            GuardKey::CallerKey(key) => self.key('c', &[key.as_bytes()]),
-        }
+        let (kind, hex) = match key {
+            GuardKey::Number(mobile) => ('n', self.hashed('n', &[mobile.expose_digits().as_bytes()])),
+            GuardKey::ClientIp(ip) => ('i', self.hashed('i', &[ip.to_string().as_bytes()])),
+            GuardKey::CallerKey(key) => ('c', self.hashed('c', &[key.as_bytes()])),
+        };
+        format!("{}:{{g}}:{kind}:{hex}", self.keys.prefix)
     }
 
+    /// `{prefix}:s:{<hex>}`: each session is its own hash tag, so sessions spread over a cluster.
     fn session_key(&self, id: &VerificationId) -> String {
-        self.key('s', &[id.as_bytes()])
+        format!("{}:s:{{{}}}", self.keys.prefix, self.hashed('s', &[id.as_bytes()]))
     }
 
     /// nonce ‖ ciphertext, authenticated together with the key name it is stored under.
@@ -190,17 +229,9 @@ impl RedisStore {
     ) -> Result<i64, Error> {
         let key = self.session_key(id);
         let value = self.seal(&key, payload)?;
-        script
-            .key(&key)
-            .arg(value)
-            .arg(millis(lifetime).max(1))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)
-    }
-
-    fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&key).arg(value).arg(millis(lifetime).max(1));
+        self.invoke(&invocation).await
     }
 }
 
@@ -361,8 +392,7 @@ impl Store for RedisStore {
         for subject in counted {
             invocation.arg(millis(subject.longest_window()).max(1));
         }
-        let (admitted, rule, wait): (i64, usize, u64) =
-            invocation.invoke_async(&mut self.connection()).await.map_err(unreachable)?;
+        let (admitted, rule, wait): (i64, usize, u64) = self.invoke(&invocation).await?;
         if admitted == 1 {
             return Ok(Admission::Admitted);
         }
@@ -375,9 +405,8 @@ impl Store for RedisStore {
         for subject in counted {
             invocation.key(self.guard_key(subject.key));
         }
-        let _: i64 =
-            invocation.arg(format!("{ticket:032x}")).invoke_async(&mut self.connection()).await.map_err(unreachable)?;
-        Ok(())
+        invocation.arg(format!("{ticket:032x}"));
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
@@ -386,8 +415,7 @@ impl Store for RedisStore {
 
     async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
         let key = self.session_key(id);
-        let value: Option<Vec<u8>> =
-            scripts().load.key(&key).invoke_async(&mut self.connection()).await.map_err(unreachable)?;
+        let value: Option<Vec<u8>> = self.invoke(&scripts().load.key(&key)).await?;
         value.map(|v| self.open_sealed(&key, &v)).transpose()
     }
 
@@ -397,13 +425,9 @@ impl Store for RedisStore {
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {
         let key = self.session_key(id);
-        let (state, used, value): (i64, u32, Option<Vec<u8>>) = scripts()
-            .take_try
-            .key(&key)
-            .arg(max_tries)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)?;
+        let mut invocation = scripts().take_try.prepare_invoke();
+        invocation.key(&key).arg(max_tries);
+        let (state, used, value): (i64, u32, Option<Vec<u8>>) = self.invoke(&invocation).await?;
         Ok(match (state, value) {
             (2, Some(value)) => TryTaken::Taken { payload: self.open_sealed(&key, &value)?, tries_used: used },
             _ => TryTaken::Over,
@@ -411,23 +435,11 @@ impl Store for RedisStore {
     }
 
     async fn refund_try(&self, id: &VerificationId) -> Result<(), Error> {
-        let _: i64 = scripts()
-            .refund_try
-            .key(self.session_key(id))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)?;
-        Ok(())
+        self.invoke::<i64>(&scripts().refund_try.key(self.session_key(id))).await.map(drop)
     }
 
     async fn remove_session(&self, id: &VerificationId) -> Result<(), Error> {
-        let _: i64 = scripts()
-            .remove
-            .key(self.session_key(id))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unreachable)?;
-        Ok(())
+        self.invoke::<i64>(&scripts().remove.key(self.session_key(id))).await.map(drop)
     }
 }
 
@@ -464,16 +476,20 @@ mod tests {
         let (a, b) = (store(1), store(2));
         let mobile: otp_core::MobileNumber = "9876543210".parse().unwrap();
         let number = a.guard_key(GuardKey::Number(&mobile));
-        assert!(number.starts_with("otp:n:{") && number.ends_with('}') && number.len() == 7 + 32 + 1, "{number}");
+        assert!(number.starts_with("otp:{g}:n:") && number.len() == 10 + 32, "{number}");
         assert!(!number.contains("9876543210"));
         assert_eq!(number, a.guard_key(GuardKey::Number(&mobile)), "stable");
         assert_ne!(number, b.guard_key(GuardKey::Number(&mobile)), "another store key, other names");
         let ip = a.guard_key(GuardKey::ClientIp("203.0.113.1".parse().unwrap()));
         let caller = a.guard_key(GuardKey::CallerKey("9876543210"));
-        assert!(ip.starts_with("otp:i:{") && caller.starts_with("otp:c:{"));
-        assert_ne!(&caller[6..], &number[6..], "the same text as another kind of subject hashes apart");
+        assert!(ip.starts_with("otp:{g}:i:") && caller.starts_with("otp:{g}:c:"));
+        assert_ne!(&caller[10..], &number[10..], "the same text as another kind of subject hashes apart");
         let prefixed = store(1).key_prefix("app7").unwrap();
-        assert!(prefixed.guard_key(GuardKey::Number(&mobile)).starts_with("app7:n:{"));
+        assert!(prefixed.guard_key(GuardKey::Number(&mobile)).starts_with("app7:{g}:n:"));
+        let id = VerificationId::random().unwrap();
+        let session = a.session_key(&id);
+        assert!(session.starts_with("otp:s:{") && session.ends_with('}') && session.len() == 7 + 32 + 1, "{session}");
+        assert!(!session.contains(id.as_str()));
     }
 
     #[tokio::test]

@@ -15,15 +15,21 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with these extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Result<Self, String> {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port()?;
-            match Self::start_on(port) {
+            match Self::start_on(port, extra) {
                 Ok(server) => return Ok(server),
                 Err(error) => last = error,
             }
@@ -31,10 +37,11 @@ impl RedisServer {
         Err(last)
     }
 
-    fn start_on(port: u16) -> Result<Self, String> {
+    fn start_on(port: u16, extra: &[&str]) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("otp-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-        let mut server = Self { child: None, port, dir };
+        let extra = extra.iter().map(|a| (*a).to_owned()).collect();
+        let mut server = Self { child: None, port, dir, extra };
         server.spawn()?;
         Ok(server)
     }
@@ -55,6 +62,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -107,6 +115,54 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A Redis Cluster of three primaries (no replicas) on free loopback ports, made with
+/// `redis-cli --cluster create`, every slot served before this returns.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the three nodes and joins them into one cluster.
+    pub fn start() -> Result<Self, String> {
+        let cluster_args =
+            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
+        let nodes = (0..3).map(|_| RedisServer::start_with(&cluster_args)).collect::<Result<Vec<_>, _>>()?;
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port()));
+        }
+        let output = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .map_err(|e| format!("cannot run redis-cli ({e}): it comes with the Debian package redis-server"))?;
+        if !output.status.success() {
+            return Err(format!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&output.stdout)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if nodes.iter().all(|node| cluster_ok(node.port())) {
+                return Ok(Self { nodes });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err("the Redis Cluster did not reach cluster_state:ok within 20 s".to_owned())
+    }
+
+    /// `redis://127.0.0.1:<port>/` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+fn cluster_ok(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("cluster_state:ok"))
 }
 
 fn free_port() -> Result<u16, String> {

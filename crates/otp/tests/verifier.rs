@@ -20,7 +20,7 @@ use otp::{
     phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode, Reached,
     SendReceipt, VerifyReceipt, VerifyRequest,
 };
-use otp_verifier::test_util::RedisServer;
+use otp_verifier::test_util::{RedisCluster, RedisServer};
 
 mod common;
 use common::{code, inbox_code, sandbox_client, wrong};
@@ -102,6 +102,32 @@ async fn four_verifiers_on_one_redis_let_exactly_the_limit_through() {
         .number_short_window(Limit::new(3, Duration::from_secs(60)))
         .number_long_window(Limit::new(4, Duration::from_secs(3600)));
     race_starts(stores(), rules, "9876500013", 3, "number_short_window").await;
+}
+
+fn redis_cluster() -> RedisCluster {
+    RedisCluster::start()
+        .unwrap_or_else(|e| panic!("this test needs a real Redis Cluster (redis-server and redis-cli): {e}"))
+}
+
+async fn cluster_store(cluster: &RedisCluster) -> RedisStore {
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisStore::connect_cluster(&nodes, StoreKey::from_bytes(&STORE_KEY).unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_redis_cluster_the_limits_tries_and_sessions_hold_alike() {
+    let cluster = redis_cluster();
+    let stores = [
+        cluster_store(&cluster).await,
+        cluster_store(&cluster).await,
+        cluster_store(&cluster).await,
+        cluster_store(&cluster).await,
+    ];
+    race_starts(stores.clone(), GuardRules::default(), "9876500021", 1, "cooldown").await;
+    race_starts(stores.clone(), five_an_hour_no_cooldown(), "9876500022", 5, "number_short_window").await;
+    race_wrong_checks(stores[0].clone(), "9876500303").await;
+    session_lifecycle(|| stores[1].clone()).await;
 }
 
 #[tokio::test]
@@ -538,11 +564,11 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     let secrets =
         ["9876500701", "203.0.113.77", "account-4242", "device-secret-9", &issued, &reference, started.id.as_str()];
     for (key, values, ttl) in &contents {
-        let shape_ok = key.len() == "otp:n:{}".len() + 32
-            && key.starts_with("otp:")
-            && key[6..].starts_with('{')
-            && key.ends_with('}')
-            && key[7..key.len() - 1].bytes().all(|b| b.is_ascii_hexdigit());
+        let hex = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        let shape_ok = match key.strip_prefix("otp:{g}:") {
+            Some(guard) => matches!(guard.split_once(':'), Some(("n" | "i" | "c", digest)) if hex(digest)),
+            None => key.strip_prefix("otp:s:{").and_then(|rest| rest.strip_suffix('}')).is_some_and(hex),
+        };
         assert!(shape_ok, "{key}");
         assert!(*ttl > 0, "{key} has no TTL");
         for secret in secrets {
