@@ -228,39 +228,23 @@ fn every_outcome_and_error_kind_of_a_send_is_counted_under_its_own_name() {
         let impatient = HttpOptions::default().timeout(Duration::from_millis(400));
         let hasty = phonepe_client(&sandbox, impatient);
         assert_eq!(kind(hasty.send_otp(&to("9000000004")).await), ErrorKind::Timeout);
-        let wrong_key = otp::phonepe::PhonePeClient::builder()
-            .merchant_id(sandbox::credentials::PHONEPE_MERCHANT_ID)
-            .salt_key("not-the-salt-key")
-            .salt_index(sandbox::credentials::PHONEPE_SALT_INDEX)
-            .environment(Environment::Custom(sandbox.base_url()))
-            .build()
-            .unwrap();
-        assert_eq!(
-            wrong_key.send_otp(&phonepe::SendOtpRequest::new("9876543212".parse().unwrap())).await.unwrap_err().kind(),
-            ErrorKind::Authentication
-        );
-        let closed = otp::phonepe::PhonePeClient::builder()
-            .merchant_id("M")
-            .salt_key("k")
-            .salt_index(1)
-            .environment(Environment::Custom("http://127.0.0.1:9".to_owned()))
-            .build()
-            .unwrap();
-        assert_eq!(
-            closed.send_otp(&phonepe::SendOtpRequest::new("9876543213".parse().unwrap())).await.unwrap_err().kind(),
-            ErrorKind::Transport
-        );
-        let garbage = otp::phonepe::PhonePeClient::builder()
-            .merchant_id("M")
-            .salt_key("k")
-            .salt_index(1)
-            .environment(Environment::Custom(garbage_server().await))
-            .build()
-            .unwrap();
-        assert_eq!(
-            garbage.send_otp(&phonepe::SendOtpRequest::new("9876543214".parse().unwrap())).await.unwrap_err().kind(),
-            ErrorKind::UnexpectedResponse
-        );
+        // A PhonePe client of the sandbox's merchant, with this salt key, at this base URL.
+        let phonepe_at = |salt_key: &str, base: String| -> GatewayClient {
+            otp::phonepe::PhonePeClient::builder()
+                .merchant_id(sandbox::credentials::PHONEPE_MERCHANT_ID)
+                .salt_key(salt_key)
+                .salt_index(sandbox::credentials::PHONEPE_SALT_INDEX)
+                .environment(Environment::Custom(base))
+                .build()
+                .unwrap()
+                .into()
+        };
+        let wrong_key = phonepe_at("not-the-salt-key", sandbox.base_url());
+        assert_eq!(kind(wrong_key.send_otp(&to("9876543212")).await), ErrorKind::Authentication);
+        let closed = phonepe_at(sandbox::credentials::PHONEPE_SALT_KEY, "http://127.0.0.1:9".to_owned());
+        assert_eq!(kind(closed.send_otp(&to("9876543213")).await), ErrorKind::Transport);
+        let garbage = phonepe_at(sandbox::credentials::PHONEPE_SALT_KEY, garbage_server().await);
+        assert_eq!(kind(garbage.send_otp(&to("9876543214")).await), ErrorKind::UnexpectedResponse);
         // iServeU's statusCode 1 without a documented meaning: rejected, code kept.
         let iserveu = sandbox::client(
             Gateway::IServeU,
