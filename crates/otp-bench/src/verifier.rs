@@ -27,20 +27,6 @@ fn resident_mib() -> f64 {
     crate::realistic::process_status_mib("VmRSS:")
 }
 
-/// Round trips to Redis so far: every store operation is one script call (EVALSHA, or EVAL
-/// when Redis had forgotten the script).
-async fn round_trips(connection: &mut redis::aio::MultiplexedConnection) -> Result<u64, BoxError> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(connection).await?;
-    let calls = |command: &str| -> u64 {
-        info.lines()
-            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(calls("evalsha") + calls("eval"))
-}
-
 async fn decisions<S: Store>(label: &str, store: S, n: usize) -> Result<(), BoxError> {
     let rules = Arc::new(GuardRules::default());
     let admitted = measure(n, 64, move |i| {
@@ -118,20 +104,18 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
     start_and_check("redis", store, n, 200_000).await?;
 
     // Round trips of one start and one check, counted by the server.
-    let client = redis::Client::open(redis.url())?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
     let options = ClientOptions::new().environment(Environment::Custom(sandbox.base_url()));
     let verifier =
         Verifier::new(otp::sandbox::client(Gateway::PhonePe, options)?, RedisStore::open(&redis.url(), key()?)?);
     let rounds = 100;
     let mut started = Vec::with_capacity(rounds);
-    let before = round_trips(&mut connection).await?;
+    let before = redis.script_calls()?;
     for i in 0..rounds {
         let request = otp::phonepe::SendOtpRequest::new(number(300_000 + i));
         started.push(verifier.start(request.into(), &Context::new(address(i))).await?);
     }
-    let after_starts = round_trips(&mut connection).await?;
+    let after_starts = redis.script_calls()?;
     let refused_before = after_starts;
     for (i, _) in started.iter().enumerate().take(rounds) {
         let request = otp::phonepe::SendOtpRequest::new(number(300_000 + i));
@@ -140,12 +124,12 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
             return Err("a start within the cooldown was admitted".into());
         }
     }
-    let after_refusals = round_trips(&mut connection).await?;
+    let after_refusals = redis.script_calls()?;
     for (i, session) in started.iter().enumerate() {
         let code = sandbox.otps(number(300_000 + i).expose_digits())[0].otp.clone();
         verifier.check(&session.id, OtpCode::parse(&code)?).await?;
     }
-    let after_checks = round_trips(&mut connection).await?;
+    let after_checks = redis.script_calls()?;
     let per = |from: u64, to: u64| (to - from) as f64 / rounds as f64;
     println!(
         "redis round trips: {:.2} per start (guard decision + session), {:.2} per refused start (the guard decision), {:.2} per check",

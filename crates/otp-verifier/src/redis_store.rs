@@ -369,8 +369,9 @@ fn scripts() -> &'static Scripts {
     })
 }
 
+/// A rule's place in `GuardRule::ALL`, which the script hands back in a refusal.
 fn rule_index(rule: GuardRule) -> usize {
-    GuardRule::ALL.iter().position(|r| *r == rule).unwrap_or(0)
+    rule as usize
 }
 
 impl Sealed for RedisStore {}
@@ -396,7 +397,9 @@ impl Store for RedisStore {
         if admitted == 1 {
             return Ok(Admission::Admitted);
         }
-        let rule = GuardRule::ALL.get(rule).copied().unwrap_or(GuardRule::Cooldown);
+        let rule = GuardRule::ALL.get(rule).copied().ok_or_else(|| {
+            Error::store_unavailable(Reached::No, "the guard script named no known rule; nothing was sent")
+        })?;
         Ok(Admission::Refused { rule, retry_after: Duration::from_millis(wait) })
     }
 

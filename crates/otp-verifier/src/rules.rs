@@ -223,6 +223,13 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_stands_at_its_own_place_in_all() {
+        for (index, rule) in GuardRule::ALL.into_iter().enumerate() {
+            assert_eq!(rule as usize, index, "{}", rule.as_str());
+        }
+    }
+
+    #[test]
     fn a_zero_cooldown_is_no_rule_and_the_number_rules_come_in_order() {
         let rules = GuardRules::default();
         let names: Vec<&str> = rules.limits_for(Subject::Number).iter().map(|(r, _)| r.as_str()).collect();

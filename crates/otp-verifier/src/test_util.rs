@@ -95,6 +95,33 @@ impl RedisServer {
         self.port
     }
 
+    /// How many script calls (EVALSHA + EVAL) it has served, from `INFO commandstats`: every
+    /// operation of the Redis store is one script call, so this counts its round trips.
+    pub fn script_calls(&self) -> Result<u64, String> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(|e| e.to_string())?;
+        stream.write_all(b"INFO commandstats\r\n").map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stream);
+        let mut header = String::new();
+        reader.read_line(&mut header).map_err(|e| e.to_string())?;
+        let length: usize = header
+            .trim()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .ok_or(format!("not a bulk reply: {header:?}"))?;
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+        let info = String::from_utf8_lossy(&body);
+        let calls = |command: &str| -> u64 {
+            info.lines()
+                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(calls("evalsha") + calls("eval"))
+    }
+
     /// Kills it (as a crash would: no shutdown, nothing saved).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -640,21 +640,6 @@ fn assert_cooldown_of_seconds(refused: &Error) {
     assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30), "{wait:?}");
 }
 
-/// The store's round trips, counted by the server: every store operation is one script call.
-async fn round_trips(server: &RedisServer) -> u64 {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut connection).await.unwrap();
-    ["evalsha", "eval"]
-        .iter()
-        .map(|command| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-                .map_or(0, |rest| rest.split(',').next().unwrap().parse::<u64>().unwrap())
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn a_guard_decision_is_one_round_trip_and_a_check_at_most_two() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
@@ -666,16 +651,16 @@ async fn a_guard_decision_is_one_round_trip_and_a_check_at_most_two() {
     verifier.check(&warm.id, code(&inbox_code(&sandbox, "9876500901"))).await.unwrap();
     verifier.start(phonepe_to("9876500901"), &from(1)).await.unwrap_err();
 
-    let before = round_trips(&server).await;
+    let before = server.script_calls().unwrap();
     let started = verifier.start(phonepe_to("9876500902"), &from(2)).await.unwrap();
-    let after_start = round_trips(&server).await;
+    let after_start = server.script_calls().unwrap();
     verifier.start(phonepe_to("9876500902"), &from(2)).await.unwrap_err();
-    let after_refusal = round_trips(&server).await;
+    let after_refusal = server.script_calls().unwrap();
     let issued = inbox_code(&sandbox, "9876500902");
     verifier.check(&started.id, wrong(&issued)).await.unwrap();
-    let after_wrong = round_trips(&server).await;
+    let after_wrong = server.script_calls().unwrap();
     verifier.check(&started.id, code(&issued)).await.unwrap();
-    let after_right = round_trips(&server).await;
+    let after_right = server.script_calls().unwrap();
     assert_eq!(
         [after_start - before, after_refusal - after_start, after_wrong - after_refusal, after_right - after_wrong],
         [2, 1, 1, 2],
