@@ -48,6 +48,11 @@ pub trait SessionGateway: Clone + Send + Sync + 'static {
     /// The number a request sends to.
     fn mobile(request: &Self::Request) -> &MobileNumber;
 
+    /// Checks `request` as the gateway's send would (`invalid_request` when it would refuse
+    /// it), without sending: the verifier calls it before the guard counts anything, so a
+    /// request that could never be sent costs no place in any limit and leaves no trace.
+    fn validate(request: &Self::Request) -> Result<(), Error>;
+
     /// Sends one OTP.
     fn send(&self, request: &Self::Request) -> impl Future<Output = Result<SendReceipt, Error>> + Send;
 
@@ -339,6 +344,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     /// The guard, then the send. A send that never left this process gives its place back.
     async fn guarded_send(&self, request: &G::Request, context: &Context) -> Result<Sent, Error> {
         let gateway = self.gateway.gateway();
+        G::validate(request).map_err(|error| error.with_gateway(gateway))?;
         let mobile = G::mobile(request);
         let mut counted = vec![
             Counted { key: GuardKey::Number(mobile), limits: self.rules.limits_for(Subject::Number) },

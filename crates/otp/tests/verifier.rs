@@ -192,6 +192,10 @@ impl SessionGateway for Instrumented {
         <GatewayClient as SessionGateway>::mobile(request)
     }
 
+    fn validate(request: &Verification) -> Result<(), Error> {
+        <GatewayClient as SessionGateway>::validate(request)
+    }
+
     async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
         tokio::time::sleep(self.send_delay).await;
         SessionGateway::send(&self.client, request).await
