@@ -27,7 +27,8 @@
 //! async fn check<G: SessionGateway>(verifier: &Verifier<G>, id: &str, code: &str) -> Result<&'static str, Error> {
 //!     let id = VerificationId::parse(id)?;
 //!     Ok(match verifier.check(&id, OtpCode::parse(code)?).await? {
-//!         Check::Verified { credential: _ } => "continue (the credential is a secret)",
+//!         // Trust the number the session verified, not one the app sends alongside the id.
+//!         Check::Verified { mobile: _, credential: _ } => "continue (the credential is a secret)",
 //!         Check::WrongOtp { tries_left: 0 } | Check::Expired => "send a new code",
 //!         Check::WrongOtp { .. } => "check the code and try again",
 //!         _ => "send a new code",

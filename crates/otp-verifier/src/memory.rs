@@ -8,24 +8,30 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use otp_core::Error;
+use zeroize::Zeroizing;
 
 use crate::id::VerificationId;
-use crate::store::{Admission, Counted, GuardKey, Sealed, Store, Ticket, TryTaken};
+use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Store, Ticket, TryTaken};
 
-/// The default most guard subjects (numbers, addresses, caller keys) kept: about 80 MiB when
-/// full (measured by `cargo xtask bench`).
-pub const DEFAULT_MAX_GUARD_KEYS: usize = 250_000;
+/// The default most guard subjects (numbers, addresses, caller keys) kept: about 200 MiB when
+/// every one is a number at its daily limit (the bench measures bytes per subject). Filling it
+/// with live subjects takes about 500,000 real, admitted sends inside 24 hours — no invalid or
+/// unsent request counts — far beyond what one merchant's gateway contract sends in a day.
+pub const DEFAULT_MAX_GUARD_KEYS: usize = 1_000_000;
 /// The default most sessions kept.
 pub const DEFAULT_MAX_SESSIONS: usize = 250_000;
+
+/// How often a full store says so in the log (every refusal is counted by `otp.guard.full`).
+const FULL_LOG_EVERY_MS: u64 = 60_000;
 
 /// Sessions and guard counters in this process (the default store). Clones share one store:
 /// give every `Verifier` of the process a clone, and the limits hold across all of them.
 ///
-/// Bounded: at most `max_guard_keys` counted subjects and `max_sessions` sessions. A full
-/// table drops what is least useful first: sessions closest to expiry (expired ones first),
-/// and the subjects whose last send is oldest. Limits stay exact while the table holds every
-/// subject sent to within the longest window (24 h by default); beyond that the oldest are
-/// forgotten, and `otp.guard.evictions` counts each one so the bound can be raised.
+/// Bounded: at most `max_guard_keys` counted subjects and `max_sessions` sessions. The store
+/// never forgets a live limit: only a subject with nothing left inside any of its windows
+/// makes room, and only an expired session. When the bound is full of live subjects (or
+/// sessions), a send that needs a new one is refused, unsent (fail closed: `transport`,
+/// retryable), counted by `otp.guard.full` and logged at most once a minute: raise the bound.
 #[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
@@ -41,11 +47,14 @@ struct Shared {
 #[derive(Default)]
 struct State {
     logs: HashMap<LogKey, Log>,
-    /// (last send in ms, subject): the least recently sent subject comes first.
-    log_activity: BTreeSet<(u64, LogKey)>,
+    /// (the moment nothing of the log is inside any window any more, subject): the subjects
+    /// that may be forgotten come first, and only once that moment has passed.
+    log_expiry: BTreeSet<(u64, LogKey)>,
     sessions: HashMap<[u8; 16], Session>,
     /// (expiry in ms, id): the session closest to expiry comes first.
     session_expiry: BTreeSet<(u64, [u8; 16])>,
+    /// When a full store last said so in the log (ms), if ever.
+    full_logged_ms: Option<u64>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,13 +67,28 @@ enum LogKey {
 /// The sends of one subject within its longest window: a sliding log, so every window is exact.
 struct Log {
     sends: VecDeque<(u64, Ticket)>,
-    last_ms: u64,
+    /// The longest window counted on this subject (ms).
+    keep_ms: u64,
+}
+
+impl Log {
+    /// When its newest send leaves the longest window: from then on it limits nothing.
+    fn expires_ms(&self) -> Option<u64> {
+        self.sends.back().map(|&(at, _)| at.saturating_add(self.keep_ms))
+    }
 }
 
 struct Session {
-    payload: Vec<u8>,
+    payload: Zeroizing<Vec<u8>>,
     tries_used: u32,
+    generation: u64,
     expires_ms: u64,
+}
+
+impl Session {
+    fn loaded(&self) -> Loaded {
+        Loaded { payload: self.payload.clone(), tries_used: self.tries_used, generation: self.generation }
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -152,10 +176,18 @@ pub(crate) fn wait_for(sends_in_window: &[u64], limit: u32, window_ms: u64, now:
     Some((blocking + window_ms).saturating_sub(now).max(1))
 }
 
+/// The bounds a decision works within.
+#[derive(Clone, Copy)]
+struct Bounds {
+    max_guard_keys: usize,
+    max_sessions: usize,
+}
+
 impl State {
     /// The guard decision at `now` (ms): refused by the rule with the longest wait (the first
-    /// of equals), or admitted and written to every subject's log.
-    fn admit(&mut self, counted: &[Counted<'_>], ticket: Ticket, now: u64, max_guard_keys: usize) -> Admission {
+    /// of equals), refused as full when a new subject or session has no room that an expired
+    /// one can make, or admitted and written to every subject's log.
+    fn admit(&mut self, counted: &[Counted<'_>], ticket: Ticket, now: u64, bounds: Bounds) -> Admission {
         let keys: Vec<LogKey> = counted.iter().map(|c| log_key(c.key)).collect();
         let mut refusal: Option<(crate::GuardRule, u64)> = None;
         for (subject, key) in counted.iter().zip(&keys) {
@@ -173,30 +205,91 @@ impl State {
         if let Some((rule, wait)) = refusal {
             return Admission::Refused { rule, retry_after: Duration::from_millis(wait) };
         }
+        let new_subjects = keys.iter().filter(|key| !self.logs.contains_key(key)).count();
+        if self.logs.len() + new_subjects > bounds.max_guard_keys {
+            self.forget_spent_logs(now);
+        }
+        if self.sessions.len() >= bounds.max_sessions {
+            self.forget_expired_sessions(now);
+        }
+        if self.logs.len() + new_subjects > bounds.max_guard_keys || self.sessions.len() >= bounds.max_sessions {
+            self.say_full(now);
+            return Admission::Full;
+        }
         for (subject, key) in counted.iter().zip(keys) {
             let keep_ms = millis(subject.longest_window());
-            if !self.logs.contains_key(&key) && self.logs.len() >= max_guard_keys {
-                self.evict_least_recent_log();
+            if let Some(expires) = self.logs.get(&key).and_then(Log::expires_ms) {
+                self.log_expiry.remove(&(expires, key.clone()));
             }
-            let previous = self.logs.get(&key).map(|log| log.last_ms);
-            if let Some(last_ms) = previous {
-                self.log_activity.remove(&(last_ms, key.clone()));
-            }
-            let log = self.logs.entry(key.clone()).or_insert_with(|| Log { sends: VecDeque::new(), last_ms: now });
-            while log.sends.front().is_some_and(|&(at, _)| at + keep_ms <= now) {
+            let log = self.logs.entry(key.clone()).or_insert_with(|| Log { sends: VecDeque::new(), keep_ms });
+            // Verifiers with other rules may share a store: keep for the longest of them.
+            log.keep_ms = log.keep_ms.max(keep_ms);
+            while log.sends.front().is_some_and(|&(at, _)| at.saturating_add(log.keep_ms) <= now) {
                 log.sends.pop_front();
             }
             log.sends.push_back((now, ticket));
-            log.last_ms = now;
-            self.log_activity.insert((now, key));
+            let expires = now.saturating_add(log.keep_ms);
+            self.log_expiry.insert((expires, key));
         }
         Admission::Admitted
     }
 
-    fn evict_least_recent_log(&mut self) {
-        if let Some((_, key)) = self.log_activity.pop_first() {
-            self.logs.remove(&key);
-            metrics::counter!("otp.guard.evictions").increment(1);
+    /// Forgets the subjects none of whose sends is inside any window any more: they limit
+    /// nothing, so forgetting them changes no decision.
+    fn forget_spent_logs(&mut self, now: u64) {
+        while let Some(&(expires, _)) = self.log_expiry.first() {
+            if expires > now {
+                break;
+            }
+            if let Some((_, key)) = self.log_expiry.pop_first() {
+                self.logs.remove(&key);
+            }
+        }
+    }
+
+    fn forget_expired_sessions(&mut self, now: u64) {
+        while let Some(&(expires, id)) = self.session_expiry.first() {
+            if expires > now {
+                break;
+            }
+            self.remove_session(&id);
+        }
+    }
+
+    fn say_full(&mut self, now: u64) {
+        metrics::counter!("otp.guard.full").increment(1);
+        if self.full_logged_ms.is_none_or(|at| now.saturating_sub(at) >= FULL_LOG_EVERY_MS) {
+            self.full_logged_ms = Some(now);
+            tracing::error!(
+                guard_keys = self.logs.len(),
+                sessions = self.sessions.len(),
+                "the memory store is full of live limits or sessions: new numbers are refused unsent until some expire; raise MemoryStore::with_bounds"
+            );
+        }
+    }
+
+    /// Takes `ticket`'s send out of each subject's log, and forgets a subject left empty.
+    fn release(&mut self, counted: &[Counted<'_>], ticket: Ticket) {
+        for subject in counted {
+            let key = log_key(subject.key);
+            let Some(log) = self.logs.get_mut(&key) else { continue };
+            let before = log.expires_ms();
+            log.sends.retain(|&(_, t)| t != ticket);
+            let after = log.expires_ms();
+            if before == after {
+                continue;
+            }
+            if let Some(expires) = before {
+                self.log_expiry.remove(&(expires, key.clone()));
+            }
+            match after {
+                Some(expires) => {
+                    self.log_expiry.insert((expires, key));
+                }
+                None => {
+                    self.logs.remove(&key);
+                }
+            }
         }
     }
 
@@ -214,15 +307,13 @@ impl State {
         self.sessions.get_mut(id)
     }
 
-    fn insert_session(&mut self, id: [u8; 16], session: Session, max_sessions: usize) {
+    /// Stores a session. A full table was refused at the guard, before the send; only starts
+    /// admitted together while it filled can pass the bound, by at most their number, so a live
+    /// session is never dropped to make room.
+    fn insert_session(&mut self, id: [u8; 16], session: Session, now: u64, max_sessions: usize) {
         self.remove_session(&id);
-        while self.sessions.len() >= max_sessions {
-            match self.session_expiry.pop_first() {
-                Some((_, oldest)) => {
-                    self.sessions.remove(&oldest);
-                }
-                None => break,
-            }
+        if self.sessions.len() >= max_sessions {
+            self.forget_expired_sessions(now);
         }
         self.session_expiry.insert((session.expires_ms, id));
         self.sessions.insert(id, session);
@@ -234,44 +325,60 @@ impl Sealed for MemoryStore {}
 impl Store for MemoryStore {
     async fn admit(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<Admission, Error> {
         let now = self.now_ms();
-        Ok(self.lock().admit(counted, ticket, now, self.shared.max_guard_keys))
+        let bounds = Bounds { max_guard_keys: self.shared.max_guard_keys, max_sessions: self.shared.max_sessions };
+        Ok(self.lock().admit(counted, ticket, now, bounds))
     }
 
     async fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<(), Error> {
-        let mut state = self.lock();
-        for subject in counted {
-            if let Some(log) = state.logs.get_mut(&log_key(subject.key)) {
-                log.sends.retain(|&(_, t)| t != ticket);
-            }
-        }
+        self.lock().release(counted, ticket);
         Ok(())
     }
 
     async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
-        let expires_ms = self.now_ms().saturating_add(millis(lifetime));
-        let session = Session { payload: payload.to_vec(), tries_used: 0, expires_ms };
-        self.lock().insert_session(*id.as_bytes(), session, self.shared.max_sessions);
+        let now = self.now_ms();
+        let expires_ms = now.saturating_add(millis(lifetime));
+        let session = Session { payload: Zeroizing::new(payload.to_vec()), tries_used: 0, generation: 0, expires_ms };
+        let mut state = self.lock();
+        if !state.sessions.contains_key(id.as_bytes()) {
+            state.insert_session(*id.as_bytes(), session, now, self.shared.max_sessions);
+        }
         Ok(())
     }
 
-    async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
+    async fn load_session(&self, id: &VerificationId) -> Result<Option<Loaded>, Error> {
         let now = self.now_ms();
-        Ok(self.lock().live_session(id.as_bytes(), now).map(|s| s.payload.clone()))
+        Ok(self.lock().live_session(id.as_bytes(), now).map(|s| s.loaded()))
     }
 
-    async fn replace_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<bool, Error> {
+    async fn claim_resend(&self, id: &VerificationId, _ticket: Ticket) -> Result<bool, Error> {
+        // One process, no replays: the ticket matters only where a client may retry a call.
+        let now = self.now_ms();
+        Ok(self.lock().live_session(id.as_bytes(), now).map(|s| s.generation += 1).is_some())
+    }
+
+    async fn replace_session(
+        &self,
+        id: &VerificationId,
+        payload: &[u8],
+        lifetime: Duration,
+        _ticket: Ticket,
+    ) -> Result<bool, Error> {
         let now = self.now_ms();
         let mut state = self.lock();
-        let Some(tries_used) = state.live_session(id.as_bytes(), now).map(|s| s.tries_used) else {
+        let Some(live) = state.live_session(id.as_bytes(), now) else {
             return Ok(false);
         };
-        let session =
-            Session { payload: payload.to_vec(), tries_used, expires_ms: now.saturating_add(millis(lifetime)) };
-        state.insert_session(*id.as_bytes(), session, self.shared.max_sessions);
+        let session = Session {
+            payload: Zeroizing::new(payload.to_vec()),
+            tries_used: live.tries_used,
+            generation: live.generation + 1,
+            expires_ms: now.saturating_add(millis(lifetime)),
+        };
+        state.insert_session(*id.as_bytes(), session, now, self.shared.max_sessions);
         Ok(true)
     }
 
-    async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {
+    async fn take_try(&self, id: &VerificationId, max_tries: u32, _ticket: Ticket) -> Result<TryTaken, Error> {
         let now = self.now_ms();
         let mut state = self.lock();
         let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(TryTaken::Over) };
@@ -279,10 +386,10 @@ impl Store for MemoryStore {
             return Ok(TryTaken::Over);
         }
         session.tries_used += 1;
-        Ok(TryTaken::Taken { payload: session.payload.clone(), tries_used: session.tries_used })
+        Ok(TryTaken::Taken(session.loaded()))
     }
 
-    async fn refund_try(&self, id: &VerificationId) -> Result<(), Error> {
+    async fn refund_try(&self, id: &VerificationId, _ticket: Ticket) -> Result<(), Error> {
         let now = self.now_ms();
         if let Some(session) = self.lock().live_session(id.as_bytes(), now) {
             session.tries_used = session.tries_used.saturating_sub(1);
@@ -290,9 +397,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn remove_session(&self, id: &VerificationId) -> Result<(), Error> {
-        self.lock().remove_session(id.as_bytes());
-        Ok(())
+    async fn end_session(&self, id: &VerificationId, generation: Generation) -> Result<bool, Error> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(true) };
+        if let Generation::Only(read) = generation {
+            if session.generation != read {
+                return Ok(false);
+            }
+        }
+        state.remove_session(id.as_bytes());
+        Ok(true)
     }
 }
 
@@ -302,6 +417,8 @@ mod tests {
     use super::*;
     use crate::rules::{GuardRules, Subject};
     use otp_core::MobileNumber;
+
+    const ROOMY: Bounds = Bounds { max_guard_keys: 10, max_sessions: 10 };
 
     fn number(i: usize) -> MobileNumber {
         format!("98765{i:05}").parse().unwrap()
@@ -326,10 +443,10 @@ mod tests {
     fn a_send_leaves_the_window_the_moment_the_window_has_passed() {
         let mut state = State::default();
         let counted = only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]);
-        assert_eq!(state.admit(&counted, 1, 1_000, 10), Admission::Admitted);
+        assert_eq!(state.admit(&counted, 1, 1_000, ROOMY), Admission::Admitted);
         let refused = Admission::Refused { rule: crate::GuardRule::Cooldown, retry_after: Duration::from_millis(1) };
-        assert_eq!(state.admit(&counted, 2, 1_099, 10), refused);
-        assert_eq!(state.admit(&counted, 3, 1_100, 10), Admission::Admitted);
+        assert_eq!(state.admit(&counted, 2, 1_099, ROOMY), refused);
+        assert_eq!(state.admit(&counted, 3, 1_100, ROOMY), Admission::Admitted);
     }
 
     #[test]
@@ -337,13 +454,13 @@ mod tests {
         use crate::GuardRule::{Cooldown, NumberShortWindow};
         let mut state = State::default();
         let counted = only(&number(1), &[(Cooldown, 100, 1), (NumberShortWindow, 1_000, 1)]);
-        assert_eq!(state.admit(&counted, 1, 0, 10), Admission::Admitted);
+        assert_eq!(state.admit(&counted, 1, 0, ROOMY), Admission::Admitted);
         let longest = Admission::Refused { rule: NumberShortWindow, retry_after: Duration::from_millis(950) };
-        assert_eq!(state.admit(&counted, 2, 50, 10), longest);
+        assert_eq!(state.admit(&counted, 2, 50, ROOMY), longest);
         let tied = only(&number(2), &[(Cooldown, 100, 1), (NumberShortWindow, 100, 1)]);
-        assert_eq!(state.admit(&tied, 3, 0, 10), Admission::Admitted);
+        assert_eq!(state.admit(&tied, 3, 0, ROOMY), Admission::Admitted);
         let first = Admission::Refused { rule: Cooldown, retry_after: Duration::from_millis(50) };
-        assert_eq!(state.admit(&tied, 4, 50, 10), first);
+        assert_eq!(state.admit(&tied, 4, 50, ROOMY), first);
     }
 
     #[test]
@@ -352,7 +469,7 @@ mod tests {
         assert!(store.is_empty());
         let mut state = store.lock();
         assert_eq!(
-            state.admit(&only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]), 1, 0, 10),
+            state.admit(&only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]), 1, 0, ROOMY),
             Admission::Admitted
         );
         drop(state);
@@ -360,22 +477,59 @@ mod tests {
         assert_eq!(format!("{store:?}"), "MemoryStore { guard_keys: 1, sessions: 0 }");
     }
 
-    #[tokio::test]
-    async fn a_full_store_forgets_the_least_recently_sent_subject_first() {
-        let store = MemoryStore::with_bounds(3, 10);
+    #[test]
+    fn a_full_store_forgets_only_subjects_with_nothing_inside_a_window_and_else_refuses() {
+        use crate::GuardRule::{Cooldown, NumberLongWindow};
+        let bounds = Bounds { max_guard_keys: 3, max_sessions: 10 };
+        let mut state = State::default();
+        // A cooldown of 100 ms and 2 per 1,000 ms: each subject is live for 1,000 ms after its send.
+        let limits = [(Cooldown, 100, 1), (NumberLongWindow, 1_000, 2)];
         for i in 0..3 {
-            assert_eq!(admit(&store, &number(i), i as u128).await, Admission::Admitted);
+            assert_eq!(state.admit(&only(&number(i), &limits), i as u128, i as u64, bounds), Admission::Admitted);
         }
-        // Number 0 is the least recently sent: a fourth subject pushes it out.
-        assert_eq!(admit(&store, &number(3), 3).await, Admission::Admitted);
-        assert_eq!(store.len().0, 3);
-        assert_eq!(admit(&store, &number(0), 4).await, Admission::Admitted, "forgotten, so admitted again");
-        // Numbers 2 and 3 are still held to their cooldown.
+        // Full of live subjects: a new one is refused, and nobody is forgotten.
+        assert_eq!(state.admit(&only(&number(3), &limits), 3, 500, bounds), Admission::Full);
+        assert_eq!(state.logs.len(), 3);
+        // A known subject is still counted (and still limited) while the store is full.
+        assert_eq!(state.admit(&only(&number(0), &limits), 4, 600, bounds), Admission::Admitted);
         assert!(matches!(
-            admit(&store, &number(3), 5).await,
-            Admission::Refused { rule: crate::GuardRule::Cooldown, .. }
+            state.admit(&only(&number(0), &limits), 5, 700, bounds),
+            Admission::Refused { rule: NumberLongWindow, .. }
         ));
-        assert_eq!(store.len().0, 3);
+        // At 1,001 number 1's send (at 1) has left every window: it alone makes room.
+        assert_eq!(state.admit(&only(&number(3), &limits), 6, 1_001, bounds), Admission::Admitted);
+        let held: Vec<bool> = (0..4).map(|i| state.logs.contains_key(&log_key(GuardKey::Number(&number(i))))).collect();
+        assert_eq!(held, [true, false, true, true]);
+    }
+
+    #[test]
+    fn a_store_full_of_live_sessions_refuses_new_sends_and_drops_none() {
+        let bounds = Bounds { max_guard_keys: 10, max_sessions: 2 };
+        let mut state = State::default();
+        let session =
+            |expires_ms| Session { payload: Zeroizing::new(vec![1]), tries_used: 0, generation: 0, expires_ms };
+        state.insert_session([1; 16], session(1_000), 0, 2);
+        state.insert_session([2; 16], session(2_000), 0, 2);
+        let limits = [(crate::GuardRule::Cooldown, 100, 1)];
+        assert_eq!(state.admit(&only(&number(1), &limits), 1, 500, bounds), Admission::Full);
+        assert_eq!(state.sessions.len(), 2);
+        // Once the first has expired, it makes room.
+        assert_eq!(state.admit(&only(&number(1), &limits), 2, 1_000, bounds), Admission::Admitted);
+        assert!(!state.sessions.contains_key(&[1; 16]) && state.sessions.contains_key(&[2; 16]));
+    }
+
+    #[tokio::test]
+    async fn an_emptied_subject_is_forgotten_when_its_send_is_given_back() {
+        let store = MemoryStore::new();
+        for i in 0..100 {
+            assert_eq!(admit(&store, &number(i), i as u128).await, Admission::Admitted);
+            let rules = GuardRules::default();
+            let mobile = number(i);
+            let counted = [Counted { key: GuardKey::Number(&mobile), limits: rules.limits_for(Subject::Number) }];
+            store.release(&counted, i as u128).await.unwrap();
+        }
+        assert!(store.is_empty(), "{store:?}");
+        assert!(store.lock().log_expiry.is_empty());
     }
 
     #[tokio::test]
@@ -397,36 +551,50 @@ mod tests {
         assert_eq!(store.admit(&counted, 7).await.unwrap(), Admission::Admitted);
     }
 
+    fn tries_used(taken: TryTaken) -> Option<u32> {
+        match taken {
+            TryTaken::Taken(loaded) => Some(loaded.tries_used),
+            TryTaken::Over => None,
+        }
+    }
+
     #[tokio::test]
-    async fn sessions_are_bounded_count_tries_and_expire() {
+    async fn sessions_count_tries_keep_them_across_generations_and_expire() {
         let store = MemoryStore::with_bounds(10, 2);
         let ids: Vec<VerificationId> = (0..3).map(|_| VerificationId::random().unwrap()).collect();
         store.put_session(&ids[0], b"a", Duration::from_secs(60)).await.unwrap();
-        store.put_session(&ids[1], b"b", Duration::from_secs(30)).await.unwrap();
-        store.put_session(&ids[2], b"c", Duration::from_secs(90)).await.unwrap();
-        // The one closest to expiry made room.
-        assert_eq!(store.load_session(&ids[1]).await.unwrap(), None);
-        assert_eq!(store.load_session(&ids[0]).await.unwrap().as_deref(), Some(&b"a"[..]));
-        assert_eq!(store.len().1, 2);
+        store.put_session(&ids[0], b"x", Duration::from_secs(60)).await.unwrap();
+        let loaded = store.load_session(&ids[0]).await.unwrap().unwrap();
+        assert_eq!((&loaded.payload[..], loaded.tries_used, loaded.generation), (&b"a"[..], 0, 0), "put once");
 
         for used in 1..=2 {
-            assert!(
-                matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used, .. } if tries_used == used)
-            );
+            assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), Some(used));
         }
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
-        store.refund_try(&ids[0]).await.unwrap();
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Taken { tries_used: 2, .. }));
-        // A replaced session keeps its tries.
-        assert!(store.replace_session(&ids[0], b"a2", Duration::from_secs(60)).await.unwrap());
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
-        store.remove_session(&ids[0]).await.unwrap();
-        assert!(matches!(store.take_try(&ids[0], 2).await.unwrap(), TryTaken::Over));
-        assert!(!store.replace_session(&ids[0], b"a3", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), None);
+        store.refund_try(&ids[0], 0).await.unwrap();
+        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), Some(2));
+        // A resend claims the next generation; its replacement keeps the tries.
+        assert!(store.claim_resend(&ids[0], 0).await.unwrap());
+        assert!(store.replace_session(&ids[0], b"a2", Duration::from_secs(60), 0).await.unwrap());
+        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), None);
+        let loaded = store.load_session(&ids[0]).await.unwrap().unwrap();
+        assert_eq!((&loaded.payload[..], loaded.tries_used, loaded.generation), (&b"a2"[..], 2, 2));
+        // Ending an older generation leaves the session alone; ending its own ends it.
+        assert!(!store.end_session(&ids[0], Generation::Only(1)).await.unwrap());
+        assert!(store.load_session(&ids[0]).await.unwrap().is_some());
+        assert!(store.end_session(&ids[0], Generation::Only(2)).await.unwrap());
+        assert!(store.load_session(&ids[0]).await.unwrap().is_none());
+        assert!(store.end_session(&ids[0], Generation::Only(2)).await.unwrap(), "gone is ended");
+        assert!(!store.replace_session(&ids[0], b"a3", Duration::from_secs(60), 0).await.unwrap());
+        assert!(!store.claim_resend(&ids[0], 0).await.unwrap());
 
         store.put_session(&ids[1], b"b", Duration::from_millis(20)).await.unwrap();
+        store.put_session(&ids[2], b"c", Duration::from_secs(60)).await.unwrap();
+        assert!(store.end_session(&ids[2], Generation::Any).await.unwrap());
+        assert!(store.load_session(&ids[2]).await.unwrap().is_none());
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(matches!(store.take_try(&ids[1], 2).await.unwrap(), TryTaken::Over));
+        assert_eq!(tries_used(store.take_try(&ids[1], 2, 0).await.unwrap()), None);
+        assert!(store.load_session(&ids[1]).await.unwrap().is_none());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::id::{random_bytes, VerificationId};
 use crate::memory::millis;
 use crate::rules::GuardRule;
-use crate::store::{Admission, Counted, GuardKey, Sealed, Store, Ticket, TryTaken};
+use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Store, Ticket, TryTaken};
 
 /// The secret the Redis store derives its keyed-hash key and its sealing key from: at least 32
 /// random bytes, the same on every instance. `Debug` shows nothing of it. Changing it renames
@@ -67,8 +67,10 @@ impl std::fmt::Debug for StoreKey {
 /// same servers, key prefix and [`StoreKey`]. Cheap to clone (one multiplexed connection).
 ///
 /// When Redis cannot be reached every operation fails with kind `transport` and sends nothing;
-/// the connection manager reconnects on its own (commands are never replayed). The guard fails
-/// open only when the verifier is told to (`Verifier::with_guard_fail_open`).
+/// the connection manager reconnects on its own. Every script is safe to run twice with the
+/// same arguments (a client retry after a lost reply, as the cluster client makes): a replay
+/// changes nothing the first run did not. The guard fails open only when the verifier is told
+/// to (`Verifier::with_guard_fail_open`), and only while Redis cannot be reached.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
@@ -205,7 +207,7 @@ impl RedisStore {
         Ok(value)
     }
 
-    fn open_sealed(&self, key: &str, value: &[u8]) -> Result<Vec<u8>, Error> {
+    fn open_sealed(&self, key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         let refused = || {
             Error::store_unavailable(
                 Reached::No,
@@ -216,10 +218,11 @@ impl RedisStore {
         self.keys
             .seal
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
+            .map(Zeroizing::new)
             .map_err(|_| refused())
     }
 
-    /// Seals `payload` under the session's key and runs `script` (PUT or REPLACE) with it.
+    /// Seals `payload` under the session's key and runs `script` (PUT) with it.
     async fn write_session(
         &self,
         script: &Script,
@@ -246,8 +249,12 @@ fn unreachable(error: redis::RedisError) -> Error {
 /// The guard decision: for every rule, the sends of its key inside the window ending now; all
 /// admit, so the send is written to every key, old entries trimmed, TTL renewed.
 /// ARGV: ticket, rule count, then per rule (key index, window ms, limit, rule index), then per
-/// key the ms to keep. Answers {1} or {0, rule index, ms to wait}.
+/// key the ms to keep. Answers {1} or {0, rule index, ms to wait}. A replay of an admitted call
+/// (its ticket already written) answers admitted and writes nothing.
 const ADMIT: &str = r"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return {1, 0, 0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rules = tonumber(ARGV[2])
@@ -285,52 +292,99 @@ end
 return {1, 0, 0}
 ";
 
-/// Reserves one try: {0} no session, {1} every try used, {2, tries used, payload}.
+/// Reserves one try for the call `ARGV[2]`: {0} no session, {1} every try used, {2, tries
+/// used, generation, payload}. The try is marked with the call's ticket (`r:<ticket>`), so a
+/// replay answers what the first run did without taking a second try.
 const TAKE_TRY: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then
-  return {0, 0, false}
+  return {0, 0, 0, false}
+end
+local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
+local mark = 'r:' .. ARGV[2]
+local taken = redis.call('HGET', KEYS[1], mark)
+if taken then
+  return {2, tonumber(taken), g, v}
 end
 local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
 if used >= tonumber(ARGV[1]) then
-  return {1, used, false}
+  return {1, used, g, false}
 end
 used = redis.call('HINCRBY', KEYS[1], 't', 1)
-return {2, used, v}
+redis.call('HSET', KEYS[1], mark, used)
+return {2, used, g, v}
 ";
 
+/// Gives back the try the call `ARGV[1]` took, once: its mark goes with it.
 const REFUND_TRY: &str = r"
-local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-if used > 0 then
-  redis.call('HINCRBY', KEYS[1], 't', -1)
+if redis.call('HDEL', KEYS[1], 'r:' .. ARGV[1]) == 1 then
+  local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+  if used > 0 then
+    redis.call('HINCRBY', KEYS[1], 't', -1)
+  end
 end
 return 0
 ";
 
-/// Replaces a live session's payload and lifetime, keeping its tries: 1, or 0 when it is gone.
+/// Raises a live session's generation for the resend `ARGV[1]`: 1, or 0 when it is gone. The
+/// claiming call's ticket (`w`) makes a replay a no-op.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('HGET', KEYS[1], 'w') ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'w', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'g', 1)
+end
+return 1
+";
+
+/// Replaces a live session's payload and lifetime for the resend `ARGV[3]`, keeping its tries
+/// and raising its generation: 1, or 0 when it is gone. The writing call's ticket (`u`) makes a
+/// replay a no-op.
 const REPLACE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'g', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 ";
 
-/// A new session: tries at 0, the lifetime as its TTL.
+/// A new session: tries at 0, generation 0, the lifetime as its TTL. Ids are random, so a
+/// session already there is this call's own first run: left as it is.
 const PUT: &str = r"
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 1
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// {tries used, generation, payload}, or {0, 0, false} when there is no session.
 const LOAD: &str = r"
-return redis.call('HGET', KEYS[1], 'v')
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then
+  return {0, 0, false}
+end
+return {tonumber(redis.call('HGET', KEYS[1], 't') or '0'), tonumber(redis.call('HGET', KEYS[1], 'g') or '0'), v}
 ";
 
-const REMOVE: &str = r"
-return redis.call('DEL', KEYS[1])
+/// Ends the session if it is of generation `ARGV[1]` (`*`: any): 1 when it is gone now, 0 when
+/// a newer generation lives on.
+const END: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 1
+end
+if ARGV[1] ~= '*' and (redis.call('HGET', KEYS[1], 'g') or '0') ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
 ";
 
 /// Gives an unsent send's place back in every log it was written to.
@@ -348,10 +402,11 @@ struct Scripts {
     admit: Script,
     take_try: Script,
     refund_try: Script,
+    claim: Script,
     replace: Script,
     put: Script,
     load: Script,
-    remove: Script,
+    end: Script,
     release: Script,
 }
 
@@ -361,10 +416,11 @@ fn scripts() -> &'static Scripts {
         admit: Script::new(ADMIT),
         take_try: Script::new(TAKE_TRY),
         refund_try: Script::new(REFUND_TRY),
+        claim: Script::new(CLAIM),
         replace: Script::new(REPLACE),
         put: Script::new(PUT),
         load: Script::new(LOAD),
-        remove: Script::new(REMOVE),
+        end: Script::new(END),
         release: Script::new(RELEASE),
     })
 }
@@ -384,7 +440,7 @@ impl Store for RedisStore {
             invocation.key(self.guard_key(subject.key));
         }
         let rules: usize = counted.iter().map(|c| c.limits.len()).sum();
-        invocation.arg(format!("{ticket:032x}")).arg(rules);
+        invocation.arg(ticket_text(ticket)).arg(rules);
         for (index, subject) in counted.iter().enumerate() {
             for &(rule, limit) in &subject.limits {
                 invocation.arg(index + 1).arg(millis(limit.window).max(1)).arg(limit.count).arg(rule_index(rule));
@@ -408,7 +464,7 @@ impl Store for RedisStore {
         for subject in counted {
             invocation.key(self.guard_key(subject.key));
         }
-        invocation.arg(format!("{ticket:032x}"));
+        invocation.arg(ticket_text(ticket));
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
@@ -416,34 +472,79 @@ impl Store for RedisStore {
         self.write_session(&scripts().put, id, payload, lifetime).await.map(drop)
     }
 
-    async fn load_session(&self, id: &VerificationId) -> Result<Option<Vec<u8>>, Error> {
+    async fn load_session(&self, id: &VerificationId) -> Result<Option<Loaded>, Error> {
         let key = self.session_key(id);
-        let value: Option<Vec<u8>> = self.invoke(&scripts().load.key(&key)).await?;
-        value.map(|v| self.open_sealed(&key, &v)).transpose()
+        let (tries_used, generation, value): (u32, u64, Option<Vec<u8>>) =
+            self.invoke(&scripts().load.key(&key)).await?;
+        let Some(value) = value else { return Ok(None) };
+        Ok(Some(Loaded { payload: self.open_sealed(&key, &value)?, tries_used, generation }))
     }
 
-    async fn replace_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<bool, Error> {
-        Ok(self.write_session(&scripts().replace, id, payload, lifetime).await? == 1)
+    async fn claim_resend(&self, id: &VerificationId, ticket: Ticket) -> Result<bool, Error> {
+        let mut invocation = scripts().claim.prepare_invoke();
+        invocation.key(self.session_key(id)).arg(ticket_text(ticket));
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
-    async fn take_try(&self, id: &VerificationId, max_tries: u32) -> Result<TryTaken, Error> {
+    async fn replace_session(
+        &self,
+        id: &VerificationId,
+        payload: &[u8],
+        lifetime: Duration,
+        ticket: Ticket,
+    ) -> Result<bool, Error> {
+        let key = self.session_key(id);
+        let value = self.seal(&key, payload)?;
+        let mut invocation = scripts().replace.prepare_invoke();
+        invocation.key(&key).arg(value).arg(millis(lifetime).max(1)).arg(ticket_text(ticket));
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
+    }
+
+    async fn take_try(&self, id: &VerificationId, max_tries: u32, ticket: Ticket) -> Result<TryTaken, Error> {
         let key = self.session_key(id);
         let mut invocation = scripts().take_try.prepare_invoke();
-        invocation.key(&key).arg(max_tries);
-        let (state, used, value): (i64, u32, Option<Vec<u8>>) = self.invoke(&invocation).await?;
+        invocation.key(&key).arg(max_tries).arg(ticket_text(ticket));
+        let (state, tries_used, generation, value): (i64, u32, u64, Option<Vec<u8>>) = self.invoke(&invocation).await?;
         Ok(match (state, value) {
-            (2, Some(value)) => TryTaken::Taken { payload: self.open_sealed(&key, &value)?, tries_used: used },
+            (2, Some(value)) => {
+                TryTaken::Taken(Loaded { payload: self.open_sealed(&key, &value)?, tries_used, generation })
+            }
             _ => TryTaken::Over,
         })
     }
 
-    async fn refund_try(&self, id: &VerificationId) -> Result<(), Error> {
-        self.invoke::<i64>(&scripts().refund_try.key(self.session_key(id))).await.map(drop)
+    async fn refund_try(&self, id: &VerificationId, ticket: Ticket) -> Result<(), Error> {
+        let mut invocation = scripts().refund_try.prepare_invoke();
+        invocation.key(self.session_key(id)).arg(ticket_text(ticket));
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn remove_session(&self, id: &VerificationId) -> Result<(), Error> {
-        self.invoke::<i64>(&scripts().remove.key(self.session_key(id))).await.map(drop)
+    async fn end_session(&self, id: &VerificationId, generation: Generation) -> Result<bool, Error> {
+        let mut invocation = scripts().end.prepare_invoke();
+        invocation.key(self.session_key(id));
+        match generation {
+            Generation::Any => invocation.arg("*"),
+            Generation::Only(generation) => invocation.arg(generation.to_string()),
+        };
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
+
+    fn unreachable(&self, error: &Error) -> bool {
+        std::error::Error::source(error).and_then(|source| source.downcast_ref::<redis::RedisError>()).is_some_and(
+            |error| {
+                error.is_io_error()
+                    || error.is_timeout()
+                    || error.is_connection_refusal()
+                    || error.is_connection_dropped()
+                    || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
+            },
+        )
+    }
+}
+
+/// A ticket as the scripts store it: 32 hex digits.
+fn ticket_text(ticket: Ticket) -> String {
+    format!("{ticket:032x}")
 }
 
 #[cfg(test)]
@@ -501,7 +602,7 @@ mod tests {
         let sealed = a.seal("otp:s:{x}", b"payload").unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"payload"));
         assert_ne!(sealed, a.seal("otp:s:{x}", b"payload").unwrap(), "a fresh nonce each time");
-        assert_eq!(a.open_sealed("otp:s:{x}", &sealed).unwrap(), b"payload");
+        assert_eq!(&a.open_sealed("otp:s:{x}", &sealed).unwrap()[..], b"payload");
         assert!(a.open_sealed("otp:s:{y}", &sealed).is_err(), "moved to another key");
         assert!(b.open_sealed("otp:s:{x}", &sealed).is_err(), "another store key");
         let mut altered = sealed.clone();
@@ -509,5 +610,102 @@ mod tests {
         assert!(a.open_sealed("otp:s:{x}", &altered).is_err());
         let error = a.open_sealed("otp:s:{x}", &sealed[..10]).unwrap_err();
         assert_eq!((error.kind(), error.reached_provider()), (otp_core::ErrorKind::Transport, Reached::No));
+    }
+}
+
+/// Every script run twice with the same arguments, as a client retry after a lost reply runs
+/// it: the second run changes nothing the first did not (a real redis-server).
+#[cfg(all(test, feature = "test-util"))]
+mod replays {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::rules::{GuardRules, Limit, Subject};
+    use crate::test_util::RedisServer;
+
+    async fn store() -> (RedisServer, RedisStore) {
+        let server = RedisServer::start().unwrap_or_else(|e| panic!("this test needs a real redis-server: {e}"));
+        let store = RedisStore::open(&server.url(), StoreKey::from_bytes(&[3; 32]).unwrap()).unwrap();
+        (server, store)
+    }
+
+    fn tries(taken: TryTaken) -> Option<(u32, u64)> {
+        match taken {
+            TryTaken::Taken(loaded) => Some((loaded.tries_used, loaded.generation)),
+            TryTaken::Over => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_admission_replayed_is_counted_once_and_a_release_replayed_frees_one_place() {
+        let (_server, store) = store().await;
+        let mobile: otp_core::MobileNumber = "9876543210".parse().unwrap();
+        let rules = GuardRules::default().cooldown(Duration::ZERO).number_short_window(Limit::new(2, HOUR));
+        let counted = [Counted { key: GuardKey::Number(&mobile), limits: rules.limits_for(Subject::Number) }];
+        assert_eq!(store.admit(&counted, 1).await.unwrap(), Admission::Admitted);
+        assert_eq!(store.admit(&counted, 1).await.unwrap(), Admission::Admitted, "the replay answers as the first");
+        // Counted once: a second send still fits the limit of 2, a third does not.
+        assert_eq!(store.admit(&counted, 2).await.unwrap(), Admission::Admitted);
+        assert!(matches!(store.admit(&counted, 3).await.unwrap(), Admission::Refused { .. }));
+        store.release(&counted, 2).await.unwrap();
+        store.release(&counted, 2).await.unwrap();
+        assert_eq!(store.admit(&counted, 4).await.unwrap(), Admission::Admitted, "one place given back");
+        assert!(matches!(store.admit(&counted, 5).await.unwrap(), Admission::Refused { .. }), "and only one");
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn a_try_taken_or_refunded_twice_by_one_call_counts_once() {
+        let (_server, store) = store().await;
+        let id = VerificationId::random().unwrap();
+        store.put_session(&id, b"first", HOUR).await.unwrap();
+        store.put_session(&id, b"replayed", HOUR).await.unwrap();
+        let loaded = store.load_session(&id).await.unwrap().unwrap();
+        assert_eq!((&loaded.payload[..], loaded.tries_used), (&b"first"[..], 0), "a replayed put keeps the first");
+        assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)));
+        assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)), "the replay took nothing");
+        assert_eq!(tries(store.take_try(&id, 5, 11).await.unwrap()), Some((2, 0)));
+        store.refund_try(&id, 10).await.unwrap();
+        store.refund_try(&id, 10).await.unwrap();
+        store.refund_try(&id, 99).await.unwrap();
+        assert_eq!(tries(store.take_try(&id, 5, 12).await.unwrap()), Some((2, 0)), "one try given back, once");
+        // A try at the limit: the replay of the last one taken still answers it.
+        let mut last = 12;
+        for ticket in 13..16 {
+            assert!(tries(store.take_try(&id, 5, ticket).await.unwrap()).is_some());
+            last = ticket;
+        }
+        assert_eq!(tries(store.take_try(&id, 5, 20).await.unwrap()), None, "spent");
+        assert_eq!(tries(store.take_try(&id, 5, last).await.unwrap()), Some((5, 0)));
+    }
+
+    #[tokio::test]
+    async fn a_claim_replayed_raises_the_generation_once_and_an_ending_replayed_ends_once() {
+        let (_server, store) = store().await;
+        let id = VerificationId::random().unwrap();
+        store.put_session(&id, b"a", HOUR).await.unwrap();
+        assert!(store.claim_resend(&id, 7).await.unwrap());
+        assert!(store.claim_resend(&id, 7).await.unwrap());
+        assert!(store.replace_session(&id, b"b", HOUR, 7).await.unwrap());
+        assert!(store.replace_session(&id, b"b", HOUR, 7).await.unwrap());
+        let loaded = store.load_session(&id).await.unwrap().unwrap();
+        assert_eq!((&loaded.payload[..], loaded.generation), (&b"b"[..], 2), "claimed once, replaced once");
+        assert!(!store.end_session(&id, Generation::Only(1)).await.unwrap(), "generation 2 lives on");
+        assert!(store.end_session(&id, Generation::Only(2)).await.unwrap());
+        assert!(store.end_session(&id, Generation::Only(2)).await.unwrap(), "the replay finds it ended");
+        assert!(store.load_session(&id).await.unwrap().is_none());
+        assert!(!store.claim_resend(&id, 8).await.unwrap());
+        assert!(!store.replace_session(&id, b"c", HOUR, 9).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_a_store_that_cannot_be_reached_is_unreachable() {
+        let (mut server, store) = store().await;
+        let id = VerificationId::random().unwrap();
+        server.stop();
+        let down = store.load_session(&id).await.err().unwrap();
+        assert!(store.unreachable(&down), "{down}");
+        let other = Error::store_unavailable(Reached::No, "a script error");
+        assert!(!store.unreachable(&other));
     }
 }

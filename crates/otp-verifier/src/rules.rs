@@ -77,6 +77,10 @@ pub struct GuardRules {
     pub per_caller_key: Limit,
     /// Wrong codes a session takes before it is spent (default 5).
     pub max_wrong_tries: u32,
+    /// How many leading bits of an IPv6 client address the per-IP limit keys on (default 64,
+    /// 48 to 128): one subscriber is usually given a whole /64, so counting exact addresses
+    /// would give each subscriber 2^64 quotas. IPv4-mapped IPv6 addresses count as IPv4.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for GuardRules {
@@ -88,6 +92,7 @@ impl Default for GuardRules {
             per_client_ip: Limit::new(20, HOUR),
             per_caller_key: Limit::new(10, HOUR),
             max_wrong_tries: 5,
+            ipv6_prefix: 64,
         }
     }
 }
@@ -129,6 +134,25 @@ impl GuardRules {
         self
     }
 
+    /// Sets how many leading bits of an IPv6 address the per-IP limit keys on (48 to 128).
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits;
+        self
+    }
+
+    /// The address the per-IP limit counts `ip` as: IPv4-mapped IPv6 as its IPv4 address, any
+    /// other IPv6 address cut to its first `ipv6_prefix` bits.
+    pub(crate) fn client_subject(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => {
+                let bits = u32::from(self.ipv6_prefix.clamp(48, 128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
+
     /// The limits that apply to one subject: a cooldown is "1 send per cooldown".
     pub(crate) fn limits_for(&self, subject: Subject) -> Vec<(GuardRule, Limit)> {
         match subject {
@@ -153,6 +177,9 @@ impl GuardRules {
         }
         if self.cooldown > 24 * HOUR {
             return Err(Error::configuration("the cooldown must be at most 24 hours"));
+        }
+        if !(48..=128).contains(&self.ipv6_prefix) {
+            return Err(Error::configuration("the IPv6 prefix of the per-IP limit must be 48 to 128 bits"));
         }
         if limits.iter().any(|l| l.count > 10_000) {
             return Err(Error::configuration("a guard limit must be at most 10,000 sends per window"));
@@ -220,6 +247,27 @@ mod tests {
         assert!(GuardRules::default().cooldown(24 * HOUR + Duration::from_millis(1)).check().is_err());
         assert!(GuardRules::default().per_caller_key(Limit::new(10_000, HOUR)).check().is_ok());
         assert!(GuardRules::default().per_caller_key(Limit::new(10_001, HOUR)).check().is_err());
+    }
+
+    #[test]
+    fn a_client_counts_as_its_ipv4_address_or_its_ipv6_prefix() {
+        let rules = GuardRules::default();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(rules.client_subject(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(rules.client_subject(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(rules.client_subject(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(rules.client_subject(ip("2001:db8:1:2::1")), rules.client_subject(ip("2001:db8:1:2:ffff::")));
+        assert_ne!(rules.client_subject(ip("2001:db8:1:2::1")), rules.client_subject(ip("2001:db8:1:3::1")));
+        let exact = GuardRules::default().ipv6_prefix(128);
+        assert_eq!(exact.client_subject(ip("2001:db8::1")), ip("2001:db8::1"));
+        let wide = GuardRules::default().ipv6_prefix(48);
+        assert_eq!(wide.client_subject(ip("2001:db8:1:ffff::1")), ip("2001:db8:1::"));
+        for bits in [48, 64, 128] {
+            assert!(GuardRules::default().ipv6_prefix(bits).check().is_ok(), "{bits}");
+        }
+        for bits in [0, 47, 129] {
+            assert!(GuardRules::default().ipv6_prefix(bits).check().unwrap_err().is_configuration(), "{bits}");
+        }
     }
 
     #[test]

@@ -220,7 +220,10 @@ pub async fn guard_decision<S: crate::Store>(
     use crate::store::{Admission, Counted, GuardKey};
     let counted = [
         Counted { key: GuardKey::Number(mobile), limits: rules.limits_for(Subject::Number) },
-        Counted { key: GuardKey::ClientIp(client_ip), limits: rules.limits_for(Subject::ClientIp) },
+        Counted {
+            key: GuardKey::ClientIp(rules.client_subject(client_ip)),
+            limits: rules.limits_for(Subject::ClientIp),
+        },
     ];
     let ticket = u128::from_le_bytes(crate::id::random_bytes()?);
     Ok(store.admit(&counted, ticket).await? == Admission::Admitted)

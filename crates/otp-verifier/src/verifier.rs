@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::id::{random_bytes, VerificationId};
 use crate::rules::{Context, GuardRules, Subject};
-use crate::store::{Admission, Counted, GuardKey, Store, TryTaken};
+use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Store, Ticket, TryTaken};
 use crate::MemoryStore;
 
 /// One span per operation, its fields filled in as it ends (docs/telemetry.md).
@@ -111,10 +111,14 @@ pub enum Check {
     /// The code matched; the session is over. The gateway's credential (PhonePe
     /// `userAuthToken`, Paytm's access token), when it issues one, is never stored.
     Verified {
+        /// The number this session sent to and has now verified: trust this one, never a
+        /// number the client sends alongside the id (masked when printed).
+        mobile: MobileNumber,
         /// The credential, a secret.
         credential: Option<SecretString>,
     },
-    /// The code did not match; this many more codes will be checked.
+    /// The code did not match (or was the code of an earlier send, replaced by a resend
+    /// meanwhile); this many more codes will be checked.
     WrongOtp {
         /// Tries left in this session (0: the session is spent).
         tries_left: u32,
@@ -144,6 +148,15 @@ pub struct Verifier<G, S = MemoryStore> {
     rules: GuardRules,
     lifetime: Duration,
     guard_fail_open: bool,
+    /// The guard that stands in, in this process, while a shared store cannot be reached and
+    /// fail-open is on: never no guard.
+    local_guard: MemoryStore,
+}
+
+/// Which guard counted a send, so that an unsent one is given back to the same.
+enum CountedBy {
+    Store,
+    LocalGuard,
 }
 
 impl<G: SessionGateway + std::fmt::Debug, S: Store + std::fmt::Debug> std::fmt::Debug for Verifier<G, S> {
@@ -162,15 +175,25 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     /// A verifier with the default rules; sessions live as long as the gateway's OTP.
     pub fn new(gateway: G, store: S) -> Self {
         let lifetime = gateway.otp_validity();
-        Self { gateway, store, rules: GuardRules::default(), lifetime, guard_fail_open: false }
+        Self {
+            gateway,
+            store,
+            rules: GuardRules::default(),
+            lifetime,
+            guard_fail_open: false,
+            local_guard: MemoryStore::new(),
+        }
     }
 
-    /// When the store cannot be reached for a guard decision, send anyway (off by default:
-    /// such a failure refuses the start as `transport`, nothing sent). Only the guard fails
-    /// open: the session still needs the store, so with the store wholly down the OTP goes out
-    /// and the start then fails (`transport`, `Reached::Yes`) with no session to check it
-    /// against — this helps only a store that fails now and then, and `otp.guard.fail_open`
-    /// counts every unguarded send.
+    /// When the store cannot be reached at all for a guard decision (refused or dropped
+    /// connections, timeouts), decide in this process instead: a memory guard with the same
+    /// rules stands in (shared by this verifier's clones, not by other processes), so a send is
+    /// never unguarded. Off by default: such a failure refuses the start as `transport`,
+    /// nothing sent. A store that answers with an error (a script error, out of memory, busy)
+    /// never fails open. Only the guard fails open: the session still needs the store, so with
+    /// the store wholly down the OTP goes out and the start then fails (`transport`,
+    /// `Reached::Yes`) with no session to check it against — this helps only a store that
+    /// fails now and then; `otp.guard.fail_open` counts every send the local guard decided.
     pub fn with_guard_fail_open(mut self, fail_open: bool) -> Self {
         self.guard_fail_open = fail_open;
         self
@@ -204,7 +227,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let span = verifier_span!("otp.verifier.start", self);
         async {
             let id = VerificationId::random()?;
-            let sent = self.guarded_send(&request, context).await?;
+            let sent = self.guarded_send(&request, context, None).await?;
             let outcome = sent.outcome;
             let payload = encode(&SessionData { request, sent })?;
             self.store.put_session(&id, &payload, self.lifetime).await.map_err(|error| {
@@ -224,46 +247,53 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
 
     /// Checks a code. A wrong code uses one of the session's tries, counted before the gateway
     /// is asked, so concurrent checks never take more than the limit; a code that did not reach
-    /// the gateway gives its try back.
+    /// the gateway gives its try back. A check ends only the session generation it read: a
+    /// resend that replaced the session meanwhile survives it.
     pub async fn check(&self, id: &VerificationId, code: OtpCode) -> Result<Check, Error> {
         let span = verifier_span!("otp.verifier.check", self);
         async {
             let max_tries = self.rules.max_wrong_tries;
-            let (payload, tries_used) = match self.store.take_try(id, max_tries).await? {
-                TryTaken::Taken { payload, tries_used } => (Zeroizing::new(payload), tries_used),
+            let ticket = new_ticket()?;
+            let Loaded { payload, tries_used, generation } = match self.store.take_try(id, max_tries, ticket).await? {
+                TryTaken::Taken(loaded) => loaded,
                 TryTaken::Over => return Ok(Check::Expired),
             };
             let session: SessionData<G::Request> = match decode(&payload) {
                 Ok(session) => session,
                 Err(error) => {
-                    self.forget(id).await;
+                    self.end(id, Generation::Any).await;
                     return Err(error);
                 }
             };
             let request = match G::verify_request(&session.request, &session.sent, code) {
                 Ok(request) => request,
                 Err(error) => {
-                    self.give_back_try(id).await;
+                    self.give_back_try(id, ticket).await;
                     return Err(error);
                 }
             };
+            let tries_left = max_tries.saturating_sub(tries_used);
             match self.gateway.verify(&request).await {
                 Ok(receipt) => {
-                    self.forget(id).await;
-                    Ok(Check::Verified { credential: receipt.credential })
+                    // Verified is final, whatever a resend did meanwhile.
+                    self.end(id, Generation::Any).await;
+                    Ok(Check::Verified { mobile: *G::mobile(&session.request), credential: receipt.credential })
                 }
-                Err(error) if error.kind() == ErrorKind::WrongOtp => {
-                    Ok(Check::WrongOtp { tries_left: max_tries.saturating_sub(tries_used) })
-                }
+                Err(error) if error.kind() == ErrorKind::WrongOtp => Ok(Check::WrongOtp { tries_left }),
                 Err(error) if error.kind() == ErrorKind::OtpExpired => {
-                    self.forget(id).await;
-                    Ok(Check::Expired)
+                    if self.end(id, Generation::Only(generation)).await {
+                        Ok(Check::Expired)
+                    } else {
+                        // A resend replaced the session while this code was judged: the code
+                        // was the old send's, and the new one is still to be checked.
+                        Ok(Check::WrongOtp { tries_left })
+                    }
                 }
                 Err(error) => {
                     // Unanswered, the code was not judged: the try is given back. Answered or
                     // maybe answered, it stays used (the gateway may have counted it).
                     if error.reached_provider() == Reached::No {
-                        self.give_back_try(id).await;
+                        self.give_back_try(id, ticket).await;
                     }
                     Err(error)
                 }
@@ -286,16 +316,24 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     "no such verification (expired, verified, spent or cancelled): start a new one",
                 )
             };
-            let payload = Zeroizing::new(self.store.load_session(id).await?.ok_or_else(gone)?);
-            let session: SessionData<G::Request> = decode(&payload)?;
+            let loaded = self.store.load_session(id).await?.ok_or_else(gone)?;
+            if loaded.tries_used >= self.rules.max_wrong_tries {
+                // Spent: no check can ever use a new code, so none is sent.
+                return Err(Error::session_expired(
+                    Reached::No,
+                    "this verification is spent (every try used): start a new one; nothing was sent",
+                ));
+            }
+            let session: SessionData<G::Request> = decode(&loaded.payload)?;
             G::check_resend(&session.request)?;
-            let sent = self.guarded_send(&session.request, context).await?;
+            let sent = self.guarded_send(&session.request, context, Some(id)).await?;
             let outcome = sent.outcome;
             let payload = encode(&SessionData { request: session.request, sent })?;
-            let replaced = self.store.replace_session(id, &payload, self.lifetime).await.map_err(|error| {
-                Error::store_unavailable(Reached::Yes, "the OTP was sent but its session could not be updated")
-                    .with_source(error)
-            })?;
+            let replaced =
+                self.store.replace_session(id, &payload, self.lifetime, new_ticket()?).await.map_err(|error| {
+                    Error::store_unavailable(Reached::Yes, "the OTP was sent but its session could not be updated")
+                        .with_source(error)
+                })?;
             if !replaced {
                 return Err(Error::session_expired(
                     Reached::Yes,
@@ -312,7 +350,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
 
     /// Forgets a session: later checks answer expired.
     pub async fn cancel(&self, id: &VerificationId) -> Result<(), Error> {
-        self.store.remove_session(id).await
+        self.store.end_session(id, Generation::Any).await.map(drop)
     }
 
     fn started(&self, id: VerificationId, outcome: Outcome) -> Started {
@@ -325,65 +363,115 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         }
     }
 
-    /// A verified, expired or unreadable session is removed; should the store fail now, the
-    /// session only lingers until its lifetime ends, and the gateway refuses its spent code.
-    async fn forget(&self, id: &VerificationId) {
-        if let Err(error) = self.store.remove_session(id).await {
-            tracing::warn!(error = %error, "a finished verification session could not be removed; it expires on its own");
+    /// Ends a verified, expired or unreadable session (only `generation`'s): true when it is
+    /// over now, false when a newer generation lives on. Should the store fail now, the session
+    /// only lingers until its lifetime ends, and the gateway refuses its spent code.
+    async fn end(&self, id: &VerificationId, generation: Generation) -> bool {
+        match self.store.end_session(id, generation).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                tracing::warn!(error = %error, "a finished verification session could not be removed; it expires on its own");
+                true
+            }
         }
     }
 
     /// Returns a try the gateway never judged. Should the store fail now, the try stays used
     /// (the stricter side) and the caller still gets the error that matters.
-    async fn give_back_try(&self, id: &VerificationId) {
-        if let Err(error) = self.store.refund_try(id).await {
+    async fn give_back_try(&self, id: &VerificationId, ticket: Ticket) {
+        if let Err(error) = self.store.refund_try(id, ticket).await {
             tracing::warn!(error = %error, "an unjudged try could not be given back; it stays counted");
         }
     }
 
-    /// The guard, then the send. A send that never left this process gives its place back.
-    async fn guarded_send(&self, request: &G::Request, context: &Context) -> Result<Sent, Error> {
+    /// The guard, then the send. The request is checked first, so one that could never be
+    /// sent is counted nowhere; a send that never left this process gives its place back. A
+    /// resend (`resending`) claims its session's next generation once admitted, before it sends.
+    async fn guarded_send(
+        &self,
+        request: &G::Request,
+        context: &Context,
+        resending: Option<&VerificationId>,
+    ) -> Result<Sent, Error> {
         let gateway = self.gateway.gateway();
         G::validate(request).map_err(|error| error.with_gateway(gateway))?;
         let mobile = G::mobile(request);
+        let client_ip = self.rules.client_subject(context.client_ip);
         let mut counted = vec![
             Counted { key: GuardKey::Number(mobile), limits: self.rules.limits_for(Subject::Number) },
-            Counted { key: GuardKey::ClientIp(context.client_ip), limits: self.rules.limits_for(Subject::ClientIp) },
+            Counted { key: GuardKey::ClientIp(client_ip), limits: self.rules.limits_for(Subject::ClientIp) },
         ];
         if let Some(key) = &context.caller_key {
             counted.push(Counted { key: GuardKey::CallerKey(key), limits: self.rules.limits_for(Subject::CallerKey) });
         }
-        let ticket = u128::from_le_bytes(random_bytes()?);
-        let admission = match self.store.admit(&counted, ticket).await {
-            Ok(admission) => admission,
-            Err(error) if self.guard_fail_open && error.kind() == ErrorKind::Transport => {
-                metrics::counter!("otp.guard.fail_open", "otp.gateway" => gateway.as_str()).increment(1);
-                tracing::warn!(error = %error, "the send guard's store failed; sending unguarded (fail-open is on)");
-                Admission::Admitted
-            }
-            Err(error) => return Err(error.with_gateway(gateway)),
-        };
-        match admission {
-            Admission::Admitted => {}
-            Admission::Refused { rule, retry_after } => {
-                metrics::counter!("otp.guard.refusals", "rule" => rule.as_str(), "otp.gateway" => gateway.as_str())
-                    .increment(1);
-                tracing::Span::current().record("otp.guard.rule", rule.as_str());
-                return Err(Error::guard_refused(rule.as_str(), retry_after).with_gateway(gateway));
+        let ticket = new_ticket()?;
+        let counted_by = self.admit(&counted, ticket).await.map_err(|error| error.with_gateway(gateway))?;
+        if let Some(id) = resending {
+            let claimed = match self.store.claim_resend(id, new_ticket()?).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Error::session_expired(
+                    Reached::No,
+                    "the verification ended (verified or cancelled) before its new code was sent; nothing was sent",
+                )),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = claimed {
+                self.release(&counted, ticket, counted_by).await;
+                return Err(error.with_gateway(gateway));
             }
         }
         match self.gateway.send(request).await {
             Ok(receipt) => Ok(Sent { reference: receipt.reference, outcome: receipt.outcome }),
             Err(error) => {
                 if error.reached_provider() == Reached::No {
-                    if let Err(release) = self.store.release(&counted, ticket).await {
-                        tracing::warn!(error = %release, "an unsent OTP's place in the guard could not be given back");
-                    }
+                    self.release(&counted, ticket, counted_by).await;
                 }
                 Err(error)
             }
         }
     }
+
+    /// Gives an unsent send's place back to the guard that counted it.
+    async fn release(&self, counted: &[Counted<'_>], ticket: Ticket, counted_by: CountedBy) {
+        let released = match counted_by {
+            CountedBy::Store => self.store.release(counted, ticket).await,
+            CountedBy::LocalGuard => self.local_guard.release(counted, ticket).await,
+        };
+        if let Err(error) = released {
+            tracing::warn!(error = %error, "an unsent OTP's place in the guard could not be given back");
+        }
+    }
+
+    /// One guard decision: the store's, or (fail-open, store unreachable) the local guard's.
+    async fn admit(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<CountedBy, Error> {
+        let gateway = self.gateway.gateway();
+        let (admission, counted_by) = match self.store.admit(counted, ticket).await {
+            Ok(admission) => (admission, CountedBy::Store),
+            Err(error) if self.guard_fail_open && self.store.unreachable(&error) => {
+                metrics::counter!("otp.guard.fail_open", "otp.gateway" => gateway.as_str()).increment(1);
+                tracing::warn!(error = %error, "the send guard's store cannot be reached; this process's guard decides (fail-open is on)");
+                (self.local_guard.admit(counted, ticket).await?, CountedBy::LocalGuard)
+            }
+            Err(error) => return Err(error),
+        };
+        match admission {
+            Admission::Admitted => Ok(counted_by),
+            Admission::Refused { rule, retry_after } => {
+                metrics::counter!("otp.guard.refusals", "rule" => rule.as_str(), "otp.gateway" => gateway.as_str())
+                    .increment(1);
+                tracing::Span::current().record("otp.guard.rule", rule.as_str());
+                Err(Error::guard_refused(rule.as_str(), retry_after))
+            }
+            Admission::Full => Err(Error::store_unavailable(
+                Reached::No,
+                "the verification store is full of live limits and sessions: nothing was sent; try again later",
+            )),
+        }
+    }
+}
+
+fn new_ticket() -> Result<Ticket, Error> {
+    Ok(u128::from_le_bytes(random_bytes()?))
 }
 
 fn record_outcome(span: &tracing::Span, outcome: &'static str) {

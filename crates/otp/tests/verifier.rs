@@ -286,7 +286,10 @@ async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     match verifier.check(&started.id, code(&second)).await.unwrap() {
         checked @ Check::Verified { .. } => {
             assert_eq!(checked.as_str(), "verified");
-            assert!(matches!(checked, Check::Verified { credential: Some(_) }), "userAuthToken");
+            assert!(
+                matches!(checked, Check::Verified { credential: Some(_), mobile } if mobile.expose_digits() == "9876500401"),
+                "userAuthToken"
+            );
         }
         other => panic!("{other:?}"),
     }
