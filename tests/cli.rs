@@ -752,45 +752,156 @@ fn provider_text_cannot_drive_the_terminal_and_numbers_in_it_are_masked() {
     assert!(message.contains("765386439745") && message.contains('\u{1b}'), "verbatim on request: {message:?}");
 }
 
-#[test]
-fn otp_sandbox_refuses_a_remote_address_without_a_token_and_enforces_the_token() {
-    let refused = run(&mut otp(&["sandbox", "--addr", "0.0.0.0:0"]));
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(refused.stderr.contains("--allow-remote"), "{}", refused.stderr);
-    let short = run(&mut otp(&["sandbox", "--addr", "0.0.0.0:0", "--allow-remote", "--token", "short"]));
-    assert_eq!(short.code, 2, "{}", short.stderr);
+/// `otp sandbox ARGS` with no admin token in the environment unless the test sets one.
+fn sandbox_command(args: &[&str]) -> Command {
+    let mut command = otp(&[&["sandbox"], args].concat());
+    command.env_remove("OTP_SANDBOX_TOKEN");
+    command
+}
 
-    let token = "0123456789abcdef-token";
-    let mut server = Server(
-        otp(&["sandbox", "--addr", "127.0.0.1:0", "--token", token, "--fixed-otp", "123456"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+/// A file holding `contents` in the temporary directory, removed when dropped.
+struct TokenFile(std::path::PathBuf);
+
+impl TokenFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("otp-cli-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Starts `otp sandbox` and returns it with its base URL, read from the banner's first line.
+fn start_sandbox(command: &mut Command) -> (Server, String) {
+    let mut server = Server(command.stdout(Stdio::piped()).spawn().unwrap());
     let mut first_line = String::new();
     BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
+    assert!(first_line.starts_with("otp sandbox listening on http://"), "it did not start: {first_line:?}");
     let base = first_line.trim().rsplit(' ').next().unwrap().to_owned();
-    let addr = base.trim_start_matches("http://").to_owned();
-    let status_of = |auth: Option<&str>| {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        let header = auth.map(|a| format!("authorization: Bearer {a}\r\n")).unwrap_or_default();
-        write!(
-            stream,
-            "GET /__sandbox/otps?mobile=9876543210 HTTP/1.1\r\nhost: x\r\n{header}connection: close\r\n\r\n"
-        )
+    (server, base)
+}
+
+/// The HTTP status of `GET /__sandbox/otps` with this `Authorization` header, if any.
+fn inbox_status(base: &str, authorization: Option<&str>) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    let header = authorization.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
+    write!(stream, "GET /__sandbox/otps?mobile=9876543210 HTTP/1.1\r\nhost: x\r\n{header}connection: close\r\n\r\n")
         .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split(' ').nth(1).unwrap().to_owned()
-    };
-    assert_eq!(status_of(None), "401");
-    assert_eq!(status_of(Some("wrong-token-wrong-token")), "401");
-    assert_eq!(status_of(Some(token)), "200");
-    // The gateways themselves need no token, and the fixed OTP is issued.
-    let sent = run(sandbox_env(&mut send("phonepe", "9876543210", &["--json", "--base-url", &base])));
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split(' ').nth(1).unwrap().to_owned()
+}
+
+fn stop(mut server: Server) {
     let killed = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
     assert!(killed.success());
     assert!(server.0.wait().unwrap().success());
+}
+
+const ADMIN_TOKEN: &str = "0123456789abcdef-token";
+
+#[test]
+fn otp_sandbox_refuses_a_remote_address_without_a_token() {
+    let refused = run(&mut sandbox_command(&["--addr", "0.0.0.0:0"]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--allow-remote"), "{}", refused.stderr);
+    let no_token = run(&mut sandbox_command(&["--addr", "0.0.0.0:0", "--allow-remote"]));
+    assert_eq!(no_token.code, 2, "{}", no_token.stderr);
+    assert!(
+        no_token.stderr.contains("--token-file") && no_token.stderr.contains("OTP_SANDBOX_TOKEN"),
+        "{}",
+        no_token.stderr
+    );
+    let short = TokenFile::new("short", "short\n");
+    let short = run(&mut sandbox_command(&["--addr", "0.0.0.0:0", "--allow-remote", "--token-file", short.path()]));
+    assert_eq!(short.code, 2, "{}", short.stderr);
+    assert!(short.stderr.contains("at least 16"), "{}", short.stderr);
+}
+
+/// A token on the command line is visible to every user of the machine (`ps`): there is no
+/// flag for it.
+#[test]
+fn otp_sandbox_has_no_token_flag() {
+    // A short token, so that a build that still took the flag refuses it and exits.
+    let refused = run(&mut sandbox_command(&["--addr", "0.0.0.0:0", "--allow-remote", "--token", "short"]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("unexpected argument '--token'"), "{}", refused.stderr);
+    let help = run(&mut sandbox_command(&["--help"]));
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(
+        help.stdout.contains("--token-file <PATH>") && help.stdout.contains("OTP_SANDBOX_TOKEN"),
+        "{}",
+        help.stdout
+    );
+    assert!(!help.stdout.contains("--token <"), "{}", help.stdout);
+}
+
+#[test]
+fn otp_sandbox_enforces_a_token_from_a_file_or_the_environment() {
+    let file = TokenFile::new("token", &format!("{ADMIN_TOKEN}\n"));
+    let (server, base) = start_sandbox(&mut sandbox_command(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--token-file",
+        file.path(),
+        "--fixed-otp",
+        "123456",
+    ]));
+    let same_length = "0123456789abcdef-tokeN";
+    assert_eq!(same_length.len(), ADMIN_TOKEN.len());
+    assert_eq!(inbox_status(&base, None), "401");
+    assert_eq!(inbox_status(&base, Some(&format!("Bearer {same_length}"))), "401", "same length, one byte off");
+    assert_eq!(inbox_status(&base, Some("Bearer wrong-token")), "401", "another length");
+    assert_eq!(inbox_status(&base, Some(&format!("Bearer {}", &ADMIN_TOKEN[..16]))), "401", "a prefix");
+    assert_eq!(
+        inbox_status(&base, Some(&format!("Bearer {ADMIN_TOKEN}"))),
+        "200",
+        "the file's first line, newline trimmed"
+    );
+    // The gateways themselves need no token, and the fixed OTP is issued.
+    let sent = run(sandbox_env(&mut send("phonepe", "9876543210", &["--json", "--base-url", &base])));
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    stop(server);
+
+    let (server, base) =
+        start_sandbox(sandbox_command(&["--addr", "127.0.0.1:0"]).env("OTP_SANDBOX_TOKEN", ADMIN_TOKEN));
+    assert_eq!(inbox_status(&base, None), "401");
+    assert_eq!(inbox_status(&base, Some(&format!("Bearer {same_length}"))), "401");
+    assert_eq!(inbox_status(&base, Some(&format!("Bearer {ADMIN_TOKEN}"))), "200");
+    stop(server);
+}
+
+#[test]
+fn otp_sandbox_refuses_an_empty_token_a_missing_file_and_a_token_given_twice() {
+    // A remote address with --allow-remote: a build that ignored the token would refuse and
+    // exit too, rather than serve.
+    let remote = ["--addr", "0.0.0.0:0", "--allow-remote"];
+    let refuse = |command: &mut Command, expected: &str| {
+        let refused = run(command);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(refused.stderr.contains(expected), "expected {expected:?}: {}", refused.stderr);
+    };
+    for (name, contents) in [("empty", ""), ("newline", "\n"), ("blank", "   \r\nsecond line is not read\n")] {
+        let file = TokenFile::new(name, contents);
+        refuse(&mut sandbox_command(&[&remote[..], &["--token-file", file.path()]].concat()), "empty");
+    }
+    refuse(sandbox_command(&remote).env("OTP_SANDBOX_TOKEN", ""), "empty");
+    let missing = std::env::temp_dir().join(format!("otp-cli-test-{}-missing", std::process::id()));
+    let missing = missing.to_str().unwrap();
+    refuse(&mut sandbox_command(&[&remote[..], &["--token-file", missing]].concat()), missing);
+    let file = TokenFile::new("twice", &format!("{ADMIN_TOKEN}\n"));
+    refuse(
+        sandbox_command(&[&remote[..], &["--token-file", file.path()]].concat()).env("OTP_SANDBOX_TOKEN", ADMIN_TOKEN),
+        "not both",
+    );
 }

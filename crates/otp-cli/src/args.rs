@@ -40,12 +40,15 @@ pub struct SandboxCommand {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// Allow an address other than loopback (0.0.0.0 included); then --token is required.
+    /// Allow an address other than loopback (0.0.0.0 included); then an admin token is required
+    /// (--token-file or OTP_SANDBOX_TOKEN, at least 16 characters).
     #[arg(long)]
     pub allow_remote: bool,
-    /// The token every /__sandbox/* route then requires (Authorization: Bearer TOKEN).
-    #[arg(long, env = "OTP_SANDBOX_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// Read the admin token from the first line of this file; every /__sandbox/* route then
+    /// requires it (Authorization: Bearer TOKEN). Or set OTP_SANDBOX_TOKEN instead (not both).
+    /// There is no flag for the token itself: a command line is visible to every user (ps).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Issue this code every time (e.g. 123456) instead of random ones.
     #[arg(long)]
     pub fixed_otp: Option<String>,
@@ -55,7 +58,13 @@ pub struct SandboxCommand {
     /// How long an AOPay OTP stays valid, in seconds.
     #[arg(long, default_value_t = 90, value_name = "SECS")]
     pub aopay_otp_validity: u64,
-    /// The most numbers kept (the least recently active is forgotten first).
+    /// The window of the per-number send limit (the 6th send inside it is refused), in seconds;
+    /// 0 turns the limit off.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub limit_window: u64,
+    /// The most numbers kept. A number with nothing live (no unexpired OTP, no send inside the
+    /// limit window) makes room for a new one; a live one never does: when all are live, a send
+    /// to a new number is refused with HTTP 503.
     #[arg(long, default_value_t = otp_sandbox::DEFAULT_MAX_NUMBERS)]
     pub max_numbers: usize,
     /// The most connections served normally at once (as many again get a 1 s header timeout).

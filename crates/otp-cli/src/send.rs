@@ -501,29 +501,63 @@ fn build_client(
     Ok(client)
 }
 
-/// `otp sandbox`: serve until Ctrl-C (or SIGTERM, for containers).
+/// The shortest admin token a sandbox reachable from other machines accepts.
+const MIN_REMOTE_TOKEN_CHARS: usize = 16;
+
+/// The sandbox's admin token: from `OTP_SANDBOX_TOKEN` or the first line of `--token-file`
+/// (never both, never blank), so that it never appears on a command line.
+fn admin_token(command: &SandboxCommand) -> Result<Option<SecretString>, Error> {
+    let from_env = match std::env::var("OTP_SANDBOX_TOKEN") {
+        Ok(token) => Some(SecretString::new(token)),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Error::invalid_input("OTP_SANDBOX_TOKEN is not valid UTF-8"));
+        }
+    };
+    let (token, source) = match (&command.token_file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid_input(
+                "the admin token is given twice: set OTP_SANDBOX_TOKEN or pass --token-file, not both",
+            ));
+        }
+        (Some(path), None) => {
+            // The whole file is a secret too: held as one, so its memory is zeroed when dropped.
+            let contents = std::fs::read_to_string(path).map(SecretString::new).map_err(|error| {
+                Error::invalid_input(format!("the token file {} could not be read: {error}", path.display()))
+            })?;
+            let first_line = contents.expose_secret().lines().next().unwrap_or_default();
+            (SecretString::new(first_line), format!("the first line of {}", path.display()))
+        }
+        (None, Some(token)) => (token, "OTP_SANDBOX_TOKEN".to_owned()),
+        (None, None) => return Ok(None),
+    };
+    if token.expose_secret().trim().is_empty() {
+        return Err(Error::invalid_input(format!("the admin token ({source}) is empty")));
+    }
+    Ok(Some(token))
+}
+
 /// The sandbox's configuration from `otp sandbox`'s flags; a remote address needs
 /// `--allow-remote` and a token.
 fn sandbox_config(command: &SandboxCommand) -> Result<SandboxConfig, Error> {
     let mut config = SandboxConfig::default();
+    let token = admin_token(command)?;
     if !command.addr.ip().is_loopback() {
         if !command.allow_remote {
             return Err(Error::invalid_input(format!(
                 "{} is not a loopback address: anyone who can reach it could read the inbox; pass --allow-remote \
-                 with --token (or OTP_SANDBOX_TOKEN)",
+                 with an admin token (--token-file PATH or OTP_SANDBOX_TOKEN)",
                 command.addr
             )));
         }
-        match &command.token {
-            Some(token) if token.len() >= 16 => {}
-            _ => {
-                return Err(Error::invalid_input(
-                    "--allow-remote needs --token (or OTP_SANDBOX_TOKEN) of at least 16 characters",
-                ))
-            }
+        if token.as_ref().is_none_or(|token| token.expose_secret().chars().count() < MIN_REMOTE_TOKEN_CHARS) {
+            return Err(Error::invalid_input(format!(
+                "--allow-remote needs an admin token of at least {MIN_REMOTE_TOKEN_CHARS} characters \
+                 (--token-file PATH or OTP_SANDBOX_TOKEN)"
+            )));
         }
     }
-    if let Some(token) = &command.token {
+    if let Some(token) = token {
         config = config.admin_token(token);
     }
     if let Some(code) = &command.fixed_otp {
@@ -533,6 +567,7 @@ fn sandbox_config(command: &SandboxCommand) -> Result<SandboxConfig, Error> {
     config = config
         .otp_validity(Duration::from_secs(command.otp_validity))
         .aopay_otp_validity(Duration::from_secs(command.aopay_otp_validity))
+        .limit_window(Duration::from_secs(command.limit_window))
         .max_numbers(command.max_numbers)
         .max_connections(command.max_connections);
     let set = |value: &Option<String>, field: &mut String| {

@@ -3,6 +3,9 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use otp_core::SecretString;
+use sha2::{Digest, Sha256};
+
 use crate::credentials as default;
 use crate::state::State;
 
@@ -40,14 +43,18 @@ pub struct SandboxConfig {
     /// Every OTP issued is this code (e.g. `123456`, iServeU's staging value) instead of a
     /// random one: for manual tests. Random 6 digits from the OS's generator otherwise.
     pub fixed_otp: Option<String>,
-    /// The most numbers kept ([`DEFAULT_MAX_NUMBERS`](crate::DEFAULT_MAX_NUMBERS), 25,000); the
-    /// least recently active is forgotten first.
+    /// The window of the per-number send limit (10 minutes): the 6th send inside it is refused.
+    pub limit_window: Duration,
+    /// The most numbers kept ([`DEFAULT_MAX_NUMBERS`](crate::DEFAULT_MAX_NUMBERS), 25,000). A new
+    /// number takes the place of one with nothing live left (no unexpired OTP, no send inside
+    /// the limit window); when every kept number is live, its send is refused with HTTP 503.
     pub max_numbers: usize,
     /// The most connections open at once (1,000); more are closed as they arrive.
     pub max_connections: usize,
-    /// When set, every `/__sandbox/*` route (inbox, reset, health) needs
-    /// `Authorization: Bearer <token>`: for a sandbox other machines can reach.
-    pub admin_token: Option<String>,
+    /// When set, every `/__sandbox/*` route (inbox, reset, metrics, health) needs
+    /// `Authorization: Bearer <token>`: for a sandbox other machines can reach. The running
+    /// sandbox keeps only its SHA-256 digest. An empty token admits nobody.
+    pub admin_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -60,10 +67,11 @@ impl std::fmt::Debug for SandboxConfig {
             .field("slow_answer_delay", &self.slow_answer_delay)
             .field("aopay_otp_validity", &self.aopay_otp_validity)
             .field("otp_validity", &self.otp_validity)
+            .field("limit_window", &self.limit_window)
             .field("fixed_otp", &self.fixed_otp.as_ref().map(|_| "[set]"))
             .field("max_numbers", &self.max_numbers)
             .field("max_connections", &self.max_connections)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field("admin_token", &self.admin_token)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +92,7 @@ impl Default for SandboxConfig {
             aopay_otp_validity: crate::state::AOPAY_VALIDITY,
             otp_validity: crate::state::OTP_VALIDITY,
             fixed_otp: None,
+            limit_window: crate::state::LIMIT_WINDOW,
             max_numbers: crate::state::DEFAULT_MAX_NUMBERS,
             max_connections: 1_000,
             admin_token: None,
@@ -110,7 +119,13 @@ impl SandboxConfig {
         self
     }
 
-    /// The most numbers kept; the least recently active is forgotten first.
+    /// The window of the per-number send limit (tests use a short one).
+    pub fn limit_window(mut self, window: Duration) -> Self {
+        self.limit_window = window;
+        self
+    }
+
+    /// The most numbers kept; a send to a new number when all are live is refused (503).
     pub fn max_numbers(mut self, numbers: usize) -> Self {
         self.max_numbers = numbers;
         self
@@ -123,7 +138,7 @@ impl SandboxConfig {
     }
 
     /// Requires this token on every `/__sandbox/*` route.
-    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+    pub fn admin_token(mut self, token: impl Into<SecretString>) -> Self {
         self.admin_token = Some(token.into());
         self
     }
@@ -144,15 +159,21 @@ pub(crate) struct App {
     /// The sandbox's own metrics, in a recorder of its own (an application's global recorder,
     /// if any, never sees them, nor they the application's).
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusRecorder,
+    /// The SHA-256 of the admin token (the token itself is not kept): a presented token's
+    /// digest is compared with it in constant time, so neither its bytes nor its length show
+    /// in the time an answer takes.
+    pub(crate) admin_digest: Option<[u8; 32]>,
 }
 
 impl App {
-    pub(crate) fn new(config: SandboxConfig) -> Self {
+    pub(crate) fn new(mut config: SandboxConfig) -> Self {
         // Counters live for the limit window, OTPs for their validity: keep a number that long.
-        let retention = crate::state::LIMIT_WINDOW.max(config.otp_validity).max(config.aopay_otp_validity);
-        let state = State::new(config.max_numbers, retention);
+        let retention = config.limit_window.max(config.otp_validity).max(config.aopay_otp_validity);
+        let state = State::new(config.max_numbers, config.limit_window, retention);
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        Self { config, state, connections: AtomicU64::new(0), metrics }
+        // Taken out of the config: the clear token is zeroed as it drops here.
+        let admin_digest = config.admin_token.take().map(|token| Sha256::digest(token.expose_secret()).into());
+        Self { config, state, connections: AtomicU64::new(0), metrics, admin_digest }
     }
 }
 
@@ -173,5 +194,22 @@ impl App {
             Some(code) => Some(code.clone()),
             None => random_text(6, b"0123456789"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_is_never_printed_and_the_running_sandbox_keeps_only_its_digest() {
+        let token = "0123456789abcdef-token";
+        let config = SandboxConfig::default().admin_token(token);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("0123456789abcdef") && printed.contains("[redacted]"), "{printed}");
+        let app = App::new(config);
+        assert!(app.config.admin_token.is_none(), "the clear token is not kept");
+        let digest: [u8; 32] = Sha256::digest(token).into();
+        assert_eq!(app.admin_digest, Some(digest));
     }
 }

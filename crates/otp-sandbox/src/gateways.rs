@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::{random_text, App};
 use crate::magic::{Magic, BAD_GATEWAY_HTML};
-use crate::state::Check;
+use crate::state::{Admission, Check, Full};
 
 /// One emulated gateway.
 pub(crate) trait Emulated {
@@ -76,6 +76,33 @@ pub(crate) fn unavailable() -> Response {
     reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "no randomness available to issue an OTP"}))
 }
 
+/// The answer to a send for a new number when every place is held by a live number: HTTP 503
+/// with `Retry-After`, `body` in the gateway's shape but with none of its documented codes, so
+/// that each client's rule (a documented code decides, else the HTTP status) reads it as
+/// provider_unavailable, retryable. Every shape also carries `"error": "sandbox_full"` and the
+/// [`full_message`] as `message`, for scripts.
+pub(crate) fn full(refused: Full, body: Value) -> Response {
+    let headers = [("content-type", "application/json".to_owned()), ("retry-after", retry_after(refused).to_string())];
+    (StatusCode::SERVICE_UNAVAILABLE, headers, body.to_string()).into_response()
+}
+
+/// Whole seconds until the first place may free, rounded up (at least 1).
+fn retry_after(refused: Full) -> u64 {
+    (refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0)).max(1)
+}
+
+/// What a refused send is told: why, and what to do.
+pub(crate) fn full_message(refused: Full) -> String {
+    format!(
+        "the sandbox is full of live numbers: each of the {} numbers it keeps has an unexpired OTP \
+         or a send inside the limit window, and a live number is never evicted, so no new number \
+         is admitted now (numbers already kept still are); try again in {} s, when the first may \
+         free, or restart the sandbox with a larger --max-numbers",
+        refused.max_numbers,
+        retry_after(refused)
+    )
+}
+
 /// An object that must be all strings (iServeU, AOPay).
 pub(crate) fn string_map(body: Option<&Map<String, Value>>) -> Option<&Map<String, Value>> {
     body.filter(|map| map.values().all(Value::is_string))
@@ -92,6 +119,11 @@ pub(crate) struct PhonePe;
 impl PhonePe {
     pub(crate) fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         reply(status, json!({"success": false, "code": code, "message": message, "data": {}}))
+    }
+
+    fn full(refused: Full) -> Response {
+        let message = full_message(refused);
+        full(refused, json!({"success": false, "error": "sandbox_full", "message": message, "data": {}}))
     }
 
     /// The payload of a signed request to `path` (send or verify), once X-VERIFY and the
@@ -184,13 +216,21 @@ impl Emulated for PhonePe {
         if header(headers, "x-device-id").is_some_and(|d| d.chars().count() > 64) {
             return Self::malformed(StatusCode::BAD_REQUEST, "X-DEVICE-ID is longer than 64 characters");
         }
-        if !app.state.admit(Self::GATEWAY, mobile) {
-            return Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number");
+        match app.state.admit(Self::GATEWAY, mobile) {
+            Admission::Admitted => {}
+            Admission::OverLimit => {
+                return Self::failure(StatusCode::OK, "OTP_LIMIT_EXCEEDED", "OTP limit exceeded for this mobile number")
+            }
+            Admission::Full(refused) => return Self::full(refused),
         }
         let (Some(token), Some(otp)) = (reference(), app.issue_otp()) else { return unavailable() };
         let token = format!("OTP{token}");
         let check = Check { device_id: header(headers, "x-device-id").map(str::to_owned), ..Check::default() };
-        app.state.record(Self::GATEWAY, mobile, Some(token.clone()), Some(config.otp_validity), otp, check);
+        let recorded =
+            app.state.record(Self::GATEWAY, mobile, Some(token.clone()), Some(config.otp_validity), otp, check);
+        if let Err(refused) = recorded {
+            return Self::full(refused);
+        }
         reply(
             StatusCode::OK,
             json!({"success": true, "code": "SUCCESS", "message": "Your request has been successfully completed.",
@@ -206,6 +246,10 @@ pub(crate) struct Paytm;
 impl Paytm {
     pub(crate) fn failure(status: StatusCode, code: &str, message: &str) -> Response {
         reply(status, json!({"status": "FAILURE", "message": message, "responseCode": code}))
+    }
+
+    fn full(refused: Full) -> Response {
+        full(refused, json!({"status": "FAILURE", "error": "sandbox_full", "message": full_message(refused)}))
     }
 
     /// The locale, the Basic credentials and the device id every Paytm call checks.
@@ -270,12 +314,18 @@ impl Emulated for Paytm {
         if !scopes_ok {
             return Self::malformed(StatusCode::BAD_REQUEST, "");
         }
-        if !app.state.admit(Self::GATEWAY, phone) {
-            return Self::magic(app, Magic::OtpLimit, phone);
+        match app.state.admit(Self::GATEWAY, phone) {
+            Admission::Admitted => {}
+            Admission::OverLimit => return Self::magic(app, Magic::OtpLimit, phone),
+            Admission::Full(refused) => return Self::full(refused),
         }
         let (Some(token), Some(otp)) = (reference(), app.issue_otp()) else { return unavailable() };
         let check = Check { device_id: header(headers, "x-device-identifier").map(str::to_owned), ..Check::default() };
-        app.state.record(Self::GATEWAY, phone, Some(token.clone()), Some(config.otp_validity), otp, check);
+        let recorded =
+            app.state.record(Self::GATEWAY, phone, Some(token.clone()), Some(config.otp_validity), otp, check);
+        if let Err(refused) = recorded {
+            return Self::full(refused);
+        }
         reply(
             StatusCode::OK,
             json!({"status": "SUCCESS", "message": "OTP sent to phone", "responseCode": "BE1400001", "state_token": token}),
@@ -293,6 +343,15 @@ impl IServeU {
         reply(
             status,
             json!({"status": outcome, "statusCode": code, "statusDesc": description, "paramA": "", "paramB": "", "paramC": ""}),
+        )
+    }
+
+    fn full(refused: Full) -> Response {
+        let message = full_message(refused);
+        full(
+            refused,
+            json!({"status": "FAILED", "statusDesc": message, "error": "sandbox_full", "message": message,
+                   "paramA": "", "paramB": "", "paramC": ""}),
         )
     }
 
@@ -396,13 +455,18 @@ impl Emulated for IServeU {
             return Self::invalid(description);
         }
         let mobile = get(fields, "customerMobileNumber").unwrap_or_default();
-        if !app.state.admit(Self::GATEWAY, mobile) {
-            return Self::status(StatusCode::OK, "1", "Failed to send OTP");
+        match app.state.admit(Self::GATEWAY, mobile) {
+            Admission::Admitted => {}
+            Admission::OverLimit => return Self::status(StatusCode::OK, "1", "Failed to send OTP"),
+            Admission::Full(refused) => return Self::full(refused),
         }
         let Some(otp) = app.issue_otp() else { return unavailable() };
         let check = Check { registration: get(fields, "otpType") == Some("1"), ..Check::default() };
         let reference = get(fields, "externalRefNumber").map(str::to_owned);
-        app.state.record(Self::GATEWAY, mobile, reference, Some(config.otp_validity), otp, check);
+        if let Err(refused) = app.state.record(Self::GATEWAY, mobile, reference, Some(config.otp_validity), otp, check)
+        {
+            return Self::full(refused);
+        }
         Self::status(StatusCode::OK, "0", "OTP Sent Successfully.")
     }
 }
@@ -439,12 +503,18 @@ impl AOPay {
         Some(format!("{}{}", random_text(1, b"123456789")?, random_text(8, b"0123456789")?))
     }
 
+    fn full(refused: Full) -> Response {
+        full(refused, json!({"status": false, "error": "sandbox_full", "message": full_message(refused)}))
+    }
+
     /// Issues an OTP for a send: a registration OTP for code 0, a transaction OTP for code 1.
-    fn issue(app: &App, mobile: &str, registration: bool) -> Option<String> {
-        let (state, otp) = (Self::state_reference()?, app.issue_otp()?);
+    /// The refusal is the answer to give: no randomness, or no place for a new number.
+    fn issue(app: &App, mobile: &str, registration: bool) -> Result<String, Response> {
+        let (Some(state), Some(otp)) = (Self::state_reference(), app.issue_otp()) else { return Err(unavailable()) };
         let check = Check { registration, ..Check::default() };
-        app.state.record(Self::GATEWAY, mobile, Some(state.clone()), Some(app.config.aopay_otp_validity), otp, check);
-        Some(state)
+        let validity = Some(app.config.aopay_otp_validity);
+        app.state.record(Self::GATEWAY, mobile, Some(state.clone()), validity, otp, check).map_err(Self::full)?;
+        Ok(state)
     }
 
     fn check(fields: &Map<String, Value>) -> Result<(), &'static str> {
@@ -487,7 +557,10 @@ impl Emulated for AOPay {
             }
             Magic::Throttled => {
                 // Sent for registration: a real registration OTP went out, for RegisterRemitter.
-                let Some(state) = Self::issue(app, mobile, true) else { return unavailable() };
+                let state = match Self::issue(app, mobile, true) {
+                    Ok(state) => state,
+                    Err(refused) => return refused,
+                };
                 reply(
                     StatusCode::OK,
                     json!({"status": false, "response_code": 0, "stateresp": state,
@@ -517,10 +590,15 @@ impl Emulated for AOPay {
             return Self::failure(StatusCode::OK, 3, message);
         }
         let mobile = get(fields, "MobileNumber").unwrap_or_default();
-        if !app.state.admit(Self::GATEWAY, mobile) {
-            return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter");
+        match app.state.admit(Self::GATEWAY, mobile) {
+            Admission::Admitted => {}
+            Admission::OverLimit => return Self::failure(StatusCode::OK, 2, "OTP limit reached for this remitter"),
+            Admission::Full(refused) => return Self::full(refused),
         }
-        let Some(state) = Self::issue(app, mobile, false) else { return unavailable() };
+        let state = match Self::issue(app, mobile, false) {
+            Ok(state) => state,
+            Err(refused) => return refused,
+        };
         let message = "OTP has been send to the remitter mobile number.";
         reply(
             StatusCode::OK,

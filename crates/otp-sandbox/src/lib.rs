@@ -9,7 +9,10 @@
 //!
 //! State: per gateway and number, the 6th send within 10 minutes is refused with the gateway's
 //! limit code; AOPay OTPs expire after 90 seconds. Magic numbers (`9000000001` … `9000000006`)
-//! give deterministic error answers whatever the credentials; see [`magic`].
+//! give deterministic error answers whatever the credentials; see [`magic`]. At most
+//! [`SandboxConfig::max_numbers`] numbers are kept, and one with an unexpired OTP or a send
+//! inside the limit window is never evicted: when all are, a send to a new number is refused
+//! with HTTP 503 (each client's `provider_unavailable`, retryable).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

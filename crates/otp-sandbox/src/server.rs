@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -277,12 +279,16 @@ struct InboxQuery {
 /// `/__sandbox/*` route needs `Authorization: Bearer <token>`.
 #[allow(clippy::result_large_err)] // The refusal is the response itself, returned at once.
 fn admitted(app: &App, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &app.config.admin_token else { return Ok(()) };
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    // Compared whole, in constant time over the token's length.
-    let matches = given.is_some_and(|given| {
-        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    });
+    let Some(expected) = &app.admin_digest else { return Ok(()) };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        // An empty token is no secret: it admits nobody, even where one was configured.
+        .filter(|given| !given.is_empty());
+    // Digests of fixed length, compared in constant time: the time an answer takes tells
+    // nothing of the token's bytes or its length.
+    let matches = given.is_some_and(|given| bool::from(Sha256::digest(given).as_slice().ct_eq(expected.as_slice())));
     if matches {
         Ok(())
     } else {
@@ -349,8 +355,14 @@ async fn metrics_text(AxumState(app): AxumState<Arc<App>>, headers: HeaderMap) -
     }
     let numbers = app.state.sizes().0;
     let text = format!(
-        "{}# TYPE sandbox_numbers_kept gauge\nsandbox_numbers_kept {numbers}\n# TYPE sandbox_connections_accepted_total counter\nsandbox_connections_accepted_total {}\n",
+        "{}# TYPE sandbox_numbers_kept gauge\nsandbox_numbers_kept {numbers}\n\
+         # TYPE sandbox_numbers_max gauge\nsandbox_numbers_max {}\n\
+         # HELP sandbox_refused_full_total Sends to a new number refused (503): every number kept was live.\n\
+         # TYPE sandbox_refused_full_total counter\nsandbox_refused_full_total {}\n\
+         # TYPE sandbox_connections_accepted_total counter\nsandbox_connections_accepted_total {}\n",
         app.metrics.handle().render(),
+        app.config.max_numbers.max(1),
+        app.state.refused_full(),
         app.connections.load(Ordering::Relaxed),
     );
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()

@@ -88,7 +88,8 @@ fn gateway_name<S: serde::Serializer>(gateway: &Gateway, serializer: S) -> Resul
 
 /// How many OTPs one number keeps (older ones are dropped with their references).
 pub const OTPS_PER_NUMBER: usize = 20;
-/// The default cap on the numbers the sandbox keeps (oldest activity evicted first).
+/// The default cap on the numbers the sandbox keeps. When every place is held by a number
+/// with something live, a send to a new number is refused (HTTP 503) rather than evicting one.
 pub const DEFAULT_MAX_NUMBERS: usize = 25_000;
 /// The longest anything is kept after a number's last activity, whatever the validity
 /// configured ("no expiry" included).
@@ -99,6 +100,10 @@ const MAX_RETENTION: Duration = Duration::from_secs(86_400);
 struct Number {
     /// Its key in `Inner::by_activity`.
     activity: Option<(Instant, u64)>,
+    /// Its key in `Inner::by_live_until`: until when it may hold something live (an unexpired
+    /// OTP or a send inside the limit window). It only ever moves later, so it is never
+    /// earlier than the truth, and eviction never drops a live number.
+    live_until: Option<(Instant, u64)>,
     /// Send times per gateway, within the limit window.
     sends: Vec<(Gateway, VecDeque<Instant>)>,
     /// Its OTPs, oldest first, at most [`OTPS_PER_NUMBER`].
@@ -107,43 +112,80 @@ struct Number {
 
 struct Inner {
     numbers: HashMap<String, Number>,
-    /// Numbers by last activity, oldest first: the order of expiry and of eviction.
+    /// Numbers by last activity, oldest first: the order of expiry by retention (and of the
+    /// inbox without a number, newest last).
     by_activity: BTreeMap<(Instant, u64), String>,
+    /// Numbers by the end of their live entries, earliest first: the only candidate for
+    /// eviction is the first, and only once that end has passed.
+    by_live_until: BTreeMap<(Instant, u64), String>,
     /// (gateway, reference) → the number it was issued to.
     references: HashMap<(Gateway, String), String>,
     next_tick: u64,
     max_numbers: usize,
+    limit_window: Duration,
     retention: Duration,
+    /// Sends to a new number refused because every place was held by a live number.
+    refused_full: u64,
+}
+
+/// A send to a new number, refused: every place is held by a number with something live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full {
+    /// The most numbers kept.
+    pub(crate) max_numbers: usize,
+    /// When the first place may free (the earliest end of a number's live entries).
+    pub(crate) retry_after: Duration,
+}
+
+/// Whether a send may go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Admitted,
+    /// The number's own limit (the gateway's limit answer).
+    OverLimit,
+    /// A new number, and no place for it (HTTP 503).
+    Full(Full),
 }
 
 /// Shared, thread-safe, bounded state: every entry expires with its window or validity, and
-/// at most `max_numbers` numbers are kept, the least recently active evicted first.
+/// at most `max_numbers` numbers are kept. A new number takes the place of one with nothing
+/// live left, never of a live one: when there is none, it is refused.
 pub struct State {
     inner: Mutex<Inner>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_NUMBERS, LIMIT_WINDOW.max(OTP_VALIDITY))
+        Self::new(DEFAULT_MAX_NUMBERS, LIMIT_WINDOW, LIMIT_WINDOW.max(OTP_VALIDITY))
     }
 }
 
 impl Inner {
-    /// Drops what has expired, then the least recently active numbers over the cap.
+    fn tick(&mut self) -> u64 {
+        self.next_tick += 1;
+        self.next_tick
+    }
+
+    /// Drops the numbers idle for the retention, live or not (the one bound on time).
     fn sweep(&mut self, now: Instant) {
-        while let Some(entry) = self.by_activity.first_entry() {
-            let (last, _) = *entry.key();
-            let expired = now.saturating_duration_since(last) >= self.retention;
-            if !expired && self.numbers.len() <= self.max_numbers {
+        while let Some((&(last, _), _)) = self.by_activity.first_key_value() {
+            if now.saturating_duration_since(last) < self.retention {
                 break;
             }
-            let mobile = entry.remove();
-            self.forget(&mobile);
+            if let Some((_, mobile)) = self.by_activity.pop_first() {
+                self.forget(&mobile);
+            }
         }
     }
 
     fn forget(&mut self, mobile: &str) {
         if let Some(number) = self.numbers.remove(mobile) {
+            if let Some(key) = number.activity {
+                self.by_activity.remove(&key);
+            }
+            if let Some(key) = number.live_until {
+                self.by_live_until.remove(&key);
+            }
             for otp in number.otps {
                 if let Some(reference) = otp.reference {
                     self.references.remove(&(otp.gateway, reference));
@@ -152,31 +194,79 @@ impl Inner {
         }
     }
 
-    /// The number's entry, marked active now (created if new).
+    /// A place for `mobile`: a number already kept has one; a new one at the cap takes the
+    /// place of the number whose live entries ended first, if they have ended.
+    fn make_room(&mut self, mobile: &str, now: Instant) -> Result<(), Full> {
+        if self.numbers.len() < self.max_numbers || self.numbers.contains_key(mobile) {
+            return Ok(());
+        }
+        let Some((&(until, _), _)) = self.by_live_until.first_key_value() else {
+            // Every kept number has a key here: with none kept, the cap is not reached.
+            return Ok(());
+        };
+        if until > now {
+            self.refused_full += 1;
+            return Err(Full { max_numbers: self.max_numbers, retry_after: until - now });
+        }
+        if let Some((_, evicted)) = self.by_live_until.pop_first() {
+            self.forget(&evicted);
+        }
+        Ok(())
+    }
+
+    /// The number's entry, marked active now (created, with nothing live, if new).
     fn touch(&mut self, mobile: &str, now: Instant) -> &mut Number {
-        let tick = self.next_tick;
-        self.next_tick += 1;
+        let tick = self.tick();
         let number = self.numbers.entry(mobile.to_owned()).or_default();
         if let Some(previous) = number.activity.replace((now, tick)) {
             self.by_activity.remove(&previous);
         }
+        if number.live_until.is_none() {
+            number.live_until = Some((now, tick));
+            self.by_live_until.insert((now, tick), mobile.to_owned());
+        }
         self.by_activity.insert((now, tick), mobile.to_owned());
-        // The borrow of `numbers` above ended with the insert into `by_activity`.
+        // The borrow of `numbers` above ended with the inserts into the indexes.
         self.numbers.entry(mobile.to_owned()).or_default()
+    }
+
+    /// Marks the number live until `until` (`None`: no end), if that is later than now marked.
+    /// Capped at the retention: by then the number is dropped anyway.
+    fn live_until(&mut self, mobile: &str, now: Instant, until: Option<Instant>) {
+        let cap = now.checked_add(self.retention);
+        let Some(until) = (match (until, cap) {
+            (Some(until), Some(cap)) => Some(until.min(cap)),
+            (until, cap) => until.or(cap),
+        }) else {
+            return;
+        };
+        let tick = self.tick();
+        let Some(number) = self.numbers.get_mut(mobile) else { return };
+        if number.live_until.is_some_and(|(current, _)| current >= until) {
+            return;
+        }
+        if let Some(previous) = number.live_until.replace((until, tick)) {
+            self.by_live_until.remove(&previous);
+        }
+        self.by_live_until.insert((until, tick), mobile.to_owned());
     }
 }
 
 impl State {
-    /// State keeping at most `max_numbers` numbers, each for `retention` after its last activity.
-    pub fn new(max_numbers: usize, retention: Duration) -> Self {
+    /// State keeping at most `max_numbers` numbers, each for `retention` after its last
+    /// activity, with the send limit counted over `limit_window`.
+    pub fn new(max_numbers: usize, limit_window: Duration, retention: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 numbers: HashMap::new(),
                 by_activity: BTreeMap::new(),
+                by_live_until: BTreeMap::new(),
                 references: HashMap::new(),
                 next_tick: 0,
                 max_numbers: max_numbers.max(1),
+                limit_window,
                 retention: retention.min(MAX_RETENTION),
+                refused_full: 0,
             }),
         }
     }
@@ -185,11 +275,16 @@ impl State {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a send attempt; false when it is over the limit (and so refused).
-    pub fn admit(&self, gateway: Gateway, mobile: &str) -> bool {
+    /// Counts a send attempt: admitted, over the number's limit, or refused for want of a
+    /// place (a new number when every kept one is live; nothing is kept for it then).
+    pub(crate) fn admit(&self, gateway: Gateway, mobile: &str) -> Admission {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.sweep(now);
+        if let Err(full) = inner.make_room(mobile, now) {
+            return Admission::Full(full);
+        }
+        let window = inner.limit_window;
         let number = inner.touch(mobile, now);
         let admitted = {
             let index = match number.sends.iter().position(|(g, _)| *g == gateway) {
@@ -200,7 +295,7 @@ impl State {
                 }
             };
             let sends = &mut number.sends[index].1;
-            while sends.front().is_some_and(|t| now.duration_since(*t) >= LIMIT_WINDOW) {
+            while sends.front().is_some_and(|t| now.duration_since(*t) >= window) {
                 sends.pop_front();
             }
             if sends.len() >= LIMIT {
@@ -210,8 +305,17 @@ impl State {
                 true
             }
         };
-        inner.sweep(now);
-        admitted
+        if !admitted {
+            return Admission::OverLimit;
+        }
+        inner.live_until(mobile, now, now.checked_add(window));
+        Admission::Admitted
+    }
+
+    /// How many sends to a new number were refused because every place was held by a live
+    /// number.
+    pub(crate) fn refused_full(&self) -> u64 {
+        self.lock().refused_full
     }
 
     /// Records an OTP as sent and returns it, valid for `validity`; `otp` is the code issued.
@@ -223,7 +327,7 @@ impl State {
         validity: Option<Duration>,
         otp: String,
         check: Check,
-    ) -> SentOtp {
+    ) -> Result<SentOtp, Full> {
         let now = SystemTime::now();
         let instant = Instant::now();
         // A century is "never" here; `Duration::MAX` must not overflow the clock arithmetic.
@@ -241,6 +345,9 @@ impl State {
             check,
         };
         let mut inner = self.lock();
+        inner.sweep(instant);
+        // After `admit`, the number has a place; a send that skips it (a magic number's) may not.
+        inner.make_room(mobile, instant)?;
         let number = inner.touch(mobile, instant);
         number.otps.push_back(sent.clone());
         let dropped = if number.otps.len() > OTPS_PER_NUMBER { number.otps.pop_front() } else { None };
@@ -250,8 +357,8 @@ impl State {
         if let Some(reference) = &sent.reference {
             inner.references.insert((gateway, reference.clone()), mobile.to_owned());
         }
-        inner.sweep(instant);
-        sent
+        inner.live_until(mobile, instant, sent.expires);
+        Ok(sent)
     }
 
     /// How many numbers and OTPs are kept now.
@@ -265,6 +372,7 @@ impl State {
         let mut inner = self.lock();
         inner.numbers.clear();
         inner.by_activity.clear();
+        inner.by_live_until.clear();
         inner.references.clear();
     }
 
@@ -349,42 +457,153 @@ mod tests {
 
     use super::*;
 
-    fn send(state: &State, mobile: &str) {
-        assert!(state.admit(Gateway::AOPay, mobile));
-        state.record(Gateway::AOPay, mobile, Some(format!("ref-{mobile}")), None, "123456".into(), Check::default());
+    /// An AOPay send and its OTP, valid for `validity`; whether it was admitted.
+    fn send_valid_for(state: &State, mobile: &str, validity: Option<Duration>) -> Admission {
+        let admission = state.admit(Gateway::AOPay, mobile);
+        if admission == Admission::Admitted {
+            let reference = Some(format!("ref-{mobile}"));
+            state.record(Gateway::AOPay, mobile, reference, validity, "123456".into(), Check::default()).unwrap();
+        }
+        admission
+    }
+
+    fn send(state: &State, mobile: &str) -> Admission {
+        send_valid_for(state, mobile, None)
+    }
+
+    fn assert_indexes_match(state: &State) {
+        let inner = state.lock();
+        let numbers = inner.numbers.len();
+        assert_eq!(inner.by_activity.len(), numbers, "the activity index is bounded too");
+        assert_eq!(inner.by_live_until.len(), numbers, "and the live index");
+        assert!(inner.references.len() <= numbers * OTPS_PER_NUMBER, "and the reference index");
     }
 
     #[test]
-    fn three_hundred_thousand_distinct_numbers_stay_under_the_cap() {
-        let state = State::new(10_000, Duration::from_secs(600));
+    fn three_hundred_thousand_distinct_numbers_with_nothing_live_stay_under_the_cap() {
+        // A zero window and zero validity: each number is dead as soon as it is sent to, so
+        // each new one takes the place of the one whose life ended first.
+        let state = State::new(10_000, Duration::ZERO, Duration::from_secs(600));
         for i in 0..300_000u32 {
-            send(&state, &format!("7{i:09}"));
+            assert_eq!(send_valid_for(&state, &format!("7{i:09}"), Some(Duration::ZERO)), Admission::Admitted);
             if i % 50_000 == 0 {
                 assert!(state.sizes().0 <= 10_000, "{:?} after {i}", state.sizes());
             }
         }
         assert_eq!(state.sizes(), (10_000, 10_000));
-        let inner = state.lock();
-        assert_eq!(inner.by_activity.len(), 10_000, "the activity index is bounded too");
-        assert_eq!(inner.references.len(), 10_000, "and the reference index");
+        assert_indexes_match(&state);
+        assert_eq!(state.lock().references.len(), 10_000);
+        assert!(state.otps(Some("7000000000"), 1).is_empty(), "the first to end made room first");
+        assert_eq!(state.otps(Some("7000299999"), 1).len(), 1);
+        assert_eq!(state.refused_full(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_new_numbers_is_refused_and_every_live_number_kept() {
+        let state = State::new(1_000, LIMIT_WINDOW, LIMIT_WINDOW);
+        for i in 0..1_000u32 {
+            assert_eq!(send(&state, &format!("8{i:09}")), Admission::Admitted);
+        }
+        for i in 0..100_000u32 {
+            match send(&state, &format!("7{i:09}")) {
+                Admission::Full(full) => {
+                    assert_eq!(full.max_numbers, 1_000);
+                    assert!(full.retry_after > Duration::from_secs(590) && full.retry_after <= LIMIT_WINDOW);
+                }
+                other => panic!("new number #{i}: {other:?}"),
+            }
+        }
+        assert_eq!(state.sizes(), (1_000, 1_000));
+        assert_indexes_match(&state);
+        assert_eq!(state.refused_full(), 100_000);
+        // The kept numbers are still served, their limit counted.
+        for _ in 1..LIMIT {
+            assert_eq!(send(&state, "8000000000"), Admission::Admitted);
+        }
+        assert_eq!(send(&state, "8000000000"), Admission::OverLimit);
+        assert_eq!(state.otps(Some("8000000999"), 1).len(), 1);
+    }
+
+    #[test]
+    fn a_number_with_nothing_live_makes_room_however_recent_and_a_live_one_never_does() {
+        let window = Duration::from_millis(200);
+        let state = State::new(2, window, Duration::from_secs(600));
+        // The older activity, but an OTP valid for ten minutes.
+        assert_eq!(send_valid_for(&state, "7000000001", Some(Duration::from_secs(600))), Admission::Admitted);
+        // More recent, but nothing live once the window and its 10 ms OTP are over.
+        assert_eq!(send_valid_for(&state, "7000000002", Some(Duration::from_millis(10))), Admission::Admitted);
+        assert!(matches!(send(&state, "7000000003"), Admission::Full(_)));
+        std::thread::sleep(window + Duration::from_millis(100));
+        assert_eq!(send(&state, "7000000003"), Admission::Admitted);
+        assert_eq!(state.otps(Some("7000000001"), 1).len(), 1, "the live number stayed");
+        assert!(state.otps(Some("7000000002"), 1).is_empty(), "the dead one made room");
+        assert!(matches!(send(&state, "7000000004"), Admission::Full(_)), "both kept numbers are live");
+        assert_indexes_match(&state);
+    }
+
+    #[test]
+    fn a_send_over_its_limit_does_not_keep_a_number_live() {
+        let window = Duration::from_millis(400);
+        let state = State::new(1, window, Duration::from_secs(600));
+        for _ in 0..LIMIT {
+            assert_eq!(send_valid_for(&state, "7000000001", Some(Duration::ZERO)), Admission::Admitted);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        // Refused, inside the window: it marks activity (for retention), not life.
+        assert_eq!(state.admit(Gateway::AOPay, "7000000001"), Admission::OverLimit);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(send(&state, "7000000002"), Admission::Admitted, "the window of the admitted sends is over");
+    }
+
+    #[test]
+    fn a_recorded_otp_without_a_send_needs_a_place_too() {
+        let state = State::new(1, LIMIT_WINDOW, LIMIT_WINDOW);
+        assert_eq!(send(&state, "7000000001"), Admission::Admitted);
+        let recorded = state.record(Gateway::AOPay, "9000000005", None, None, "1".into(), Check::default());
+        assert!(recorded.is_err());
+        assert_eq!(state.sizes(), (1, 1));
+        assert_eq!(state.refused_full(), 1);
     }
 
     #[test]
     fn entries_expire_with_their_window_without_another_send_to_the_same_number() {
-        let state = State::new(1_000, Duration::from_millis(50));
+        let state = State::new(1_000, Duration::from_millis(50), Duration::from_millis(50));
         send(&state, "7000000001");
         send(&state, "7000000002");
         std::thread::sleep(Duration::from_millis(80));
         send(&state, "7000000003");
         assert_eq!(state.sizes(), (1, 1), "the two idle numbers were swept by another number's send");
         assert_eq!(state.lock().references.len(), 1);
+        assert_indexes_match(&state);
+    }
+
+    #[test]
+    fn retention_drops_even_a_number_whose_otp_never_expires() {
+        let state = State::new(1, Duration::from_millis(10), Duration::from_millis(200));
+        assert_eq!(send_valid_for(&state, "7000000001", None), Admission::Admitted);
+        assert!(matches!(send(&state, "7000000002"), Admission::Full(_)));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(send(&state, "7000000002"), Admission::Admitted);
+        assert!(state.otps(Some("7000000001"), 1).is_empty());
+    }
+
+    #[test]
+    fn a_reset_makes_room() {
+        let state = State::new(1, LIMIT_WINDOW, LIMIT_WINDOW);
+        assert_eq!(send(&state, "7000000001"), Admission::Admitted);
+        assert!(matches!(send(&state, "7000000002"), Admission::Full(_)));
+        state.reset();
+        assert_eq!(send(&state, "7000000002"), Admission::Admitted);
+        assert_indexes_match(&state);
     }
 
     #[test]
     fn a_number_keeps_at_most_its_latest_otps() {
-        let state = State::new(10, Duration::from_secs(600));
+        let state = State::new(10, LIMIT_WINDOW, Duration::from_secs(600));
         for i in 0..(OTPS_PER_NUMBER + 5) {
-            state.record(Gateway::PhonePe, "7000000001", Some(format!("r{i}")), None, "1".into(), Check::default());
+            let recorded =
+                state.record(Gateway::PhonePe, "7000000001", Some(format!("r{i}")), None, "1".into(), Check::default());
+            assert!(recorded.is_ok());
         }
         assert_eq!(state.sizes(), (1, OTPS_PER_NUMBER));
         assert_eq!(state.lock().references.len(), OTPS_PER_NUMBER);

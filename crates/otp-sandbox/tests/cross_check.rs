@@ -276,3 +276,33 @@ async fn the_limit_reaches_the_client_as_rate_limited_on_the_sixth_send() {
     assert_eq!(error.provider_code(), Some("OTP_LIMIT_EXCEEDED"));
     assert!(!error.is_retryable());
 }
+
+#[tokio::test]
+async fn a_sandbox_full_of_live_numbers_is_provider_unavailable_and_retryable_on_every_gateway() {
+    let sandbox = Sandbox::start(SandboxConfig::default().max_numbers(1)).await.unwrap();
+    let clients = Clients::new(&sandbox, Duration::from_secs(2));
+    clients.phonepe("9876543210").await.unwrap();
+    let results = [
+        clients.phonepe("9876543211").await,
+        clients.paytm("9876543211").await,
+        clients.iserveu("9876543211").await,
+        clients.iserveu_registration("9876543211").await,
+        clients.aopay("9876543211").await,
+        // The magic number that issues a registration OTP needs a place too.
+        clients.aopay("9000000005").await,
+    ];
+    for result in results {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProviderUnavailable, "{error}");
+        assert!(error.is_retryable(), "{error}");
+        assert_eq!(error.http_status(), Some(503), "{error}");
+        assert_eq!(error.provider_code(), None, "no documented code: the status decides");
+        let message = error.provider_message().unwrap_or_default();
+        assert!(message.contains("full of live numbers") && message.contains("--max-numbers"), "{message}");
+        let wait = error.retry_after().unwrap();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(600), "{wait:?}");
+    }
+    // The number already kept is still served.
+    clients.paytm("9876543210").await.unwrap();
+    assert_eq!(sandbox.sizes().0, 1);
+}

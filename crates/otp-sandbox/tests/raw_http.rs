@@ -745,15 +745,160 @@ async fn concurrent_clients_are_safe() {
 #[tokio::test]
 async fn the_state_stays_under_its_cap_and_a_reset_forgets_everything() {
     let h = harness_with(SandboxConfig::default().max_numbers(50)).await;
+    let mut statuses = Vec::new();
     for i in 0..120u32 {
-        assert_eq!(h.phonepe(&format!("97{i:08}")).await.json()["code"], "SUCCESS");
+        statuses.push(h.phonepe(&format!("97{i:08}")).await.status);
     }
-    assert_eq!(h.sandbox.sizes(), (50, 50), "the 70 least recently active numbers were forgotten");
-    assert!(h.inbox("9700000000").await.is_empty(), "the oldest went first");
-    assert_eq!(h.inbox("9700000119").await.len(), 1, "the newest stays");
+    assert!(statuses[..50].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(statuses[50..].iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE), "{statuses:?}");
+    assert_eq!(h.sandbox.sizes(), (50, 50), "the 70 new numbers were refused, not kept");
+    assert_eq!(h.inbox("9700000000").await.len(), 1, "the oldest live number stays");
+    assert!(h.inbox("9700000119").await.is_empty(), "a refused number keeps nothing");
     let reset = h.post("/__sandbox/reset", &[], "").await;
     assert_eq!(reset.status, StatusCode::OK);
     assert_eq!(h.sandbox.sizes(), (0, 0));
+    assert_eq!(h.phonepe("9700000119").await.json()["code"], "SUCCESS", "a reset makes room");
+}
+
+/// The message of a send refused because every place is held by a live number, checked for
+/// the marker and the advice every gateway's answer carries.
+fn assert_full(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", answer.text);
+    assert_eq!(answer.content_type, "application/json", "{what}");
+    let body = answer.json();
+    assert_eq!(body["error"], "sandbox_full", "{what}: {body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("full of live numbers") && message.contains("--max-numbers"), "{what}: {message}");
+}
+
+/// The attacker: default credentials, no admin token, as many new numbers as it likes,
+/// through every gateway. The victim, a teammate's number with five sends in the window,
+/// keeps its OTP, its reference and its limit.
+#[tokio::test]
+async fn a_flood_of_new_numbers_never_evicts_a_live_number() {
+    let h = harness_with(SandboxConfig::default().max_numbers(50)).await;
+    let victim = "9876543210";
+    let mut token = String::new();
+    for _ in 0..5 {
+        token = h.phonepe(victim).await.json()["data"]["otpToken"].as_str().unwrap().to_owned();
+    }
+    let (mut sent, mut refused) = (0, 0);
+    for i in 0..400u32 {
+        let mobile = format!("97{i:08}");
+        let answer = match i % 4 {
+            0 => h.phonepe(&mobile).await,
+            1 => h.paytm(&mobile).await,
+            2 => h.iserveu(&iserveu_transaction(&mobile)).await,
+            _ => h.aopay(&aopay_body(&mobile)).await,
+        };
+        if answer.status == StatusCode::OK {
+            sent += 1;
+        } else {
+            assert_full(&answer, &format!("send #{i}"));
+            refused += 1;
+        }
+    }
+    let inbox = h.sandbox.otps(victim);
+    assert_eq!(inbox.len(), 5, "the victim's OTPs survived the flood");
+    assert_eq!(inbox[0].reference.as_deref(), Some(token.as_str()));
+    let limited = h.phonepe(victim).await;
+    assert_eq!(limited.json()["code"], "OTP_LIMIT_EXCEEDED", "the victim's limit still holds: {}", limited.text);
+    let verified = phonepe_verify(&h, &token, &inbox[0].otp, "sandbox-salt-key").await;
+    assert_eq!(verified.json()["code"], "SUCCESS", "the victim's latest OTP still verifies: {}", verified.text);
+    assert_eq!((sent, refused), (49, 351), "49 places were free; the rest of the flood was refused");
+    assert_eq!(h.sandbox.sizes().0, 50);
+    let metrics = h.get("/__sandbox/metrics").await.text;
+    assert!(metrics.contains("\nsandbox_refused_full_total 351\n"), "{metrics}");
+    assert!(metrics.contains("\nsandbox_numbers_max 50\n"), "{metrics}");
+    assert!(metrics.contains(r#"sandbox_requests_total{route="/v3/merchant/otp/send",status="503"} 87"#), "{metrics}");
+}
+
+/// Live entries end with their window and validity; a number with nothing live is the one
+/// that makes room, however recently it was active, and a number with a live OTP never is.
+#[tokio::test]
+async fn new_numbers_are_admitted_again_once_the_live_ones_have_expired() {
+    let short = Duration::from_secs(1);
+    let config = SandboxConfig::default()
+        .max_numbers(10)
+        .limit_window(short)
+        .aopay_otp_validity(short)
+        .otp_validity(Duration::from_secs(30));
+    let h = harness_with(config).await;
+    // Live for 30 s: a PhonePe OTP. Live for 1 s: nine AOPay sends.
+    assert_eq!(h.phonepe("9876543210").await.json()["code"], "SUCCESS");
+    for i in 0..9u32 {
+        assert_eq!(h.aopay(&aopay_body(&format!("96{i:08}"))).await.json()["response_code"], 1);
+    }
+    assert_full(&h.aopay(&aopay_body("9500000000")).await, "while all ten are live");
+    tokio::time::sleep(short + Duration::from_millis(300)).await;
+    // The nine AOPay numbers are kept (30 s retention) but nothing in them is live.
+    assert_eq!(h.sandbox.sizes().0, 10);
+    for i in 0..9u32 {
+        let answer = h.aopay(&aopay_body(&format!("95{i:08}"))).await;
+        assert_eq!(answer.json()["response_code"], 1, "new number #{i}: {}", answer.text);
+    }
+    assert_full(&h.aopay(&aopay_body("9400000000")).await, "full again of live numbers");
+    assert_eq!(h.sandbox.sizes().0, 10);
+    assert_eq!(h.sandbox.otps("9876543210").len(), 1, "the number with a live OTP was never evicted");
+    assert!(h.sandbox.otps("9600000000").is_empty(), "a number with nothing live made room");
+}
+
+// ------------------------------------------------------------------ the admin token
+
+#[tokio::test]
+async fn every_sandbox_route_needs_the_admin_token_and_nothing_else_passes() {
+    let token = "0123456789abcdef-token";
+    let h = harness_with(SandboxConfig::default().admin_token(token)).await;
+    // The gateways need only their own credentials.
+    assert_eq!(h.phonepe("9876543210").await.json()["code"], "SUCCESS");
+    let same_length_wrong = "0123456789abcdef-tokeN";
+    assert_eq!(same_length_wrong.len(), token.len());
+    let refused = [
+        None,
+        Some(format!("Bearer {same_length_wrong}")),
+        Some("Bearer 0123456789abcdef".to_owned()),
+        Some(format!("Bearer {token}x")),
+        Some("Bearer ".to_owned()),
+        Some(format!("Basic {token}")),
+        Some(token.to_owned()),
+    ];
+    for (method, path) in [
+        ("GET", "/__sandbox/otps?mobile=9876543210"),
+        ("GET", "/__sandbox/health"),
+        ("GET", "/__sandbox/metrics"),
+        ("POST", "/__sandbox/reset"),
+    ] {
+        let request = |authorization: Option<&str>| {
+            let request = match method {
+                "GET" => h.http.get(h.url(path)),
+                _ => h.http.post(h.url(path)),
+            };
+            match authorization {
+                Some(value) => request.header("authorization", value),
+                None => request,
+            }
+        };
+        for authorization in &refused {
+            let answer = read_answer(request(authorization.as_deref()).send().await.unwrap()).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} with {authorization:?}");
+            assert_eq!(answer.json()["error"], "unauthorized");
+        }
+        let answer = read_answer(request(Some(&format!("Bearer {token}"))).send().await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn an_empty_admin_token_locks_the_sandbox_routes_rather_than_opening_them() {
+    let h = harness_with(SandboxConfig::default().admin_token("")).await;
+    for authorization in ["Bearer ", "Bearer"] {
+        let answer = read_answer(
+            h.http.get(h.url("/__sandbox/health")).header("authorization", authorization).send().await.unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+    }
+    assert_eq!(h.get("/__sandbox/health").await.status, StatusCode::UNAUTHORIZED);
 }
 
 // ------------------------------------------------------------------ the second step, raw
@@ -981,5 +1126,6 @@ async fn metrics_count_requests_by_route_and_status_in_prometheus_text() {
     assert!(text.contains(r#"sandbox_requests_total{route="/v3/merchant/otp/send",status="200"} 2"#), "{text}");
     assert!(text.contains(r#"sandbox_request_duration_seconds_count{route="/v3/merchant/otp/send"} 2"#), "{text}");
     assert!(text.contains("sandbox_numbers_kept 1"), "the magic number keeps no state: {text}");
+    assert!(text.contains("\nsandbox_refused_full_total 0\n"), "counted from the start: {text}");
     assert!(!text.contains("9876543210"), "no number in a label");
 }
