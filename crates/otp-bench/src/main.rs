@@ -21,7 +21,8 @@
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
 //! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
-//!   running `otp sandbox` (watch its memory).
+//!   running `otp sandbox --limit-window 0 --aopay-otp-validity 0` (watch its memory; a default
+//!   sandbox answers 503 once `--max-numbers` live numbers fill it, as it should).
 //! - `otp-bench --profile GATEWAY` sends at c=64 for a profiler to attach (`--profile-raw
 //!   GATEWAY`: the raw calls only).
 #![forbid(unsafe_code)]
@@ -509,6 +510,9 @@ async fn main() -> Result<(), BoxError> {
         let stats = measure(profile_sends(), 64, job).await?.stats();
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
+    }
+    if let Some(sends) = std::env::args().skip_while(|a| a != "--memory-probe").nth(1) {
+        return verifier::memory_probe(sends.parse()?).await;
     }
     if std::env::args().any(|a| a == "--verifier") {
         return verifier::run(quick).await;

@@ -71,29 +71,70 @@ async fn start_and_check<S: Store>(label: &str, store: S, n: usize, offset: usiz
     Ok(())
 }
 
+/// `--memory-probe SENDS`: fills a fresh default memory store to its bound with numbers of
+/// `SENDS` sends each (from a thousand addresses) and prints the resident bytes per subject.
+pub async fn memory_probe(sends: usize) -> Result<(), BoxError> {
+    use std::time::Duration;
+    let store = MemoryStore::new();
+    let rules = GuardRules::default()
+        .cooldown(Duration::ZERO)
+        .number_short_window(otp::verifier::Limit::new(10, Duration::from_secs(3600)))
+        .per_client_ip(otp::verifier::Limit::new(10_000, Duration::from_secs(3600)));
+    let addresses = 1_000;
+    let numbers = otp_verifier::DEFAULT_MAX_GUARD_KEYS - addresses;
+    let before = resident_mib();
+    for i in 0..numbers {
+        for _ in 0..sends {
+            guard_decision(&store, &rules, &number(700_000_000 + i), address(i % addresses)).await?;
+        }
+    }
+    let used = resident_mib() - before;
+    let (subjects, _) = store.len();
+    println!(
+        "memory store full ({subjects} subjects), {sends} send(s) each: {:.0} bytes per subject (+{used:.0} MiB)",
+        used * 1024.0 * 1024.0 / subjects as f64
+    );
+    Ok(())
+}
+
 pub async fn run(quick: bool) -> Result<(), BoxError> {
     let redis = RedisServer::start()?;
     let key = || StoreKey::from_bytes(&[42; 32]);
     println!("Verifier (sessions.md): a redis-server of its own on loopback, the sandbox in process");
+    // Bytes per subject, each measured in a fresh process: an allocator reuses what an earlier
+    // run freed, so a second measurement in one process reads too small.
+    for sends in [1, 10] {
+        let probe = std::process::Command::new(std::env::current_exe()?)
+            .args(["--memory-probe", &sends.to_string()])
+            .output()?;
+        if !probe.status.success() {
+            return Err(format!("the memory probe failed: {}", String::from_utf8_lossy(&probe.stderr)).into());
+        }
+        print!("{}", String::from_utf8_lossy(&probe.stdout));
+    }
     println!("guard decisions, c=64:");
     let n = if quick { 20_000 } else { 200_000 };
     decisions("memory", MemoryStore::new(), n).await?;
     decisions("redis", RedisStore::open(&redis.url(), key()?)?, n / 4).await?;
 
-    // Memory stays flat: the store is bounded (250,000 subjects by default) and drops the least
-    // recently sent first.
+    // Memory stays flat: the store is bounded, and once full of live subjects it refuses new
+    // ones (unsent) instead of forgetting any.
     let store = MemoryStore::new();
     let rules = GuardRules::default();
-    let total = if quick { 400_000 } else { 2_000_000 };
+    let fill = otp_verifier::DEFAULT_MAX_GUARD_KEYS / 2; // each decision: a new number and address
+    let total = if quick { fill + fill / 4 } else { 2 * fill };
     let before = resident_mib();
     let mut line = String::from("memory store, distinct numbers:");
+    let mut refused = 0;
     for i in 0..total {
-        guard_decision(&store, &rules, &number(500_000_000 + i), address(i)).await?;
+        if !guard_decision(&store, &rules, &number(500_000_000 + i), address(i)).await? {
+            refused += 1;
+        }
         if (i + 1) % (total / 4) == 0 {
             line.push_str(&format!("  {}k → +{:.0} MiB", (i + 1) / 1000, resident_mib() - before));
         }
     }
-    println!("{line}  (kept: {:?})", store.len());
+    println!("{line}  (kept: {:?}; refused as full: {refused})", store.len());
     drop(store);
 
     println!("start + check against the sandbox (PhonePe, distinct numbers):");

@@ -13,11 +13,14 @@ use zeroize::Zeroizing;
 use crate::id::VerificationId;
 use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Store, Ticket, TryTaken};
 
-/// The default most guard subjects (numbers, addresses, caller keys) kept: about 200 MiB when
-/// every one is a number at its daily limit (the bench measures bytes per subject). Filling it
-/// with live subjects takes about 500,000 real, admitted sends inside 24 hours — no invalid or
-/// unsent request counts — far beyond what one merchant's gateway contract sends in a day.
-pub const DEFAULT_MAX_GUARD_KEYS: usize = 1_000_000;
+/// The default most guard subjects (numbers, addresses, caller keys) kept: about 145 MiB when
+/// full of subjects with one send each, 330 MiB when every one is at 10 sends (`cargo xtask
+/// bench` measures the bytes per subject: docs/bench/verifier.txt). Only admitted
+/// sends that went out fill it — an invalid or unsent request counts nowhere — and a number
+/// stays a subject for 24 hours, an address for one: holding it full takes about 250,000 real
+/// SMS a day to distinct numbers from tens of thousands of addresses, more than a merchant's
+/// gateway contract sends in a day. Then new numbers are refused, never a live limit forgotten.
+pub const DEFAULT_MAX_GUARD_KEYS: usize = 500_000;
 /// The default most sessions kept.
 pub const DEFAULT_MAX_SESSIONS: usize = 250_000;
 
@@ -65,8 +68,10 @@ enum LogKey {
 }
 
 /// The sends of one subject within its longest window: a sliding log, so every window is exact.
+/// Each send keeps its time and the low 64 bits of its ticket: enough to tell apart the few
+/// sends of one subject (tickets are random), half the memory of the whole ticket.
 struct Log {
-    sends: VecDeque<(u64, Ticket)>,
+    sends: VecDeque<(u64, u64)>,
     /// The longest window counted on this subject (ms).
     keep_ms: u64,
 }
@@ -227,7 +232,7 @@ impl State {
             while log.sends.front().is_some_and(|&(at, _)| at.saturating_add(log.keep_ms) <= now) {
                 log.sends.pop_front();
             }
-            log.sends.push_back((now, ticket));
+            log.sends.push_back((now, ticket as u64));
             let expires = now.saturating_add(log.keep_ms);
             self.log_expiry.insert((expires, key));
         }
@@ -274,7 +279,7 @@ impl State {
             let key = log_key(subject.key);
             let Some(log) = self.logs.get_mut(&key) else { continue };
             let before = log.expires_ms();
-            log.sends.retain(|&(_, t)| t != ticket);
+            log.sends.retain(|&(_, t)| t != ticket as u64);
             let after = log.expires_ms();
             if before == after {
                 continue;
