@@ -56,7 +56,7 @@ use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, Amount, CodeText, Coordinates, Date, Error, Gateway, KnownHosts, MobileNumber, OtpCode, Pincode,
-    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt, VerifyReceipt,
+    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SecretText, SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,10 +160,12 @@ impl std::fmt::Debug for DateOfBirth {
     }
 }
 
-/// What AOPay requires about the remitter with every send. Checked when made; `Debug` shows
-/// none of it (an address, a birth date and a location identify a person).
+/// What AOPay requires about the remitter with every send. Checked when made (and when read
+/// back, feature `serde`); `Debug` shows none of it (an address, a birth date and a location
+/// identify a person).
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "RemitterWire"))]
 pub struct Remitter {
     address: String,
     pincode: Pincode,
@@ -179,9 +181,33 @@ impl Remitter {
         date_of_birth: DateOfBirth,
         coordinates: Coordinates,
     ) -> Result<Self, Error> {
-        let address = address.into();
-        validate::text("address", &address, 200)?;
-        Ok(Self { address, pincode, date_of_birth, coordinates })
+        let remitter = Self { address: address.into(), pincode, date_of_birth, coordinates };
+        remitter.validate()?;
+        Ok(remitter)
+    }
+
+    /// The address is the one free-text field (the rest are valid by construction).
+    fn validate(&self) -> Result<(), Error> {
+        validate::text("address", &self.address, 200)
+    }
+}
+
+/// What a stored remitter is read as before [`Remitter::new`] lets it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct RemitterWire {
+    address: String,
+    pincode: Pincode,
+    date_of_birth: DateOfBirth,
+    coordinates: Coordinates,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<RemitterWire> for Remitter {
+    type Error = Error;
+
+    fn try_from(wire: RemitterWire) -> Result<Self, Error> {
+        Remitter::new(wire.address, wire.pincode, wire.date_of_birth, wire.coordinates)
     }
 }
 
@@ -192,9 +218,11 @@ impl std::fmt::Debug for Remitter {
 }
 
 /// A "Transaction Send OTP" request. Every field is required, and each is checked when the
-/// request is made: an invalid request cannot exist, so none is ever sent.
+/// request is made, and again when it is read back (feature `serde`): an invalid request
+/// cannot exist, so none is ever sent.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "SendOtpRequestWire"))]
 pub struct SendOtpRequest {
     mobile: MobileNumber,
     beneficiary_id: String,
@@ -213,17 +241,48 @@ impl SendOtpRequest {
         amount: Amount,
         remitter: Remitter,
     ) -> Result<Self, Error> {
-        let beneficiary_id = beneficiary_id.into();
-        validate::text("beneficiary id", &beneficiary_id, 32)?;
-        if !beneficiary_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::invalid_input("beneficiary id may contain only letters and digits"));
-        }
-        Ok(Self { mobile, beneficiary_id, transaction_type, amount, remitter })
+        let request = Self { mobile, beneficiary_id: beneficiary_id.into(), transaction_type, amount, remitter };
+        Request::validate(&request)?;
+        Ok(request)
     }
 
     /// The remitter's number.
     pub fn mobile(&self) -> &MobileNumber {
         &self.mobile
+    }
+}
+
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate::text("beneficiary id", &self.beneficiary_id, 32)?;
+        if !self.beneficiary_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::invalid_input("beneficiary id may contain only letters and digits"));
+        }
+        self.remitter.validate()
+    }
+}
+
+/// What a stored request is read as before [`SendOtpRequest::new`] lets it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct SendOtpRequestWire {
+    mobile: MobileNumber,
+    beneficiary_id: String,
+    transaction_type: TransactionType,
+    amount: Amount,
+    remitter: Remitter,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<SendOtpRequestWire> for SendOtpRequest {
+    type Error = Error;
+
+    fn try_from(wire: SendOtpRequestWire) -> Result<Self, Error> {
+        SendOtpRequest::new(wire.mobile, wire.beneficiary_id, wire.transaction_type, wire.amount, wire.remitter)
     }
 }
 
@@ -285,8 +344,9 @@ struct Answer {
     #[serde(alias = "responsecode", default)]
     response_code: CodeText,
     message: Option<String>,
+    /// The verify step's secret (a string or a number, as codes are): wiped when dropped.
     #[serde(default)]
-    stateresp: CodeText,
+    stateresp: SecretText,
 }
 
 impl AOPayClient {
@@ -327,12 +387,6 @@ impl Client for AOPayClient {
     }
 }
 
-impl Request for SendOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        Some(&self.mobile)
-    }
-}
-
 impl Operation<SendOtpRequest> for AOPayClient {
     type Output = SendReceipt;
     const KIND: OperationKind = OperationKind::Send;
@@ -356,7 +410,7 @@ impl Operation<SendOtpRequest> for AOPayClient {
 
     fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
         let decoded = response.json::<Answer>().map(|answer| {
-            let reference = answer.stateresp.into_text().filter(|r| !r.is_empty()).map(SecretString::new);
+            let reference = answer.stateresp.into_secret();
             ProviderAnswer::new(answer.response_code.into_text(), answer.message, reference)
         });
         CODES.resolve(response, decoded, ReferenceRule::Required)
@@ -402,6 +456,14 @@ impl Request for RegisterRemitterRequest {
     fn mobile(&self) -> Option<&MobileNumber> {
         Some(&self.mobile)
     }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate::text("stateresp", self.stateresp.expose_secret(), 64)?;
+        if let Some(kyc_id) = &self.kyc_id {
+            validate::text("KYC id", kyc_id, 64)?;
+        }
+        Ok(())
+    }
 }
 
 impl Operation<RegisterRemitterRequest> for AOPayClient {
@@ -410,10 +472,6 @@ impl Operation<RegisterRemitterRequest> for AOPayClient {
     const RETRIES: bool = false;
 
     fn wire_request(&self, request: &RegisterRemitterRequest) -> Result<WireRequest, Error> {
-        validate::text("stateresp", request.stateresp.expose_secret(), 64)?;
-        if let Some(kyc_id) = &request.kyc_id {
-            validate::text("KYC id", kyc_id, 64)?;
-        }
         let body = json_body(&RegisterBody {
             mobile: request.mobile.expose_digits(),
             otp: request.otp.expose_secret(),
@@ -429,5 +487,58 @@ impl Operation<RegisterRemitterRequest> for AOPayClient {
             .json::<Answer>()
             .map(|answer| ProviderAnswer::new(answer.response_code.into_text(), answer.message, None));
         VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use super::*;
+    use otp_core::{ErrorKind, Reached};
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A request the constructors would refuse, made field by field as only this crate can (as
+    /// a derived Deserialize once could): `execute` must still refuse it.
+    fn unchecked(beneficiary_id: &str, address: &str) -> SendOtpRequest {
+        let remitter = Remitter {
+            address: address.to_owned(),
+            pincode: Pincode::parse("110045").unwrap(),
+            date_of_birth: DateOfBirth::parse("20/08/2000").unwrap(),
+            coordinates: Coordinates::new("28.6090", "77.2362").unwrap(),
+        };
+        SendOtpRequest {
+            mobile: MobileNumber::parse("9900000088").unwrap(),
+            beneficiary_id: beneficiary_id.to_owned(),
+            transaction_type: TransactionType::Imps,
+            amount: Amount::parse("100").unwrap(),
+            remitter,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_request_that_bypassed_its_constructor_is_still_refused_before_sending() {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+        let client = AOPayClient::builder()
+            .registration_id("AOP-554")
+            .environment(otp_core::Environment::Custom(server.uri()))
+            .build()
+            .unwrap();
+        for (request, says) in [
+            (unchecked(&"6".repeat(33), "Delhi"), "beneficiary id"),
+            (unchecked("BENE-1", "Delhi"), "letters and digits"),
+            (unchecked("60600077", &"a".repeat(201)), "address"),
+            (unchecked("60600077", "line\nbreak"), "address"),
+        ] {
+            let refused = Request::validate(&request).unwrap_err();
+            assert!(refused.to_string().contains(says), "{refused}");
+            let error = client.send_otp(&request).await.unwrap_err();
+            assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+            assert_eq!(error.gateway(), Some(Gateway::AOPay));
+        }
+        assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached AOPay");
+        Request::validate(&unchecked("60600077", "Delhi")).unwrap();
     }
 }

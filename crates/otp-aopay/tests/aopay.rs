@@ -274,3 +274,68 @@ fn values_rules_and_debug_of_the_aopay_types() {
         Some("9900000088")
     );
 }
+
+#[tokio::test]
+async fn an_invalid_register_remitter_is_refused_by_validate_and_never_reaches_aopay() {
+    use otp_core::operation::Request;
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let client = client(&server.uri());
+    let mobile = || MobileNumber::parse("9900000088").unwrap();
+    let code = || OtpCode::parse("482913").unwrap();
+    let invalid = [
+        RegisterRemitterRequest::new(mobile(), code(), SecretString::new("s".repeat(65))),
+        RegisterRemitterRequest::new(mobile(), code(), SecretString::new(" ")),
+        verify_request().kyc_id("k".repeat(65)),
+        verify_request().kyc_id("k\u{0}"),
+    ];
+    for request in invalid {
+        let refused = Request::validate(&request).unwrap_err();
+        assert_eq!((refused.kind(), refused.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+        let error = client.register_remitter(&request).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+        assert_eq!(error.gateway(), Some(otp_core::Gateway::AOPay));
+    }
+    assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached AOPay");
+    Request::validate(&verify_request().kyc_id("KYC-1")).unwrap();
+    Request::validate(&request()).unwrap();
+}
+
+/// Feature `serde`: a stored request comes back only through its checks.
+#[cfg(feature = "serde")]
+mod stored {
+    use super::*;
+
+    #[test]
+    fn a_valid_request_round_trips() {
+        let request = build(Fields { transaction_type: TransactionType::Neft, ..SAMPLE }).unwrap();
+        let json = serde_json::to_string(&request).unwrap();
+        let back: SendOtpRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        assert_eq!(back.mobile().expose_digits(), "9900000088");
+    }
+
+    #[test]
+    fn a_field_aopay_would_refuse_is_refused_by_serde() {
+        let valid = serde_json::to_value(request()).unwrap();
+        let cases: [(&[&str], serde_json::Value, &str); 5] = [
+            (&["beneficiary_id"], "6".repeat(40).into(), "beneficiary id must be at most 32"),
+            (&["beneficiary_id"], "60 600".into(), "beneficiary id may contain only letters and digits"),
+            (&["remitter", "address"], "a".repeat(201).into(), "address must be at most 200"),
+            (&["remitter", "date_of_birth"], "31/02/2000".into(), "date of birth"),
+            (&["amount"], "-5".into(), "amount"),
+        ];
+        for (path, value, says) in cases {
+            let mut stored = valid.clone();
+            let (last, parents) = path.split_last().unwrap();
+            let field = parents.iter().fold(&mut stored, |value, key| &mut value[*key]);
+            field[*last] = value;
+            let error = serde_json::from_value::<SendOtpRequest>(stored).unwrap_err();
+            assert!(error.to_string().contains(says), "{path:?}: {error}");
+        }
+        // A remitter alone is checked too.
+        let mut remitter = valid["remitter"].clone();
+        remitter["address"] = "\n".into();
+        assert!(serde_json::from_value::<Remitter>(remitter).is_err());
+    }
+}

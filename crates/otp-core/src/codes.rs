@@ -227,7 +227,8 @@ impl CodeTable {
             message,
             code_recognised,
             retry_after: response.retry_after(),
-            body: response.body.clone(),
+            // Shares a copy wiped when the error is dropped, like the answer it came from.
+            body: response.shared_body(),
         }
     }
 }
@@ -409,7 +410,7 @@ mod tests {
     static TABLE: CodeTable = CodeTable::new(Gateway::PhonePe, ENTRIES);
 
     fn response(status: u16) -> RawResponse {
-        RawResponse::new(status, Default::default(), bytes::Bytes::from_static(b"{}"))
+        RawResponse::new(status, Default::default(), b"{}".to_vec().into())
     }
 
     fn answer(code: Option<&str>, reference: Option<&str>) -> Result<ProviderAnswer, std::io::Error> {

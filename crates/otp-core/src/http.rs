@@ -8,12 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
 use tracing::{field, Instrument};
+use zeroize::Zeroizing;
 
 use crate::{BaseUrl, Error, Gateway, RetryPolicy};
 
@@ -189,12 +190,16 @@ impl std::fmt::Debug for RootCertificate {
 }
 
 /// A request as a gateway describes it: a POST of a JSON body to an API path.
+///
+/// The body is wiped when the request is dropped (a verify's holds the customer's code), and
+/// so is each copy of it handed to the HTTP client; so are secret header values. What the HTTP
+/// stack copies on its own (hyper's write buffer, TLS records) is beyond our reach.
 #[derive(Clone)]
 pub struct WireRequest {
     api_path: &'static str,
     query: Vec<(&'static str, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for WireRequest {
@@ -210,8 +215,9 @@ impl std::fmt::Debug for WireRequest {
 }
 
 impl WireRequest {
-    /// A JSON POST to `api_path` (appended to the base URL).
-    pub fn post_json(api_path: &'static str, body: impl Into<Bytes>) -> Self {
+    /// A JSON POST to `api_path` (appended to the base URL), usually of
+    /// [`json_body`](crate::operation::json_body)'s bytes.
+    pub fn post_json(api_path: &'static str, body: impl Into<Zeroizing<Vec<u8>>>) -> Self {
         Self { api_path, query: Vec::new(), headers: HeaderMap::new(), body: body.into() }
     }
 
@@ -221,24 +227,36 @@ impl WireRequest {
         self
     }
 
-    /// Adds a header whose value is not secret. An invalid value is refused as input.
+    /// Adds a header whose value is not secret. An invalid name or value is refused as input.
     pub fn header(self, name: &'static str, value: &str) -> Result<Self, Error> {
         self.insert(name, value, false)
     }
 
-    /// Adds a header whose value is secret: marked sensitive, so it never shows in `Debug`.
+    /// Adds a header whose value is secret: marked sensitive, so it never shows in `Debug`, and
+    /// held in a buffer wiped when the last copy of the request lets go of it.
     pub fn secret_header(self, name: &'static str, value: &str) -> Result<Self, Error> {
         self.insert(name, value, true)
     }
 
     fn insert(mut self, name: &'static str, value: &str, sensitive: bool) -> Result<Self, Error> {
-        let mut value = HeaderValue::from_str(value).map_err(|e| {
+        // A gateway crate's own constant, but checked rather than trusted: a typo is an error
+        // here, never a panic in the middle of a send.
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| Error::invalid_input(format!("{name:?} is not a valid HTTP header name")).with_source(e))?;
+        let refused = |e: reqwest::header::InvalidHeaderValue| {
             // The message names the header, never its value.
             Error::invalid_input(format!("the value of header {name} contains characters HTTP does not allow"))
                 .with_source(e)
-        })?;
+        };
+        let mut value = if sensitive {
+            // Shared, not copied, by every clone of the header map; wiped when the last goes.
+            let wiped = Bytes::from_owner(Zeroizing::new(value.as_bytes().to_vec()));
+            HeaderValue::from_maybe_shared(wiped).map_err(refused)?
+        } else {
+            HeaderValue::from_str(value).map_err(refused)?
+        };
         value.set_sensitive(sensitive);
-        self.headers.insert(HeaderName::from_static(name), value);
+        self.headers.insert(header_name, value);
         Ok(self)
     }
 
@@ -248,7 +266,7 @@ impl WireRequest {
     }
 
     /// The body bytes.
-    pub fn body(&self) -> &Bytes {
+    pub fn body(&self) -> &[u8] {
         &self.body
     }
 
@@ -259,6 +277,10 @@ impl WireRequest {
 }
 
 /// An answer as received: status, headers and the body (at most the size cap).
+///
+/// The body is wiped when dropped: a verify's answer carries the gateway's credential, a
+/// send's its reference. (The chunks it was read from are hyper's buffers, which are not ours
+/// to wipe.)
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RawResponse {
@@ -267,7 +289,7 @@ pub struct RawResponse {
     /// The headers.
     pub headers: HeaderMap,
     /// The body.
-    pub body: Bytes,
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RawResponse {
@@ -281,19 +303,67 @@ impl std::fmt::Debug for RawResponse {
 
 impl RawResponse {
     /// An answer with these parts.
-    pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Self {
+    pub fn new(status: u16, headers: HeaderMap, body: Zeroizing<Vec<u8>>) -> Self {
         Self { status, headers, body }
     }
 
-    /// Decodes the body as JSON into the gateway's answer shape.
+    /// Decodes the body as JSON into the gateway's answer shape. (A field that holds a secret
+    /// is read as a [`SecretText`](crate::SecretText), wiped too; serde_json's scratch buffer,
+    /// used only for a string with escapes, is its own and is not.)
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
+    }
+
+    /// The body as shared bytes that are wiped when the last of them is dropped: what an
+    /// error keeps of the answer.
+    pub(crate) fn shared_body(&self) -> Bytes {
+        Bytes::from_owner(self.body.clone())
     }
 
     /// `Retry-After` in its seconds form.
     pub fn retry_after(&self) -> Option<Duration> {
         let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?;
         value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+}
+
+/// A buffer that never leaves a copy of its bytes behind: when it must grow, it moves to a
+/// larger one and wipes the old (a `Vec` would free it as it was).
+pub(crate) struct WipingWriter(Zeroizing<Vec<u8>>);
+
+impl WipingWriter {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self(Zeroizing::new(Vec::with_capacity(capacity)))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        let needed = self.0.len() + bytes.len();
+        if needed > self.0.capacity() {
+            let mut larger = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2))));
+            larger.extend_from_slice(&self.0);
+            // The old buffer is dropped here, and wiped.
+            self.0 = larger;
+        }
+        self.0.extend_from_slice(bytes);
+    }
+
+    pub(crate) fn into_inner(self) -> Zeroizing<Vec<u8>> {
+        self.0
+    }
+}
+
+impl std::io::Write for WipingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.extend(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -540,13 +610,16 @@ impl Transport {
         );
         let query: Vec<(&str, &str)> = request.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = self.inner.base_url.join(request.api_path, &query);
+        // The HTTP client gets its own copy of the body, wiped when it lets go of it (each
+        // attempt its own: a retry sends the request again).
+        let body = Bytes::from_owner(request.body.clone());
         let pending = self
             .inner
             .client
             .post(url.clone())
             .headers(request.headers.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(request.body.clone())
+            .body(body)
             .send();
         self.read_answer(pending, url, deadline, budget).await
     }
@@ -684,7 +757,9 @@ fn map_send_error(error: reqwest::Error) -> Error {
     }
 }
 
-async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Bytes, Error> {
+/// The answer's body, up to `cap`, into a buffer wiped when dropped. The chunks it is read from
+/// are hyper's buffers, which we cannot wipe: the same bytes may stay in freed memory there.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
     let status = response.status().as_u16();
     let over_cap = |declared: String| {
         Error::unexpected(format!("the answer is larger than the {cap}-byte cap ({declared})"))
@@ -701,14 +776,16 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
             .with_source(e.without_url())
             .with_provider_response(bare_response(status))
     };
-    let mut body = BytesMut::new();
+    // A declared length (within the cap) is the size to expect: no growth, so no copy left.
+    let expected = declared.and_then(|length| usize::try_from(length).ok()).unwrap_or(1024);
+    let mut body = WipingWriter::with_capacity(expected);
     while let Some(chunk) = response.chunk().await.map_err(broke)? {
         if body.len() + chunk.len() > cap {
             return Err(over_cap("streamed".to_owned()));
         }
-        body.extend_from_slice(&chunk);
+        body.extend(&chunk);
     }
-    Ok(body.freeze())
+    Ok(body.into_inner())
 }
 
 #[cfg(test)]
@@ -727,7 +804,7 @@ mod tests {
     }
 
     fn wire() -> WireRequest {
-        WireRequest::post_json("/send", "{}")
+        WireRequest::post_json("/send", b"{}".to_vec())
     }
 
     fn nothing_decoded(_: &RawResponse) -> Result<(), Error> {
@@ -823,7 +900,7 @@ mod tests {
     fn debug_shows_settings_and_shapes_never_bodies() {
         let options = HttpOptions::default().connect_timeout(Duration::from_secs(3));
         assert!(format!("{options:?}").contains("connect_timeout: 3s"), "{options:?}");
-        let response = RawResponse::new(200, HeaderMap::new(), Bytes::from_static(b"{\"otpToken\":\"secret\"}"));
+        let response = RawResponse::new(200, HeaderMap::new(), b"{\"otpToken\":\"secret\"}".to_vec().into());
         assert_eq!(format!("{response:?}"), "RawResponse { status: 200, body: <21 bytes>, .. }");
         let base = BaseUrl::parse("https://example.com", false).unwrap();
         let transport = Transport::new(Gateway::Paytm, base, &HttpOptions::default()).unwrap();
@@ -869,6 +946,46 @@ mod tests {
             })
             .collect();
         assert_eq!(gauges, [0.0], "taken, then given back");
+    }
+
+    /// Compiles only for a type that wipes itself when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    #[test]
+    fn request_and_answer_bodies_are_buffers_wiped_on_drop() {
+        let wire = WireRequest::post_json("/verify", crate::operation::json_body(&["123456"]));
+        wiped_on_drop(&wire.body);
+        let response = RawResponse::new(200, HeaderMap::new(), b"{\"userAuthToken\":\"t\"}".to_vec().into());
+        wiped_on_drop(&response.body);
+        // What is handed on shares the wiped buffer rather than copying it into a plain one.
+        assert_eq!(response.shared_body().as_ref(), response.body.as_slice());
+        let writer = WipingWriter::with_capacity(4);
+        wiped_on_drop(&writer.0);
+    }
+
+    #[test]
+    fn a_growing_buffer_keeps_every_byte_in_order() {
+        let mut writer = WipingWriter::with_capacity(2);
+        for chunk in [&b"ab"[..], b"cde", b"", b"fghijklmnop"] {
+            writer.extend(chunk);
+        }
+        assert_eq!((writer.len(), writer.into_inner().as_slice()), (16, &b"abcdefghijklmnop"[..]));
+    }
+
+    #[test]
+    fn header_names_are_checked_not_trusted() {
+        for bad in ["", "x verify", "x-v\u{e9}rify", "x:y"] {
+            let error = wire().header(bad, "v").unwrap_err();
+            assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, crate::Reached::No));
+            assert!(error.to_string().contains("header name"), "{error}");
+            assert!(wire().secret_header(bad, "v").is_err(), "{bad:?}");
+        }
+        // HTTP names are case-insensitive: any case is accepted, and kept lowercase.
+        let wire = wire().header("X-Device-Id", "d").unwrap().secret_header("X-VERIFY", "s").unwrap();
+        assert_eq!(wire.headers().get("x-device-id").unwrap(), "d");
+        let secret = wire.headers().get("x-verify").unwrap();
+        assert!(secret.is_sensitive() && secret == "s", "{secret:?}");
+        assert!(WireRequest::post_json("/x", Vec::new()).secret_header("x-verify", "bad\nvalue").is_err());
     }
 
     #[test]

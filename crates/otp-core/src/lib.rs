@@ -64,8 +64,11 @@ pub use http::{HttpOptions, RawResponse, Transport, WireRequest};
 pub use mobile::{mask_digit_runs, MobileNumber, MobileNumberError};
 pub use receipt::{Outcome, SendReceipt, VerifyReceipt};
 pub use retry::RetryPolicy;
-pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, OtpCode, SaltKey, SecretString};
+pub use secret::{mask_identity_number, ClientSecret, IdentityNumber, OtpCode, SaltKey, SecretString, SecretText};
 pub use values::{Amount, Coordinates, Pincode};
 
 /// Re-exported so that callers can inject a client without naming reqwest's version.
 pub use reqwest;
+/// The wiped-on-drop buffer of request and answer bodies ([`WireRequest`], [`RawResponse`]),
+/// re-exported so that gateway crates name it without naming zeroize's version.
+pub use zeroize::Zeroizing;

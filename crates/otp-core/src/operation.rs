@@ -2,10 +2,12 @@
 //!
 //! A gateway crate describes each call it offers — how to write the wire request from a typed
 //! request, and how to read the answer — by implementing [`Operation`] for its client, once
-//! per request type (and [`Client`] once per client, [`Request`] once per request type). [`execute`] does everything else, the same way for every operation of
-//! every gateway: validation errors tagged with the gateway, one tracing span with the masked
-//! number, the deadline, the in-flight limit and its queue, the answer cap, redirects refused,
-//! retries only where the operation allows them and the policy says nothing can have gone out.
+//! per request type (and [`Client`] once per client, [`Request`] once per request type: its
+//! number and its checks). [`execute`] does everything else, the same way for every operation
+//! of every gateway: the request checked first ([`Request::validate`]), errors tagged with the
+//! gateway, one tracing span with the masked number, the deadline, the in-flight limit and its
+//! queue, the answer cap, redirects refused, retries only where the operation allows them and
+//! the policy says nothing can have gone out.
 //!
 //! ```
 //! use otp_core::operation::{execute, Client, Operation, OperationKind, Request};
@@ -21,6 +23,8 @@
 //!
 //! impl Request for Send {
 //!     fn mobile(&self) -> Option<&MobileNumber> { Some(&self.mobile) }
+//!     // A number is valid by construction: nothing else to check.
+//!     fn validate(&self) -> Result<(), Error> { Ok(()) }
 //! }
 //!
 //! impl Operation<Send> for ExampleClient {
@@ -48,6 +52,7 @@
 
 use tokio::time::Instant;
 use tracing::{field, Instrument};
+use zeroize::Zeroizing;
 
 use crate::http::{RawResponse, Transport, WireRequest};
 use crate::{Error, MobileNumber, SendReceipt, VerifyReceipt};
@@ -114,6 +119,17 @@ pub trait Client {
 pub trait Request {
     /// The mobile number the request is about, shown masked in the operation's span.
     fn mobile(&self) -> Option<&MobileNumber>;
+
+    /// Checks everything about the request that its gateway would refuse (free-text fields'
+    /// lengths and characters, combinations), without sending: `invalid_request` with
+    /// [`Reached::No`](crate::Reached::No) when it fails. The one definition of the request's
+    /// checks: [`execute`] calls it before [`Operation::wire_request`], a verification calls it
+    /// before its send guard counts anything, and a deserialised request (feature `serde`)
+    /// comes back only through it. What the request cannot know (the client's settings, a
+    /// header value HTTP cannot carry) stays with `wire_request`.
+    ///
+    /// Required, with no default: every new request type says how it is checked.
+    fn validate(&self) -> Result<(), Error>;
 }
 
 /// One call a gateway offers for requests of type `R`, implemented by its client.
@@ -126,8 +142,10 @@ pub trait Operation<R: Request>: Client {
     /// what cannot have reached the provider; a verify consumes a try and is never retried.
     const RETRIES: bool = true;
 
-    /// Checks the request and writes it as the gateway expects. Runs before anything touches
-    /// the network; an error here sends nothing.
+    /// Writes the request as the gateway expects. [`execute`] has checked it
+    /// ([`Request::validate`]) first; what fails here is what only the client can know (a
+    /// setting missing, a value HTTP cannot carry). Runs before anything touches the network;
+    /// an error here sends nothing.
     fn wire_request(&self, request: &R) -> Result<WireRequest, Error>;
 
     /// Reads the gateway's answer (usually through the gateway's [`CodeTable`](crate::CodeTable)).
@@ -146,11 +164,14 @@ where
         OperationKind::Send => "otp.sends",
         OperationKind::Verify => "otp.verifications",
     };
-    // A request refused before it was built is an outcome too (an application bug to see).
-    let wire = operation.wire_request(request).map_err(|error| {
+    // A request refused before it was built is an outcome too (an application bug to see):
+    // by its own checks, or by the client while it was written.
+    let refused = |error: Error| {
         metrics::counter!(counter, "gateway" => gateway.as_str(), "result" => error.kind().as_str()).increment(1);
         error.with_gateway(gateway)
-    })?;
+    };
+    request.validate().map_err(refused)?;
+    let wire = operation.wire_request(request).map_err(refused)?;
     // Span names must be literals: one arm per kind, the same fields in each.
     macro_rules! operation_span {
         ($name:literal) => {
@@ -221,11 +242,18 @@ where
 }
 
 /// A request body as JSON bytes, from a gateway's private `#[derive(Serialize)]` body type.
+///
+/// The bytes are wiped when dropped, and so is every smaller buffer they outgrew on the way: a
+/// verify's body holds the customer's code, a send's an identity number.
 #[allow(clippy::expect_used)] // See the message: it holds by construction.
-pub fn json_body<T: serde::Serialize + ?Sized>(body: &T) -> bytes::Bytes {
-    // serde_json fails only for maps with non-string keys or a Serialize impl that errors; the
-    // gateways' bodies are structs of strings and string sequences, written by derive.
-    serde_json::to_vec(body).expect("a body of strings always serialises to JSON by construction").into()
+pub fn json_body<T: serde::Serialize + ?Sized>(body: &T) -> Zeroizing<Vec<u8>> {
+    // Room for every gateway's usual body, so that it rarely grows at all.
+    let mut writer = crate::http::WipingWriter::with_capacity(512);
+    // serde_json fails only for maps with non-string keys, a Serialize impl that errors, or a
+    // writer that fails; the gateways' bodies are structs of strings and string sequences,
+    // written by derive, and this writer never fails.
+    serde_json::to_writer(&mut writer, body).expect("a body of strings always serialises to JSON by construction");
+    writer.into_inner()
 }
 
 #[cfg(test)]
@@ -247,6 +275,6 @@ mod tests {
             scopes: &'a [&'a str],
         }
         let body = json_body(&Body { phone: "9876543210", scopes: &["paytm", "a\"b"] });
-        assert_eq!(body.as_ref(), br#"{"phone":"9876543210","scopes":["paytm","a\"b"]}"#);
+        assert_eq!(body.as_slice(), br#"{"phone":"9876543210","scopes":["paytm","a\"b"]}"#);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{Gateway, SecretString};
+use crate::{mask_digit_runs, Gateway, SecretString};
 
 /// How a send succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,8 +42,9 @@ impl fmt::Display for Outcome {
 ///
 /// The `reference` is what the verify step needs (PhonePe `otpToken`, Paytm `state_token`,
 /// AOPay `stateresp`, the iServeU `externalRefNumber` sent). It is a [`SecretString`]: PhonePe
-/// forbids handing its token to the client app, so it never shows in `Debug`.
-#[derive(Debug, Clone)]
+/// forbids handing its token to the client app, so it never shows in `Debug`. Nor does a number
+/// the provider's message echoes: `Debug` masks its digit runs ([`mask_digit_runs`]).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SendReceipt {
     /// The gateway that answered.
@@ -63,8 +64,9 @@ pub struct SendReceipt {
 /// A provider's answer that the code matched.
 ///
 /// The `credential` is what the gateway hands back for its next calls (PhonePe's
-/// `userAuthToken`, Paytm's access token); it is a [`SecretString`] and never shows in `Debug`.
-#[derive(Debug, Clone)]
+/// `userAuthToken`, Paytm's access token); it is a [`SecretString`] and never shows in `Debug`,
+/// and the message shows with its digit runs masked ([`mask_digit_runs`]).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct VerifyReceipt {
     /// The gateway that answered.
@@ -79,4 +81,61 @@ pub struct VerifyReceipt {
     pub message: Option<String>,
     /// The HTTP status of the answer.
     pub http_status: u16,
+}
+
+/// Both receipts' `Debug`: every field, the secret redacted (its own `Debug`), the message with
+/// its digit runs masked as human output masks them (a provider may echo the number).
+macro_rules! receipt_debug {
+    ($($receipt:ident { $secret:ident }),*) => {$(
+        impl fmt::Debug for $receipt {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($receipt))
+                    .field("gateway", &self.gateway)
+                    .field("outcome", &self.outcome)
+                    .field(stringify!($secret), &self.$secret)
+                    .field("provider_code", &self.provider_code)
+                    .field("message", &self.message.as_deref().map(mask_digit_runs))
+                    .field("http_status", &self.http_status)
+                    .finish()
+            }
+        }
+    )*};
+}
+
+receipt_debug!(SendReceipt { reference }, VerifyReceipt { credential });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_the_messages_numbers_and_redacts_the_secrets() {
+        let message = Some("OTP sent to 9876543210, ref 1234".to_owned());
+        let sent = SendReceipt {
+            gateway: Gateway::Paytm,
+            outcome: Outcome::Sent,
+            reference: Some(SecretString::new("state-token-42")),
+            provider_code: "BE1400001".into(),
+            message: message.clone(),
+            http_status: 200,
+        };
+        assert_eq!(
+            format!("{sent:?}"),
+            "SendReceipt { gateway: Paytm, outcome: Sent, reference: Some([redacted]), provider_code: \"BE1400001\", \
+             message: Some(\"OTP sent to XXXXXX3210, ref 1234\"), http_status: 200 }"
+        );
+        let verified = VerifyReceipt {
+            gateway: Gateway::PhonePe,
+            outcome: Outcome::Verified,
+            credential: Some(SecretString::new("user-auth-token")),
+            provider_code: "SUCCESS".into(),
+            message,
+            http_status: 200,
+        };
+        let debug = format!("{verified:#?}");
+        assert!(debug.contains("XXXXXX3210") && debug.contains("[redacted]"), "{debug}");
+        assert!(!debug.contains("9876543210") && !debug.contains("user-auth-token"), "{debug}");
+        let quiet = SendReceipt { message: None, reference: None, ..sent };
+        assert!(format!("{quiet:?}").contains("reference: None, provider_code: \"BE1400001\", message: None"));
+    }
 }

@@ -33,7 +33,15 @@ pub struct SecretString(Zeroizing<Box<str>>);
 impl SecretString {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(Zeroizing::new(value.into().into_boxed_str()))
+        let value: String = value.into();
+        if value.len() == value.capacity() {
+            // An exact-size String becomes a box in place: its buffer is the one kept and wiped.
+            return Self(Zeroizing::new(value.into_boxed_str()));
+        }
+        // Boxing would shrink it by reallocating, freeing the larger buffer as it was: copy it
+        // instead, and wipe the original.
+        let value = Zeroizing::new(value);
+        Self(Zeroizing::new(Box::from(value.as_str())))
     }
 
     /// The secret itself. Call it only where the value goes on the wire or to the caller.
@@ -62,6 +70,119 @@ impl From<&str> for SecretString {
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+/// A secret in a provider's answer (a token, a reference), for a gateway crate's private
+/// answer type: a JSON string, or a number as its text (as [`CodeText`](crate::CodeText) reads
+/// codes); any other value, or a missing field with `#[serde(default)]`, reads as none. Read
+/// straight from the answer into a buffer wiped when dropped; `[redacted]` in `Debug`.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Answer {
+///     #[serde(rename = "otpToken", default)]
+///     otp_token: otp_core::SecretText,
+/// }
+/// let read = |json: &str| serde_json::from_str::<Answer>(json).unwrap().otp_token.into_secret();
+/// assert_eq!(read(r#"{"otpToken":"t-1"}"#).unwrap().expose_secret(), "t-1");
+/// assert!(read(r#"{"otpToken":""}"#).is_none() && read(r#"{"otpToken":[1]}"#).is_none() && read("{}").is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct SecretText(Option<Zeroizing<String>>);
+
+impl SecretText {
+    /// The secret, unless the answer had none or an empty one.
+    pub fn into_secret(mut self) -> Option<SecretString> {
+        // Moved out, not copied; the empty String left behind is what is dropped here.
+        let text = std::mem::take(&mut *self.0.take()?);
+        (!text.is_empty()).then(|| SecretString::new(text))
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(_) => f.write_str("SecretText([redacted])"),
+            None => f.write_str("SecretText(None)"),
+        }
+    }
+}
+
+impl SecretText {
+    /// Reads only a JSON string as the secret; a number too reads as none. For
+    /// `#[serde(deserialize_with = "otp_core::SecretText::string_only")]`, where a gateway
+    /// documents a string and a number must not pass for it.
+    pub fn string_only<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretText, D::Error> {
+        deserializer.deserialize_any(SecretTextVisitor { numbers: false })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretTextVisitor { numbers: true })
+    }
+}
+
+/// Whether a number reads as its text (as `CodeText`) or as none.
+struct SecretTextVisitor {
+    numbers: bool,
+}
+
+impl SecretTextVisitor {
+    fn number(&self, text: impl FnOnce() -> Option<String>) -> SecretText {
+        SecretText(if self.numbers { text().map(Zeroizing::new) } else { None })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretTextVisitor {
+    type Value = SecretText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret text")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretText, E> {
+        Ok(SecretText(Some(Zeroizing::new(text.to_owned()))))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<SecretText, E> {
+        Ok(SecretText(Some(Zeroizing::new(text))))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SecretText, E> {
+        Ok(self.number(|| Some(number.to_string())))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<SecretText, E> {
+        Ok(self.number(|| Some(number.to_string())))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<SecretText, E> {
+        // As serde_json writes the number, like CodeText.
+        Ok(self.number(|| serde_json::Number::from_f64(number).map(|n| n.to_string())))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretText, E> {
+        Ok(SecretText(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<SecretText, E> {
+        Ok(SecretText(None))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<SecretText, E> {
+        Ok(SecretText(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SecretText, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(SecretText(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretText, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(SecretText(None))
     }
 }
 
@@ -262,6 +383,39 @@ mod tests {
         assert_eq!(OtpCode::parse("1234").unwrap().len(), 4);
         assert_eq!("98765".parse::<OtpCode>().unwrap().expose_secret(), "98765");
         assert_eq!(IdentityNumber::new("765386439745").expose(), "765386439745");
+    }
+
+    #[test]
+    fn a_secret_with_spare_capacity_is_kept_at_its_exact_size() {
+        let mut spare = String::with_capacity(64);
+        spare.push_str("token");
+        let secret = SecretString::new(spare);
+        assert_eq!((secret.expose_secret(), secret.0.len()), ("token", 5));
+        assert_eq!(SecretString::new(String::from("exact")).expose_secret(), "exact");
+    }
+
+    #[test]
+    fn secret_texts_read_strings_and_numbers_and_redact() {
+        let read = |json: &str| serde_json::from_str::<SecretText>(json).unwrap();
+        assert_eq!(read(r#""abc""#).into_secret().unwrap().expose_secret(), "abc");
+        assert_eq!(read(r#""a\/b""#).into_secret().unwrap().expose_secret(), "a/b", "escapes decoded");
+        assert_eq!(read("42").into_secret().unwrap().expose_secret(), "42");
+        assert_eq!(read("-7").into_secret().unwrap().expose_secret(), "-7");
+        assert_eq!(read("1.5").into_secret().unwrap().expose_secret(), "1.5");
+        for none in [r#""""#, "null", "true", "[\"a\"]", r#"{"a":"b"}"#] {
+            assert!(read(none).into_secret().is_none(), "{none}");
+        }
+        let owned: SecretText = serde_json::from_value(serde_json::Value::String("owned".into())).unwrap();
+        assert_eq!(format!("{owned:?}"), "SecretText([redacted])");
+        assert_eq!(owned.into_secret().unwrap().expose_secret(), "owned");
+        assert_eq!(format!("{:?}", SecretText::default()), "SecretText(None)");
+        #[derive(serde::Deserialize)]
+        struct StringOnly(#[serde(deserialize_with = "SecretText::string_only")] SecretText);
+        let strict = |json: &str| serde_json::from_str::<StringOnly>(json).unwrap().0.into_secret();
+        assert_eq!(strict(r#""tok""#).unwrap().expose_secret(), "tok");
+        for none in ["42", "-7", "1.5", "null", "[1]", r#"{"a":1}"#] {
+            assert!(strict(none).is_none(), "{none}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
 use crate::operation::Answered;
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, Reached};
 
 /// Cases per property.
 const CASES: u32 = 1_000;
@@ -29,7 +29,16 @@ pub fn answer_parser_never_panics<T: Answered>(
                 prop_assert!(!answer.provider_code().is_empty(), "{}: success without a code", name);
             }
             Err(error) => {
-                prop_assert!(ErrorKind::ALL.contains(&error.kind()));
+                // An answer was read: the error is the provider's, tagged with its gateway, and
+                // never one only this side can cause (a timeout, a broken connection, a setting).
+                prop_assert_eq!(error.reached_provider(), Reached::Yes, "{}: {}", name, error);
+                prop_assert!(error.gateway().is_some(), "{}: untagged {}", name, error);
+                prop_assert!(
+                    !matches!(error.kind(), ErrorKind::Timeout | ErrorKind::Transport) && !error.is_configuration(),
+                    "{}: {}",
+                    name,
+                    error
+                );
                 prop_assert_eq!(error.http_status(), Some(status), "{}: {}", name, error);
                 let _ = (format!("{error}"), format!("{error:?}"));
             }

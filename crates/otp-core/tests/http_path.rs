@@ -44,7 +44,7 @@ fn transport(base: &str, options: HttpOptions) -> TestGateway {
 }
 
 fn request() -> WireRequest {
-    WireRequest::post_json("/api/send", r#"{"phone":"9876543210"}"#)
+    WireRequest::post_json("/api/send", br#"{"phone":"9876543210"}"#.to_vec())
         .secret_header("authorization", "Basic c2VjcmV0")
         .unwrap()
 }
@@ -359,6 +359,38 @@ async fn the_overall_deadline_bounds_every_retry() {
 }
 
 #[test]
+fn a_request_its_checks_refuse_is_never_sent_and_is_counted_as_refused() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+        server
+    });
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let gateway = transport(&server.uri(), HttpOptions::default());
+    let number = mobile();
+    let refused = gateway.send_refused(request(), &number, decode, "device id must be at most 64 characters");
+    let error = metrics::with_local_recorder(&recorder, || runtime.block_on(refused)).unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+    assert_eq!(error.gateway(), Some(Gateway::Paytm), "tagged with the gateway");
+    assert!(error.to_string().contains("device id"), "{error}");
+    assert!(runtime.block_on(server.received_requests()).unwrap().is_empty(), "nothing reached the server");
+    let counted: Vec<String> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "otp.sends")
+        .map(|(key, ..)| key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(counted, ["gateway=paytm,result=invalid_request"], "one refused-before-built send");
+    // The same request with nothing to refuse goes out.
+    let sent = runtime.block_on(gateway.send(request(), &mobile(), decode));
+    assert!(sent.is_err(), "the mock's empty answer is not a receipt");
+    assert_eq!(runtime.block_on(server.received_requests()).unwrap().len(), 1);
+}
+
+#[test]
 fn debug_of_a_request_hides_secret_headers_and_the_body() {
     let debug = format!("{:?}", request());
     assert!(!debug.contains("c2VjcmV0"), "{debug}");
@@ -368,7 +400,7 @@ fn debug_of_a_request_hides_secret_headers_and_the_body() {
 
 #[test]
 fn a_header_value_http_cannot_carry_is_invalid_input() {
-    let error = WireRequest::post_json("/x", "{}").header("x-device-id", "bad\nvalue").unwrap_err();
+    let error = WireRequest::post_json("/x", b"{}".to_vec()).header("x-device-id", "bad\nvalue").unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
     assert!(!error.to_string().contains("bad"), "{error}");
 }
@@ -392,7 +424,9 @@ async fn under_overload_a_send_without_a_timely_turn_is_refused_unsent_and_never
     let transport = Arc::new(transport(&server.uri(), options));
     let first = {
         let transport = transport.clone();
-        tokio::spawn(async move { transport.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await })
+        tokio::spawn(
+            async move { transport.send(WireRequest::post_json("/send", b"{}".to_vec()), &mobile(), decode).await },
+        )
     };
     // Wait until the first send has reached the server (and so holds the only turn).
     while server.received_requests().await.unwrap_or_default().is_empty() {
@@ -402,7 +436,7 @@ async fn under_overload_a_send_without_a_timely_turn_is_refused_unsent_and_never
     for _ in 0..5 {
         let transport = transport.clone();
         refused.push(tokio::spawn(async move {
-            transport.send(WireRequest::post_json("/send", "{\"late\":true}"), &mobile(), decode).await
+            transport.send(WireRequest::post_json("/send", b"{\"late\":true}".to_vec()), &mobile(), decode).await
         }));
     }
     for send in refused {
@@ -455,14 +489,15 @@ mod private_roots {
 
         // Without the root: the handshake fails before the request is written.
         let untrusting = transport(&base, HttpOptions::default());
-        let error = untrusting.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap_err();
+        let error =
+            untrusting.send(WireRequest::post_json("/send", b"{}".to_vec()), &mobile(), decode).await.unwrap_err();
         assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::Transport, Reached::No), "{error:?}");
 
         // With it: the send goes through over TLS.
         let options =
             HttpOptions::default().add_root_certificate(RootCertificate::from_pem(ca.pem.as_bytes()).unwrap());
         let trusting = transport(&base, options);
-        let receipt = trusting.send(WireRequest::post_json("/send", "{}"), &mobile(), decode).await.unwrap();
+        let receipt = trusting.send(WireRequest::post_json("/send", b"{}".to_vec()), &mobile(), decode).await.unwrap();
         assert_eq!(receipt.outcome, Outcome::Sent);
     }
 
@@ -627,7 +662,7 @@ async fn each_send_through_one_client_goes_to_its_own_query() {
 fn wire_requests_expose_what_they_will_send() {
     let wire = request().header("x-device", "d-1").unwrap();
     assert_eq!(wire.api_path(), "/api/send");
-    assert_eq!(wire.body().as_ref(), br#"{"phone":"9876543210"}"#);
+    assert_eq!(wire.body(), br#"{"phone":"9876543210"}"#);
     assert_eq!(wire.headers().get("x-device").unwrap(), "d-1");
     assert!(wire.headers().get("authorization").unwrap().is_sensitive());
     assert!(!HttpOptions::default().insecure_http_allowed());

@@ -47,7 +47,7 @@ async fn serve_ten_mib(declare_length: bool) -> String {
 async fn send(base: &str) -> Error {
     let transport = TestGateway::with_gateway(Gateway::AOPay, base, HttpOptions::default());
     let mobile = MobileNumber::parse("9876543210").unwrap();
-    let request = WireRequest::post_json("/send", "{}");
+    let request = WireRequest::post_json("/send", b"{}".to_vec());
     transport.send(request, &mobile, |_| panic!("an over-cap body must never reach the decoder")).await.unwrap_err()
 }
 

@@ -52,7 +52,7 @@ fn never_decoded(_: &RawResponse) -> Result<SendReceipt, Error> {
 
 async fn send(transport: &TestGateway) -> Error {
     let mobile = MobileNumber::parse("9876543210").unwrap();
-    transport.send(WireRequest::post_json("/send", "{}"), &mobile, never_decoded).await.unwrap_err()
+    transport.send(WireRequest::post_json("/send", b"{}".to_vec()), &mobile, never_decoded).await.unwrap_err()
 }
 
 #[tokio::test(start_paused = true)]

@@ -73,8 +73,9 @@ pub const REGISTRATION_API_PATH: &str = "/common/dmt-lite/unified/customer/proce
 /// iServeU's documented hosts: development only; production is issued at onboarding.
 pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online", production: None };
 
-/// The optional fields both OTP types take. `Debug` hides the customer's address (an IP
-/// identifies a person, sessions.md); the free-text params may carry anything, so they too.
+/// The optional fields both OTP types take (the registration call takes all but the params).
+/// `Debug` hides the customer's address (an IP identifies a person, sessions.md); the free-text
+/// params may carry anything, so they too.
 #[derive(Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Optional {
@@ -96,7 +97,32 @@ impl std::fmt::Debug for Optional {
     }
 }
 
-/// The setters both request types share, written once.
+impl Optional {
+    /// The checks of the fields a request gave (coordinates and addresses are valid by
+    /// construction).
+    fn validate(&self) -> Result<(), Error> {
+        if let Some(username) = &self.username {
+            check_username(username)?;
+        }
+        for (name, param) in ["paramA", "paramB", "paramC"].iter().zip(&self.params) {
+            if let Some(value) = param {
+                if value.chars().count() > 256 || value.chars().any(char::is_control) {
+                    return Err(Error::invalid_input(format!(
+                        "{name} must be at most 256 characters, no control characters"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `username`, a request's or the client's: every iServeU call sends one.
+fn check_username(username: &str) -> Result<(), Error> {
+    validate::text("username", username, 64)
+}
+
+/// The setters every request type shares, written once.
 macro_rules! optional_setters {
     () => {
         /// `username`, for this request (else the client's).
@@ -117,12 +143,6 @@ macro_rules! optional_setters {
             self
         }
 
-        /// `paramA`, `paramB`, `paramC`: free text echoed back (at most 256 characters each).
-        pub fn params(mut self, a: Option<String>, b: Option<String>, c: Option<String>) -> Self {
-            self.optional.params = [a, b, c];
-            self
-        }
-
         /// The customer's number.
         pub fn mobile(&self) -> &MobileNumber {
             &self.mobile
@@ -130,9 +150,22 @@ macro_rules! optional_setters {
     };
 }
 
+/// The send's free-text params, which only the send takes (the registration call has none).
+macro_rules! params_setter {
+    () => {
+        /// `paramA`, `paramB`, `paramC`: free text echoed back (at most 256 characters each).
+        pub fn params(mut self, a: Option<String>, b: Option<String>, c: Option<String>) -> Self {
+            self.optional.params = [a, b, c];
+            self
+        }
+    };
+}
+
 /// A registration OTP (`otpType` 1): the customer's identity document number is required.
+/// With feature `serde` it is read back only through its checks.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "RegistrationWire"))]
 pub struct RegistrationOtpRequest {
     mobile: MobileNumber,
     ovd_type: String,
@@ -154,12 +187,14 @@ impl RegistrationOtpRequest {
     }
 
     optional_setters!();
+    params_setter!();
 }
 
 /// A transaction OTP (`otpType` 2): a reference and an amount are required, the identity
-/// document optional.
+/// document optional. With feature `serde` it is read back only through its checks.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "TransactionWire"))]
 pub struct TransactionOtpRequest {
     mobile: MobileNumber,
     ovd_type: String,
@@ -189,15 +224,83 @@ impl TransactionOtpRequest {
     }
 
     optional_setters!();
+    params_setter!();
+}
+
+/// What a stored registration OTP request is read as before its checks let it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct RegistrationWire {
+    mobile: MobileNumber,
+    ovd_type: String,
+    ovd_data: IdentityNumber,
+    external_ref: Option<String>,
+    optional: Optional,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<RegistrationWire> for RegistrationOtpRequest {
+    type Error = Error;
+
+    fn try_from(wire: RegistrationWire) -> Result<Self, Error> {
+        let mut request = RegistrationOtpRequest::new(wire.mobile, wire.ovd_type, wire.ovd_data);
+        request.external_ref = wire.external_ref;
+        request.optional = wire.optional;
+        Request::validate(&request)?;
+        Ok(request)
+    }
+}
+
+/// What a stored transaction OTP request is read as before its checks let it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct TransactionWire {
+    mobile: MobileNumber,
+    ovd_type: String,
+    external_ref: String,
+    amount: Amount,
+    ovd_data: Option<IdentityNumber>,
+    optional: Optional,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<TransactionWire> for TransactionOtpRequest {
+    type Error = Error;
+
+    fn try_from(wire: TransactionWire) -> Result<Self, Error> {
+        let mut request = TransactionOtpRequest::new(wire.mobile, wire.ovd_type, wire.external_ref, wire.amount);
+        request.ovd_data = wire.ovd_data;
+        request.optional = wire.optional;
+        Request::validate(&request)?;
+        Ok(request)
+    }
 }
 
 /// Completes a customer registration with the registration OTP the customer received: the
 /// call that consumes that OTP (iServeU has no separate verify call). `Debug` hides the name.
+///
+/// It takes the send's username, coordinates and address, but not its free-text params:
+/// iServeU's registration call has none (verify.md), so there is nothing to set them on.
+///
+/// ```
+/// use otp_core::{MobileNumber, OtpCode};
+/// let mobile = MobileNumber::parse("8144094480").unwrap();
+/// let request = otp_iserveu::CompleteRegistrationRequest::new(mobile, OtpCode::parse("123456").unwrap(), "Asha");
+/// let _ = request.username("isutestapi1").public_ip([203, 0, 113, 10].into());
+/// ```
+///
+/// ```compile_fail
+/// use otp_core::{MobileNumber, OtpCode};
+/// let mobile = MobileNumber::parse("8144094480").unwrap();
+/// let request = otp_iserveu::CompleteRegistrationRequest::new(mobile, OtpCode::parse("123456").unwrap(), "Asha");
+/// let _ = request.params(Some("never sent".into()), None, None);
+/// ```
 #[derive(Clone)]
 pub struct CompleteRegistrationRequest {
     mobile: MobileNumber,
     otp: OtpCode,
     name: String,
+    /// Username, coordinates and address; its params stay empty (this call takes none).
     optional: Optional,
 }
 
@@ -207,7 +310,9 @@ impl std::fmt::Debug for CompleteRegistrationRequest {
             .field("mobile", &self.mobile)
             .field("otp", &self.otp)
             .field("name", &"[redacted]")
-            .field("optional", &self.optional)
+            .field("username", &self.optional.username)
+            .field("coordinates", &self.optional.coordinates)
+            .field("public_ip", &self.optional.public_ip.map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -256,27 +361,39 @@ struct Parts<'a> {
     optional: &'a Optional,
 }
 
+impl RegistrationOtpRequest {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            mobile: &self.mobile,
+            ovd_type: &self.ovd_type,
+            ovd_data: Some(&self.ovd_data),
+            external_ref: self.external_ref.as_deref(),
+            otp_type: "1",
+            amount: None,
+            optional: &self.optional,
+        }
+    }
+}
+
+impl TransactionOtpRequest {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            mobile: &self.mobile,
+            ovd_type: &self.ovd_type,
+            ovd_data: self.ovd_data.as_ref(),
+            external_ref: Some(&self.external_ref),
+            otp_type: "2",
+            amount: Some(&self.amount),
+            optional: &self.optional,
+        }
+    }
+}
+
 impl SendOtpRequest {
     fn parts(&self) -> Parts<'_> {
         match self {
-            SendOtpRequest::Registration(r) => Parts {
-                mobile: &r.mobile,
-                ovd_type: &r.ovd_type,
-                ovd_data: Some(&r.ovd_data),
-                external_ref: r.external_ref.as_deref(),
-                otp_type: "1",
-                amount: None,
-                optional: &r.optional,
-            },
-            SendOtpRequest::Transaction(t) => Parts {
-                mobile: &t.mobile,
-                ovd_type: &t.ovd_type,
-                ovd_data: t.ovd_data.as_ref(),
-                external_ref: Some(&t.external_ref),
-                otp_type: "2",
-                amount: Some(&t.amount),
-                optional: &t.optional,
-            },
+            SendOtpRequest::Registration(r) => r.parts(),
+            SendOtpRequest::Transaction(t) => t.parts(),
         }
     }
 
@@ -289,39 +406,56 @@ impl SendOtpRequest {
     pub fn external_ref(&self) -> Option<&str> {
         self.parts().external_ref
     }
+}
 
-    /// Checks the free-text fields; nothing is sent when this fails. (Amounts, coordinates and
-    /// addresses are checked when they are made.)
+/// The checks both OTP types share, on their parts. (Amounts, coordinates and addresses are
+/// checked when they are made.)
+fn validate_parts(parts: &Parts<'_>) -> Result<(), Error> {
+    validate::text("OVD type", parts.ovd_type, 64)?;
+    if let Some(ovd) = parts.ovd_data {
+        validate::text("OVD data", ovd.expose(), 64).map_err(|_| {
+            Error::invalid_input("OVD data must be a non-empty document number of at most 64 characters")
+        })?;
+    }
+    if let Some(reference) = parts.external_ref {
+        let length = reference.chars().count();
+        if !(6..=22).contains(&length) {
+            return Err(Error::invalid_input("external reference must be 6 to 22 characters"));
+        }
+        if !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(Error::invalid_input("external reference may contain only letters, digits, - and _"));
+        }
+    }
+    parts.optional.validate()
+}
+
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(self.mobile())
+    }
+
     fn validate(&self) -> Result<(), Error> {
-        let parts = self.parts();
-        validate::text("OVD type", parts.ovd_type, 64)?;
-        if let Some(ovd) = parts.ovd_data {
-            validate::text("OVD data", ovd.expose(), 64).map_err(|_| {
-                Error::invalid_input("OVD data must be a non-empty document number of at most 64 characters")
-            })?;
-        }
-        if let Some(reference) = parts.external_ref {
-            let length = reference.chars().count();
-            if !(6..=22).contains(&length) {
-                return Err(Error::invalid_input("external reference must be 6 to 22 characters"));
-            }
-            if !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(Error::invalid_input("external reference may contain only letters, digits, - and _"));
-            }
-        }
-        if let Some(username) = &parts.optional.username {
-            validate::text("username", username, 64)?;
-        }
-        for (name, param) in ["paramA", "paramB", "paramC"].iter().zip(&parts.optional.params) {
-            if let Some(value) = param {
-                if value.chars().count() > 256 || value.chars().any(char::is_control) {
-                    return Err(Error::invalid_input(format!(
-                        "{name} must be at most 256 characters, no control characters"
-                    )));
-                }
-            }
-        }
-        Ok(())
+        validate_parts(&self.parts())
+    }
+}
+
+impl Request for RegistrationOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate_parts(&self.parts())
+    }
+}
+
+impl Request for TransactionOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate_parts(&self.parts())
     }
 }
 
@@ -406,12 +540,16 @@ struct SendBody<'a> {
 }
 
 impl IServeUClient {
-    /// The request's `username`, else the client's: every iServeU call needs one.
+    /// The request's `username` (checked with the request), else the client's (checked here,
+    /// the same way): every iServeU call needs one.
     fn username_for<'a>(&'a self, optional: &'a Optional) -> Result<&'a str, Error> {
-        let username = optional.username.as_deref().or(self.username.as_deref()).ok_or_else(|| {
+        if let Some(username) = optional.username.as_deref() {
+            return Ok(username);
+        }
+        let username = self.username.as_deref().ok_or_else(|| {
             Error::configuration("iserveu needs a username: set it on the client (OTP_ISERVEU_USERNAME) or the request")
         })?;
-        validate::text("username", username, 64)?;
+        check_username(username)?;
         Ok(username)
     }
 
@@ -429,18 +567,11 @@ impl Client for IServeUClient {
     }
 }
 
-impl Request for SendOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        Some(self.mobile())
-    }
-}
-
 impl Operation<SendOtpRequest> for IServeUClient {
     type Output = SendReceipt;
     const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
         let parts = request.parts();
         let username = self.username_for(parts.optional)?;
         let [param_a, param_b, param_c] = &parts.optional.params;
@@ -500,6 +631,11 @@ impl Request for CompleteRegistrationRequest {
     fn mobile(&self) -> Option<&MobileNumber> {
         Some(&self.mobile)
     }
+
+    fn validate(&self) -> Result<(), Error> {
+        validate::text("name", &self.name, 100)?;
+        self.optional.validate()
+    }
 }
 
 impl Operation<CompleteRegistrationRequest> for IServeUClient {
@@ -508,7 +644,6 @@ impl Operation<CompleteRegistrationRequest> for IServeUClient {
     const RETRIES: bool = false;
 
     fn wire_request(&self, request: &CompleteRegistrationRequest) -> Result<WireRequest, Error> {
-        validate::text("name", &request.name, 100)?;
         let optional = &request.optional;
         let username = self.username_for(optional)?;
         let body = RegistrationBody {

@@ -295,3 +295,103 @@ async fn references_params_and_the_requests_number_are_checked_exactly() {
         Some("8144094480")
     );
 }
+
+#[tokio::test]
+async fn every_request_type_is_checked_by_validate_and_none_invalid_reaches_iserveu() {
+    use otp_core::operation::Request;
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(SUCCESS)).mount(&server).await;
+    let client = client(&server.uri());
+    let long_user = "u".repeat(65);
+    let registration = registration().username(long_user.as_str());
+    let transaction = transaction().params(Some("p".repeat(257)), None, None);
+    let completion = verify_request().username(long_user.as_str());
+    let blank_name = CompleteRegistrationRequest::new(mobile(), OtpCode::parse("1234").unwrap(), "\t");
+    let checks: [(&str, Result<(), otp_core::Error>); 5] = [
+        ("registration", Request::validate(&registration)),
+        ("transaction", Request::validate(&transaction)),
+        ("send", Request::validate(&SendOtpRequest::from(transaction.clone()))),
+        ("completion", Request::validate(&completion)),
+        ("blank name", Request::validate(&blank_name)),
+    ];
+    for (what, checked) in checks {
+        let error = checked.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{what}");
+    }
+    for send in [SendOtpRequest::from(registration), transaction.into()] {
+        let error = client.send_otp(&send).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+    }
+    for verify in [completion, blank_name] {
+        let error = client.complete_registration(&verify).await.unwrap_err();
+        assert_eq!((error.kind(), error.gateway()), (ErrorKind::InvalidRequest, Some(otp_core::Gateway::IServeU)));
+    }
+    assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached iServeU");
+    // The valid ones pass the same checks.
+    Request::validate(&SendOtpRequest::from(registration_valid())).unwrap();
+    Request::validate(&verify_request().username("u".repeat(64))).unwrap();
+}
+
+fn registration_valid() -> RegistrationOtpRequest {
+    registration().external_ref("REG-123456").params(Some("a".into()), None, None)
+}
+
+/// Feature `serde`: a stored request comes back only through its checks.
+#[cfg(feature = "serde")]
+mod stored {
+    use super::*;
+
+    fn full_transaction() -> TransactionOtpRequest {
+        transaction()
+            .ovd_data(IdentityNumber::new(AADHAAR))
+            .username("override1")
+            .coordinates(Coordinates::new("28.6090", "77.2362").unwrap())
+            .public_ip("2001:db8::1".parse().unwrap())
+            .params(Some("a".into()), None, Some("c".into()))
+    }
+
+    #[test]
+    fn valid_requests_of_both_types_round_trip() {
+        for request in [SendOtpRequest::from(full_transaction()), registration_valid().into(), registration().into()] {
+            let json = serde_json::to_string(&request).unwrap();
+            let back: SendOtpRequest = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+            assert_eq!(back.external_ref(), request.external_ref());
+        }
+        let json = serde_json::to_string(&registration_valid()).unwrap();
+        let back: RegistrationOtpRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn a_field_iserveu_would_refuse_is_refused_by_serde() {
+        let transaction = serde_json::to_value(SendOtpRequest::from(full_transaction())).unwrap();
+        let registration = serde_json::to_value(SendOtpRequest::from(registration_valid())).unwrap();
+        let cases: [(&serde_json::Value, &[&str], serde_json::Value, &str); 6] = [
+            (
+                &transaction,
+                &["Transaction", "external_ref"],
+                "R".repeat(23).into(),
+                "external reference must be 6 to 22",
+            ),
+            (&transaction, &["Transaction", "ovd_type"], "t".repeat(65).into(), "OVD type must be at most 64"),
+            (
+                &transaction,
+                &["Transaction", "optional", "username"],
+                "u".repeat(65).into(),
+                "username must be at most 64",
+            ),
+            (&transaction, &["Transaction", "optional", "params"], serde_json::json!([null, "p\u{7}", null]), "paramB"),
+            (&registration, &["Registration", "ovd_data"], "9".repeat(65).into(), "OVD data must be"),
+            (&registration, &["Registration", "external_ref"], "REF".into(), "external reference must be 6 to 22"),
+        ];
+        for (valid, path, value, says) in cases {
+            let mut stored = valid.clone();
+            let (last, parents) = path.split_last().unwrap();
+            let field = parents.iter().fold(&mut stored, |value, key| &mut value[*key]);
+            field[*last] = value;
+            let error = serde_json::from_value::<SendOtpRequest>(stored).unwrap_err();
+            assert!(error.to_string().contains(says), "{path:?}: {error}");
+        }
+    }
+}

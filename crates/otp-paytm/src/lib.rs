@@ -46,7 +46,7 @@ use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
 use otp_core::{
     validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, OtpCode, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SecretString, SendReceipt, VerifyReceipt,
+    RequiredSettings, SecretString, SecretText, SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,9 +64,11 @@ pub const VERIFY_API_PATH: &str = "/v4/signin/validate/otp/sv1";
 pub const HOSTS: KnownHosts =
     KnownHosts { uat: "https://accounts-uat.paytm.com", production: Some("https://accounts.paytm.com") };
 
-/// A "Send OTP" request.
+/// A "Send OTP" request. With feature `serde` it is read back only through its checks: a
+/// stored request cannot come back as one Paytm would refuse.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "SendOtpRequestWire"))]
 pub struct SendOtpRequest {
     mobile: MobileNumber,
     device_identifier: String,
@@ -121,9 +123,20 @@ impl SendOtpRequest {
         &self.locale
     }
 
-    /// Checks every field; nothing is sent when this fails.
+    /// Checks every field; nothing is sent when this fails ([`Request::validate`], for callers
+    /// without the trait in scope).
     pub fn validate(&self) -> Result<(), Error> {
-        validate::header_text("device identifier", &self.device_identifier, 128)?;
+        Request::validate(self)
+    }
+}
+
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        check_device_identifier(&self.device_identifier)?;
         if self.scopes.is_empty() {
             return Err(Error::invalid_input("at least one scope is required"));
         }
@@ -135,6 +148,43 @@ impl SendOtpRequest {
         }
         check_locale(&self.locale)
     }
+}
+
+/// What a stored request is read as before its checks let it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct SendOtpRequestWire {
+    mobile: MobileNumber,
+    device_identifier: String,
+    scopes: Vec<String>,
+    auto_read_hash: Option<String>,
+    locale: String,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<SendOtpRequestWire> for SendOtpRequest {
+    type Error = Error;
+
+    fn try_from(wire: SendOtpRequestWire) -> Result<Self, Error> {
+        let mut request = SendOtpRequest::new(wire.mobile, wire.device_identifier).locale(wire.locale);
+        request.scopes = wire.scopes;
+        request.auto_read_hash = wire.auto_read_hash;
+        Request::validate(&request)?;
+        Ok(request)
+    }
+}
+
+/// `x-device-identifier`, which the validate call repeats: one check for both.
+fn check_device_identifier(device_identifier: &str) -> Result<(), Error> {
+    validate::header_text("device identifier", device_identifier, 128)
+}
+
+/// Paytm's codes are exactly 6 digits.
+fn check_otp(otp: &OtpCode) -> Result<(), Error> {
+    if otp.len() != 6 {
+        return Err(Error::invalid_input("a Paytm OTP is exactly 6 digits"));
+    }
+    Ok(())
 }
 
 /// `en-IN` and the like: Paytm's `locale` query parameter.
@@ -163,9 +213,7 @@ impl VerifyOtpRequest {
     /// `state_token` (the send's reference), `otp` (Paytm's are exactly 6 digits) and the
     /// `x-device-identifier` of the send.
     pub fn new(state_token: SecretString, otp: OtpCode, device_identifier: impl Into<String>) -> Result<Self, Error> {
-        if otp.len() != 6 {
-            return Err(Error::invalid_input("a Paytm OTP is exactly 6 digits"));
-        }
+        check_otp(&otp)?;
         let device_identifier = device_identifier.into();
         Ok(Self { state_token, otp, device_identifier, locale: DEFAULT_LOCALE.to_owned() })
     }
@@ -175,9 +223,16 @@ impl VerifyOtpRequest {
         self.locale = locale.into();
         self
     }
+}
+
+impl Request for VerifyOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        None
+    }
 
     fn validate(&self) -> Result<(), Error> {
-        validate::header_text("device identifier", &self.device_identifier, 128)?;
+        check_otp(&self.otp)?;
+        check_device_identifier(&self.device_identifier)?;
         validate::text("state token", self.state_token.expose_secret(), 256)?;
         check_locale(&self.locale)
     }
@@ -228,7 +283,9 @@ struct Answer {
     message: Option<String>,
     #[serde(rename = "responseCode")]
     response_code: Option<String>,
-    state_token: Option<String>,
+    /// The verify step's secret, a string: read into a buffer wiped when dropped.
+    #[serde(default, deserialize_with = "SecretText::string_only")]
+    state_token: SecretText,
 }
 
 impl PaytmClient {
@@ -256,18 +313,11 @@ impl Client for PaytmClient {
     }
 }
 
-impl Request for SendOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        Some(self.mobile())
-    }
-}
-
 impl Operation<SendOtpRequest> for PaytmClient {
     type Output = SendReceipt;
     const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
         let body = json_body(&SendBody { phone: request.mobile.expose_digits(), scopes: &request.scopes });
         let mut wire = WireRequest::post_json(API_PATH, body)
             .query("locale", request.locale.clone())
@@ -281,7 +331,7 @@ impl Operation<SendOtpRequest> for PaytmClient {
 
     fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
         let decoded = response.json::<Answer>().map(|answer| {
-            let reference = answer.state_token.filter(|t| !t.is_empty()).map(SecretString::new);
+            let reference = answer.state_token.into_secret();
             ProviderAnswer::new(answer.response_code, answer.message, reference)
         });
         CODES.resolve(response, decoded, ReferenceRule::Required)
@@ -308,15 +358,83 @@ struct VerifyAnswer {
     message: Option<String>,
     #[serde(rename = "responseCode")]
     response_code: Option<String>,
-    /// Its inner shape is not published: only `access_token`, when a string, is read.
-    tokens: Option<serde_json::Value>,
+    #[serde(default)]
+    tokens: Tokens,
 }
 
-impl Request for VerifyOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        None
+/// `tokens`, whose inner shape is not published: only `access_token`, when a string, is read,
+/// straight into a buffer wiped when dropped (the other tokens are skipped, never copied).
+/// Any other value of `tokens` reads as no token, as a missing one does.
+#[derive(Default)]
+struct Tokens {
+    access_token: Option<SecretString>,
+}
+
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TokensVisitor)
     }
 }
+
+struct TokensVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TokensVisitor {
+    type Value = Tokens;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Paytm's tokens")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tokens, A::Error> {
+        let mut tokens = Tokens::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "access_token" {
+                // Only a string counts (a number is no token); the last of duplicates wins.
+                tokens.access_token = map.next_value::<AccessToken>()?.0.into_secret();
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(tokens)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tokens, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Tokens::default())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Tokens, E> {
+        Ok(Tokens::default())
+    }
+}
+
+/// `access_token`'s value: a string is the token, anything else none.
+#[derive(Deserialize)]
+struct AccessToken(#[serde(deserialize_with = "SecretText::string_only")] SecretText);
 
 impl Operation<VerifyOtpRequest> for PaytmClient {
     type Output = VerifyReceipt;
@@ -324,7 +442,6 @@ impl Operation<VerifyOtpRequest> for PaytmClient {
     const RETRIES: bool = false;
 
     fn wire_request(&self, request: &VerifyOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
         let body = json_body(&VerifyBody {
             state_token: request.state_token.expose_secret(),
             otp: request.otp.expose_secret(),
@@ -336,16 +453,9 @@ impl Operation<VerifyOtpRequest> for PaytmClient {
     }
 
     fn decode(&self, _request: &VerifyOtpRequest, response: &RawResponse) -> Result<VerifyReceipt, Error> {
-        let decoded = response.json::<VerifyAnswer>().map(|answer| {
-            let access_token = answer
-                .tokens
-                .as_ref()
-                .and_then(|tokens| tokens.get("access_token"))
-                .and_then(serde_json::Value::as_str)
-                .filter(|token| !token.is_empty())
-                .map(SecretString::new);
-            ProviderAnswer::new(answer.response_code, answer.message, access_token)
-        });
+        let decoded = response
+            .json::<VerifyAnswer>()
+            .map(|answer| ProviderAnswer::new(answer.response_code, answer.message, answer.tokens.access_token));
         VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
     }
 }

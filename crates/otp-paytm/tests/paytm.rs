@@ -275,3 +275,79 @@ async fn locales_and_verify_requests_are_checked_before_sending() {
     assert_eq!(request().mobile().expose_digits(), "7777777777");
     assert_eq!(otp_core::operation::Request::mobile(&request()).map(MobileNumber::expose_digits), Some("7777777777"));
 }
+
+#[tokio::test]
+async fn the_access_token_is_read_only_as_a_string_inside_an_object_the_last_one_winning() {
+    let server = MockServer::start().await;
+    let client = client(&server.uri());
+    for (tokens, credential) in [
+        (r#"{"refresh_token":"r","access_token":"first","access_token":"last"}"#, Some("last")),
+        (r#"{"access_token":"a\/b"}"#, Some("a/b")),
+        (r#"{"access_token":""}"#, None),
+        (r#"{"access_token":12345}"#, None),
+        (r#"{"access_token":null}"#, None),
+        (r#""access_token""#, None),
+        (r#"["access_token"]"#, None),
+        ("7", None),
+        ("null", None),
+    ] {
+        server.reset().await;
+        let body = format!(r#"{{"status":"SUCCESS","responseCode":"BE1400001","tokens":{tokens}}}"#);
+        Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(body)).mount(&server).await;
+        let receipt = client.verify_otp(&verify_request()).await.unwrap();
+        assert_eq!(receipt.credential.as_ref().map(SecretString::expose_secret), credential, "{tokens}");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_refused_by_validate_and_never_reaches_paytm() {
+    use otp_core::operation::Request as _;
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let client = client(&server.uri());
+    let long_device = "d".repeat(200);
+    let send = SendOtpRequest::new(MobileNumber::parse("7777777777").unwrap(), long_device.as_str()).scope("paytm");
+    let refused = otp_core::operation::Request::validate(&send).unwrap_err();
+    assert_eq!((refused.kind(), refused.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    let error = client.send_otp(&send).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+    let verify =
+        VerifyOtpRequest::new(SecretString::new(STATE_TOKEN), OtpCode::parse("654321").unwrap(), long_device).unwrap();
+    assert_eq!(verify.validate().unwrap_err().kind(), ErrorKind::InvalidRequest);
+    let error = client.verify_otp(&verify).await.unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+    assert_eq!(error.gateway(), Some(otp_core::Gateway::Paytm));
+    assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached Paytm");
+}
+
+/// Feature `serde`: a stored request comes back only through its checks.
+#[cfg(feature = "serde")]
+mod stored {
+    use super::*;
+
+    #[test]
+    fn a_valid_request_round_trips() {
+        let request = request().scope("wallet").auto_read_hash("FA+9qCX9VSu").locale("hi-IN");
+        let json = serde_json::to_string(&request).unwrap();
+        let back: SendOtpRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        assert_eq!((back.device_identifier(), back.locale_param()), ("8c4afbfab1ae0bd4", "hi-IN"));
+    }
+
+    #[test]
+    fn a_field_paytm_would_refuse_is_refused_by_serde() {
+        let valid = serde_json::to_value(request()).unwrap();
+        for (field, value, says) in [
+            ("device_identifier", serde_json::Value::from("d".repeat(200)), "device identifier must be at most 128"),
+            ("scopes", serde_json::json!([]), "at least one scope"),
+            ("scopes", serde_json::json!(["s".repeat(65)]), "scope must be at most 64"),
+            ("auto_read_hash", "h".repeat(65).into(), "auto-read hash must be at most 64"),
+            ("locale", "english".into(), "locale must look like en-IN"),
+        ] {
+            let mut stored = valid.clone();
+            stored[field] = value;
+            let error = serde_json::from_value::<SendOtpRequest>(stored).unwrap_err();
+            assert!(error.to_string().contains(says), "{field}: {error}");
+        }
+    }
+}

@@ -2,9 +2,9 @@
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
-use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
+use otp_core::operation::{execute, json_body, Client, Operation, OperationKind};
 use otp_core::{
-    Error, Gateway, KnownHosts, MobileNumber, ProviderAnswer, ReferenceRule, RequiredSettings, SaltKey, SecretString,
+    Error, Gateway, KnownHosts, ProviderAnswer, ReferenceRule, RequiredSettings, SaltKey, SecretString, SecretText,
     SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
@@ -72,8 +72,9 @@ struct Answer {
 
 #[derive(Deserialize)]
 struct AnswerData {
-    #[serde(rename = "otpToken")]
-    otp_token: Option<String>,
+    /// A secret PhonePe keeps to the server, a string: read into a buffer wiped when dropped.
+    #[serde(rename = "otpToken", default, deserialize_with = "SecretText::string_only")]
+    otp_token: SecretText,
 }
 
 /// `X-VERIFY`: lowercase hex SHA-256 of (base64 payload + API path + salt key), `###`, salt index.
@@ -127,9 +128,10 @@ struct SignedBody<'a> {
 
 impl PhonePeClient {
     /// A signed request: the payload as base64 in `{"request": …}`, X-VERIFY over it and the
-    /// API path, and the device id when given. Send and verify are signed alike.
+    /// API path, and the device id when given. Send and verify are signed alike. The base64
+    /// text holds what the payload holds (a verify's code): it is wiped too.
     fn signed(&self, api_path: &'static str, payload: &[u8], device_id: Option<&str>) -> Result<WireRequest, Error> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
+        let encoded = otp_core::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(payload));
         let signature = x_verify(&encoded, api_path, &self.salt_key, self.salt_index);
         let body = json_body(&SignedBody { request: &encoded });
         let mut wire = WireRequest::post_json(api_path, body).secret_header("x-verify", signature.expose_secret())?;
@@ -155,19 +157,12 @@ struct VerifyPayload<'a> {
     otp: &'a str,
 }
 
-impl Request for VerifyOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        None
-    }
-}
-
 impl Operation<VerifyOtpRequest> for PhonePeClient {
     type Output = VerifyReceipt;
     const KIND: OperationKind = OperationKind::Verify;
     const RETRIES: bool = false;
 
     fn wire_request(&self, request: &VerifyOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
         let payload = json_body(&VerifyPayload {
             merchant_id: &self.merchant_id,
             otp_token: request.otp_token.expose_secret(),
@@ -178,7 +173,7 @@ impl Operation<VerifyOtpRequest> for PhonePeClient {
 
     fn decode(&self, _request: &VerifyOtpRequest, response: &RawResponse) -> Result<VerifyReceipt, Error> {
         let decoded = response.json::<VerifyAnswer>().map(|answer| {
-            let token = answer.data.and_then(|d| d.user_auth_token).filter(|t| !t.is_empty()).map(SecretString::new);
+            let token = answer.data.and_then(|d| d.user_auth_token.into_secret());
             ProviderAnswer::new(answer.code, answer.message, token)
         });
         // A success must carry userAuthToken (inferred: the field table is cut short; see
@@ -196,8 +191,10 @@ struct VerifyAnswer {
 
 #[derive(Deserialize)]
 struct VerifyAnswerData {
-    #[serde(rename = "userAuthToken")]
-    user_auth_token: Option<String>,
+    /// The customer's credential for PhonePe's next calls, a string: read into a buffer wiped
+    /// when dropped.
+    #[serde(rename = "userAuthToken", default, deserialize_with = "SecretText::string_only")]
+    user_auth_token: SecretText,
 }
 
 impl Client for PhonePeClient {
@@ -206,18 +203,11 @@ impl Client for PhonePeClient {
     }
 }
 
-impl Request for SendOtpRequest {
-    fn mobile(&self) -> Option<&MobileNumber> {
-        Some(self.mobile())
-    }
-}
-
 impl Operation<SendOtpRequest> for PhonePeClient {
     type Output = SendReceipt;
     const KIND: OperationKind = OperationKind::Send;
 
     fn wire_request(&self, request: &SendOtpRequest) -> Result<WireRequest, Error> {
-        request.validate()?;
         let payload = json_body(&SendPayload {
             merchant_id: &self.merchant_id,
             mobile_number: request.mobile.expose_digits(),
@@ -230,7 +220,7 @@ impl Operation<SendOtpRequest> for PhonePeClient {
 
     fn decode(&self, _request: &SendOtpRequest, response: &RawResponse) -> Result<SendReceipt, Error> {
         let decoded = response.json::<Answer>().map(|answer| {
-            let reference = answer.data.and_then(|d| d.otp_token).filter(|t| !t.is_empty()).map(SecretString::new);
+            let reference = answer.data.and_then(|d| d.otp_token.into_secret());
             ProviderAnswer::new(answer.code, answer.message, reference)
         });
         CODES.resolve(response, decoded, ReferenceRule::Required)

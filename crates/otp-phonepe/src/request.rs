@@ -1,5 +1,6 @@
 //! What a caller asks PhonePe to do.
 
+use otp_core::operation::Request;
 use otp_core::{validate, Error, MobileNumber, OtpCode, SecretString};
 
 /// PhonePe's `requestType`: which linking the OTP is for.
@@ -27,8 +28,12 @@ impl RequestType {
 pub const MAX_DEVICE_ID_CHARS: usize = 64;
 
 /// A "Trigger OTP" request. `Debug` masks the number and hides the email and name.
+///
+/// With feature `serde` it is read back only through its checks: a stored request cannot come
+/// back as one PhonePe would refuse.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "SendOtpRequestWire"))]
 pub struct SendOtpRequest {
     pub(crate) mobile: MobileNumber,
     pub(crate) email: Option<String>,
@@ -90,8 +95,19 @@ impl SendOtpRequest {
         self.device_id.as_deref()
     }
 
-    /// Checks every field; nothing is sent when this fails.
+    /// Checks every field; nothing is sent when this fails ([`Request::validate`], for callers
+    /// without the trait in scope).
     pub fn validate(&self) -> Result<(), Error> {
+        Request::validate(self)
+    }
+}
+
+impl Request for SendOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        Some(&self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
         if let Some(email) = &self.email {
             validate::text("email", email, 254)?;
             let well_formed = match email.split_once('@') {
@@ -112,10 +128,41 @@ impl SendOtpRequest {
         if let Some(name) = &self.short_name {
             validate::text("short name", name, 100)?;
         }
-        if let Some(device_id) = &self.device_id {
-            validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS)?;
-        }
-        Ok(())
+        check_device_id(self.device_id.as_deref())
+    }
+}
+
+/// `X-DEVICE-ID`, which a verify repeats: one check for both.
+fn check_device_id(device_id: Option<&str>) -> Result<(), Error> {
+    match device_id {
+        Some(device_id) => validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS),
+        None => Ok(()),
+    }
+}
+
+/// What a stored request is read as before its checks let it through.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct SendOtpRequestWire {
+    mobile: MobileNumber,
+    email: Option<String>,
+    short_name: Option<String>,
+    request_type: Option<RequestType>,
+    device_id: Option<String>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<SendOtpRequestWire> for SendOtpRequest {
+    type Error = Error;
+
+    fn try_from(wire: SendOtpRequestWire) -> Result<Self, Error> {
+        let mut request = SendOtpRequest::new(wire.mobile);
+        request.email = wire.email;
+        request.short_name = wire.short_name;
+        request.request_type = wire.request_type;
+        request.device_id = wire.device_id;
+        Request::validate(&request)?;
+        Ok(request)
     }
 }
 
@@ -140,14 +187,22 @@ impl VerifyOtpRequest {
         self
     }
 
-    /// Checks the token and device id; nothing is sent when this fails.
+    /// Checks the token and device id; nothing is sent when this fails ([`Request::validate`],
+    /// for callers without the trait in scope).
     pub fn validate(&self) -> Result<(), Error> {
+        Request::validate(self)
+    }
+}
+
+impl Request for VerifyOtpRequest {
+    fn mobile(&self) -> Option<&MobileNumber> {
+        None
+    }
+
+    fn validate(&self) -> Result<(), Error> {
         validate::header_text("otp token", self.otp_token.expose_secret(), 128).map_err(|_| {
             Error::invalid_input("the otp token must be the send's reference: visible ASCII, at most 128")
         })?;
-        if let Some(device_id) = &self.device_id {
-            validate::header_text("device id", device_id, MAX_DEVICE_ID_CHARS)?;
-        }
-        Ok(())
+        check_device_id(self.device_id.as_deref())
     }
 }

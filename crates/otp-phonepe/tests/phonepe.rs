@@ -284,3 +284,51 @@ fn the_answer_parsers_never_panic() {
         client.decode(&verify, &answer(status, body))
     });
 }
+
+#[test]
+fn validate_is_the_requests_one_check_and_wire_request_no_longer_repeats_it() {
+    use otp_core::operation::Request;
+    let long = minimal().device_id("x".repeat(65));
+    let error = Request::validate(&long).unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    assert!(error.to_string().contains("device id"), "{error}");
+    // The inherent method is the same check, for callers without the trait in scope.
+    assert_eq!(long.validate().unwrap_err().to_string(), error.to_string());
+    Request::validate(&minimal().email("a@example.com").short_name("Asha").device_id("d-1")).unwrap();
+    assert_eq!(Request::mobile(&minimal()).map(MobileNumber::expose_digits), Some("9876543210"));
+}
+
+/// Feature `serde`: a stored request comes back only through its checks.
+#[cfg(feature = "serde")]
+mod stored {
+    use super::*;
+
+    fn full() -> SendOtpRequest {
+        minimal().email("asha@example.com").short_name("Asha Rao").request_type(RequestType::Credit).device_id("d-42")
+    }
+
+    #[test]
+    fn a_valid_request_round_trips() {
+        let json = serde_json::to_string(&full()).unwrap();
+        let back: SendOtpRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        assert_eq!((back.mobile().expose_digits(), back.device_id_header()), ("9876543210", Some("d-42")));
+        let bare: SendOtpRequest = serde_json::from_str(&serde_json::to_string(&minimal()).unwrap()).unwrap();
+        assert_eq!(bare.device_id_header(), None);
+    }
+
+    #[test]
+    fn a_field_phonepe_would_refuse_is_refused_by_serde() {
+        let valid = serde_json::to_value(full()).unwrap();
+        for (field, value, says) in [
+            ("device_id", "x".repeat(200), "device id must be at most 64 characters"),
+            ("short_name", "n".repeat(101), "short name must be at most 100 characters"),
+            ("email", "not-an-email".to_owned(), "email is not a valid address"),
+        ] {
+            let mut stored = valid.clone();
+            stored[field] = value.into();
+            let error = serde_json::from_value::<SendOtpRequest>(stored).unwrap_err();
+            assert!(error.to_string().contains(says), "{field}: {error}");
+        }
+    }
+}

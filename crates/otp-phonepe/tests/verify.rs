@@ -134,3 +134,20 @@ async fn a_verify_request_is_checked_before_sending() {
     assert_eq!(Request::mobile(&send).map(otp_core::MobileNumber::expose_digits), Some("9876543210"));
     assert!(Request::mobile(&request()).is_none(), "a verify carries no number");
 }
+
+#[tokio::test]
+async fn an_invalid_verify_is_refused_by_validate_and_never_reaches_phonepe() {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(SUCCESS)).mount(&server).await;
+    let client = client(&server.uri(), HttpOptions::default());
+    for invalid in
+        [request().device_id("d".repeat(65)), VerifyOtpRequest::new("t\n".into(), OtpCode::parse("1234").unwrap())]
+    {
+        let refused = invalid.validate().unwrap_err();
+        assert_eq!((refused.kind(), refused.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+        let error = client.verify_otp(&invalid).await.unwrap_err();
+        assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
+        assert_eq!(error.gateway(), Some(otp_core::Gateway::PhonePe));
+    }
+    assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached PhonePe");
+}

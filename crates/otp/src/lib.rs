@@ -15,7 +15,7 @@
 //! | `full` | all four | |
 //! | `verifier` | [`verifier`]: verification sessions and the send guard over [`GatewayClient`], in memory | `otp-verifier` |
 //! | `redis` | `verifier` with its Redis store, for many instances | `otp-verifier`, `redis` |
-//! | `serde` | `Serialize`/`Deserialize` of [`SendOtpRequest`] (in clear: for sealed storage) | |
+//! | `serde` | `Serialize`/`Deserialize` of [`SendOtpRequest`] (in clear: for sealed storage; read back only through its checks) | |
 //! | `sandbox` | [`sandbox`]: the offline emulator and clients pointed at it | `otp-sandbox` |
 //! | `rustls` (default) / `native-tls` | the TLS backend of the one reqwest stack | |
 //!
@@ -172,6 +172,18 @@ macro_rules! gateways {
                     $(#[cfg(feature = $feature)] VerifyRequest::$variant(_) => Gateway::$variant,)*
                 }
             }
+
+            /// Checks the request as its gateway would, without sending: `invalid_request`
+            /// (nothing sent) when the gateway would refuse it. Verifying runs the same checks.
+            pub fn validate(&self) -> Result<(), Error> {
+                match *self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        VerifyRequest::$variant(ref request) => otp_core::operation::Request::validate(request)
+                            .map_err(|error| error.with_gateway(Gateway::$variant)),
+                    )*
+                }
+            }
         }
 
         impl SendOtpRequest {
@@ -179,6 +191,19 @@ macro_rules! gateways {
             pub fn gateway(&self) -> Gateway {
                 match *self {
                     $(#[cfg(feature = $feature)] SendOtpRequest::$variant(_) => Gateway::$variant,)*
+                }
+            }
+
+            /// Checks the request as its gateway would, without sending: `invalid_request`
+            /// (nothing sent) when the gateway would refuse it. Sending runs the same checks;
+            /// call this to refuse a request early, before anything is counted or stored.
+            pub fn validate(&self) -> Result<(), Error> {
+                match *self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        SendOtpRequest::$variant(ref request) => otp_core::operation::Request::validate(request)
+                            .map_err(|error| error.with_gateway(Gateway::$variant)),
+                    )*
                 }
             }
         }

@@ -41,11 +41,14 @@ pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
 /// What a verification sends, and what its check needs that the send does not carry.
 ///
 /// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
-/// the customer's name: give it with [`Verification::customer_name`] or its check is refused.
+/// the customer's name: give it with [`Verification::customer_name`] (non-blank, at most 100
+/// characters) or the start is refused as `invalid_request`, nothing sent or counted.
 /// A resend sends the same request again, so an iServeU *transaction* OTP (which needs a new
 /// `externalRefNumber` each time) is refused a resend, unsent: start a new verification.
-/// `Debug` shows no number, name, address or identity number.
+/// `Debug` shows no number, name, address or identity number. A stored verification is read
+/// back only through the same checks as a start.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "VerificationWire")]
 pub struct Verification {
     request: SendOtpRequest,
     customer_name: Option<String>,
@@ -78,10 +81,42 @@ impl Verification {
     }
 }
 
+/// What a stored verification is read as before its checks let it through.
+#[derive(Deserialize)]
+struct VerificationWire {
+    request: SendOtpRequest,
+    customer_name: Option<String>,
+}
+
+impl TryFrom<VerificationWire> for Verification {
+    type Error = Error;
+
+    fn try_from(wire: VerificationWire) -> Result<Self, Error> {
+        let verification = Verification { request: wire.request, customer_name: wire.customer_name };
+        <GatewayClient as SessionGateway>::validate(&verification)?;
+        Ok(verification)
+    }
+}
+
 impl<T: Into<SendOtpRequest>> From<T> for Verification {
     fn from(request: T) -> Self {
         Self::new(request)
     }
+}
+
+/// The registration call a check of an iServeU registration OTP makes.
+#[cfg(feature = "iserveu")]
+fn iserveu_completion(
+    verification: &Verification,
+    request: &crate::iserveu::RegistrationOtpRequest,
+    code: OtpCode,
+) -> Result<crate::iserveu::CompleteRegistrationRequest, Error> {
+    let name = verification.customer_name.as_deref().ok_or_else(|| {
+        Error::invalid_input(
+            "iServeU completes a registration with the customer's name: give it with Verification::customer_name",
+        )
+    })?;
+    Ok(crate::iserveu::CompleteRegistrationRequest::new(*request.mobile(), code, name))
 }
 
 #[cfg(any(feature = "phonepe", feature = "paytm", feature = "aopay"))]
@@ -119,7 +154,16 @@ impl SessionGateway for GatewayClient {
     }
 
     fn validate(verification: &Verification) -> Result<(), Error> {
-        let _ = verification;
+        verification.request.validate()?;
+        // What the check will send besides the send's reference and the code, checked now: a
+        // session that could never be checked must not cost an OTP or a place in the guard.
+        #[cfg(feature = "iserveu")]
+        if let SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Registration(ref request)) = verification.request
+        {
+            // Any valid code: the code is the one thing the check adds, and it is checked when made.
+            let completion = iserveu_completion(verification, request, OtpCode::parse("000000")?)?;
+            otp_core::operation::Request::validate(&completion)?;
+        }
         Ok(())
     }
 
@@ -146,10 +190,7 @@ impl SessionGateway for GatewayClient {
             }
             #[cfg(feature = "iserveu")]
             SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Registration(ref request)) => {
-                let name = verification.customer_name.as_deref().ok_or_else(|| {
-                    Error::invalid_input("iServeU completes a registration with the customer's name: give it with Verification::customer_name")
-                })?;
-                Ok(crate::iserveu::CompleteRegistrationRequest::new(*request.mobile(), code, name).into())
+                Ok(iserveu_completion(verification, request, code)?.into())
             }
             #[cfg(feature = "iserveu")]
             SendOtpRequest::IServeU(_) => Err(Error::invalid_input(

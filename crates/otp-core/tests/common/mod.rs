@@ -10,11 +10,13 @@ use otp_core::{BaseUrl, Error, Gateway, HttpOptions, MobileNumber, SendReceipt};
 /// A decoder of answers.
 pub type Decode = fn(&RawResponse) -> Result<SendReceipt, Error>;
 
-/// One call: the wire request, the number for the span, the decoder.
+/// One call: the wire request, the number for the span, the decoder, and what its checks
+/// refuse (nothing, unless the test says).
 pub struct Call<'a> {
     wire: WireRequest,
     mobile: &'a MobileNumber,
     decode: Decode,
+    refused: Option<&'static str>,
 }
 
 /// A Paytm-labelled gateway over a transport built from the test's options.
@@ -31,6 +33,13 @@ impl Client for TestGateway {
 impl Request for Call<'_> {
     fn mobile(&self) -> Option<&MobileNumber> {
         Some(self.mobile)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        match self.refused {
+            Some(why) => Err(Error::invalid_input(why)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -62,6 +71,17 @@ impl TestGateway {
 
     /// Sends `wire` and reads the answer with `decode`.
     pub async fn send(&self, wire: WireRequest, mobile: &MobileNumber, decode: Decode) -> Result<SendReceipt, Error> {
-        execute(self, &Call { wire, mobile, decode }).await
+        execute(self, &Call { wire, mobile, decode, refused: None }).await
+    }
+
+    /// The same, for a request whose checks refuse it with `why`.
+    pub async fn send_refused(
+        &self,
+        wire: WireRequest,
+        mobile: &MobileNumber,
+        decode: Decode,
+        why: &'static str,
+    ) -> Result<SendReceipt, Error> {
+        execute(self, &Call { wire, mobile, decode, refused: Some(why) }).await
     }
 }
