@@ -276,6 +276,21 @@ impl Error {
         Self::new(ErrorKind::OtpExpired, reached, description)
     }
 
+    /// The error an earlier call with the same idempotency key ended in, answered again
+    /// (otp-verifier): its kind, whether its OTP may have gone out, and whether trying again
+    /// helps, as the first call said; the provider's own answer is not kept.
+    #[doc(hidden)] // For otp-verifier, not application API.
+    pub fn replayed(
+        kind: ErrorKind,
+        reached: Reached,
+        retryable: bool,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let mut error = Self::new(kind, reached, description);
+        error.inner.retryable = retryable;
+        error
+    }
+
     /// Attaches the underlying error.
     #[doc(hidden)] // For gateway crates and the CLI, not application API.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {

@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod events;
 mod id;
 mod memory;
 #[cfg(feature = "redis")]
@@ -70,10 +71,13 @@ mod store;
 pub mod test_util;
 mod verifier;
 
+pub use events::{ChannelSink, Event, EventKind, EventSink};
 pub use id::VerificationId;
 pub use memory::{MemoryStore, DEFAULT_MAX_GUARD_KEYS, DEFAULT_MAX_SESSIONS};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, StoreKey};
 pub use rules::{Context, GuardRule, GuardRules, Limit};
-pub use store::Store;
-pub use verifier::{Check, Sent, SessionGateway, Started, Verifier};
+pub use store::{State, Store};
+pub use verifier::{
+    Check, Sent, SessionGateway, Started, Status, Verifier, DEFAULT_RETENTION, IDEMPOTENCY_KEY_LIFETIME,
+};

@@ -11,7 +11,10 @@ use otp_core::Error;
 use zeroize::Zeroizing;
 
 use crate::id::VerificationId;
-use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Store, Ticket, TryTaken};
+use crate::store::{
+    Admission, Claim, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store, Ticket,
+    TryTaken,
+};
 
 /// The default most guard subjects (numbers, addresses, caller keys) kept: about 145 MiB when
 /// full of subjects with one send each, 330 MiB when every one is at 10 sends (`cargo xtask
@@ -21,7 +24,9 @@ use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Sto
 /// SMS a day to distinct numbers from tens of thousands of addresses, more than a merchant's
 /// gateway contract sends in a day. Then new numbers are refused, never a live limit forgotten.
 pub const DEFAULT_MAX_GUARD_KEYS: usize = 500_000;
-/// The default most sessions kept.
+/// The default most live sessions kept. Finished sessions' tombstones and idempotency keys are
+/// bounded at four times as many each; when full, the oldest go first (a forgotten tombstone
+/// answers "not found" instead of its state, a forgotten key no longer replays its answer).
 pub const DEFAULT_MAX_SESSIONS: usize = 250_000;
 
 /// How often a full store says so in the log (every refusal is counted by `otp.guard.full`).
@@ -41,14 +46,14 @@ pub struct MemoryStore {
 }
 
 struct Shared {
-    state: Mutex<State>,
+    state: Mutex<Tables>,
     epoch: Instant,
     max_guard_keys: usize,
     max_sessions: usize,
 }
 
 #[derive(Default)]
-struct State {
+struct Tables {
     logs: HashMap<LogKey, Log>,
     /// (the moment nothing of the log is inside any window any more, subject): the subjects
     /// that may be forgotten come first, and only once that moment has passed.
@@ -56,6 +61,12 @@ struct State {
     sessions: HashMap<[u8; 16], Session>,
     /// (expiry in ms, id): the session closest to expiry comes first.
     session_expiry: BTreeSet<(u64, [u8; 16])>,
+    /// Finished sessions: state and record only, until their retention ends.
+    tombstones: HashMap<[u8; 16], Tombstone>,
+    tombstone_expiry: BTreeSet<(u64, [u8; 16])>,
+    /// Idempotency keys (their keyed hashes are not needed in one process: the key itself).
+    keys: HashMap<Box<str>, KeyEntry>,
+    key_expiry: BTreeSet<(u64, Box<str>)>,
     /// When a full store last said so in the log (ms), if ever.
     full_logged_ms: Option<u64>,
 }
@@ -88,6 +99,20 @@ struct Session {
     tries_used: u32,
     generation: u64,
     expires_ms: u64,
+    record: Zeroizing<Vec<u8>>,
+    retention_ms: u64,
+}
+
+struct Tombstone {
+    state: State,
+    record: Zeroizing<Vec<u8>>,
+    until_ms: u64,
+}
+
+struct KeyEntry {
+    request: Zeroizing<Vec<u8>>,
+    answer: Option<Zeroizing<Vec<u8>>>,
+    until_ms: u64,
 }
 
 impl Session {
@@ -122,7 +147,7 @@ impl MemoryStore {
     pub fn with_bounds(max_guard_keys: usize, max_sessions: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(Tables::default()),
                 epoch: Instant::now(),
                 max_guard_keys: max_guard_keys.max(1),
                 max_sessions: max_sessions.max(1),
@@ -141,13 +166,17 @@ impl MemoryStore {
         self.len() == (0, 0)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Tables> {
         // Nothing panics while holding the lock; should something, the maps are still whole.
         self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn now_ms(&self) -> u64 {
         millis(self.shared.epoch.elapsed())
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds { max_guard_keys: self.shared.max_guard_keys, max_sessions: self.shared.max_sessions }
     }
 }
 
@@ -188,7 +217,7 @@ struct Bounds {
     max_sessions: usize,
 }
 
-impl State {
+impl Tables {
     /// The guard decision at `now` (ms): refused by the rule with the longest wait (the first
     /// of equals), refused as full when a new subject or session has no room that an expired
     /// one can make, or admitted and written to every subject's log.
@@ -215,7 +244,7 @@ impl State {
             self.forget_spent_logs(now);
         }
         if self.sessions.len() >= bounds.max_sessions {
-            self.forget_expired_sessions(now);
+            self.forget_expired_sessions(now, bounds.max_tombstones());
         }
         if self.logs.len() + new_subjects > bounds.max_guard_keys || self.sessions.len() >= bounds.max_sessions {
             self.say_full(now);
@@ -252,12 +281,13 @@ impl State {
         }
     }
 
-    fn forget_expired_sessions(&mut self, now: u64) {
+    /// Turns every live session whose lifetime has ended into an `expired` tombstone.
+    fn forget_expired_sessions(&mut self, now: u64, max_tombstones: usize) {
         while let Some(&(expires, id)) = self.session_expiry.first() {
             if expires > now {
                 break;
             }
-            self.remove_session(&id);
+            self.finish(&id, State::Expired, None, max_tombstones);
         }
     }
 
@@ -304,24 +334,70 @@ impl State {
         Some(session)
     }
 
-    /// The live session, removing it when it has expired.
-    fn live_session(&mut self, id: &[u8; 16], now: u64) -> Option<&mut Session> {
+    /// Ends a live session in `state`: its payload is dropped (and wiped), its record (`record`,
+    /// or the one it had) kept as its tombstone until its retention ends.
+    fn finish(&mut self, id: &[u8; 16], state: State, record: Option<&[u8]>, max_tombstones: usize) {
+        let Some(session) = self.remove_session(id) else { return };
+        let until_ms = session.expires_ms.saturating_add(session.retention_ms);
+        let record = record.map_or(session.record, |r| Zeroizing::new(r.to_vec()));
+        self.remove_tombstone(id);
+        while self.tombstones.len() >= max_tombstones {
+            let Some((_, oldest)) = self.tombstone_expiry.pop_first() else { break };
+            self.tombstones.remove(&oldest);
+        }
+        self.tombstone_expiry.insert((until_ms, *id));
+        self.tombstones.insert(*id, Tombstone { state, record, until_ms });
+    }
+
+    fn remove_tombstone(&mut self, id: &[u8; 16]) {
+        if let Some(tombstone) = self.tombstones.remove(id) {
+            self.tombstone_expiry.remove(&(tombstone.until_ms, *id));
+        }
+    }
+
+    /// The live session, turning it into an `expired` tombstone when its lifetime has ended.
+    fn live_session(&mut self, id: &[u8; 16], now: u64, max_tombstones: usize) -> Option<&mut Session> {
         if self.sessions.get(id).is_some_and(|s| s.expires_ms <= now) {
-            self.remove_session(id);
+            self.finish(id, State::Expired, None, max_tombstones);
         }
         self.sessions.get_mut(id)
+    }
+
+    /// The tombstone, dropped when its retention has ended.
+    fn tombstone(&mut self, id: &[u8; 16], now: u64) -> Option<&Tombstone> {
+        if self.tombstones.get(id).is_some_and(|t| t.until_ms <= now) {
+            self.remove_tombstone(id);
+        }
+        self.tombstones.get(id)
     }
 
     /// Stores a session. A full table was refused at the guard, before the send; only starts
     /// admitted together while it filled can pass the bound, by at most their number, so a live
     /// session is never dropped to make room.
-    fn insert_session(&mut self, id: [u8; 16], session: Session, now: u64, max_sessions: usize) {
+    fn insert_session(&mut self, id: [u8; 16], session: Session, now: u64, bounds: Bounds) {
         self.remove_session(&id);
-        if self.sessions.len() >= max_sessions {
-            self.forget_expired_sessions(now);
+        if self.sessions.len() >= bounds.max_sessions {
+            self.forget_expired_sessions(now, bounds.max_tombstones());
         }
         self.session_expiry.insert((session.expires_ms, id));
         self.sessions.insert(id, session);
+    }
+
+    fn forget_expired_keys(&mut self, now: u64) {
+        while let Some((until, _)) = self.key_expiry.first() {
+            if *until > now {
+                break;
+            }
+            if let Some((_, key)) = self.key_expiry.pop_first() {
+                self.keys.remove(&key);
+            }
+        }
+    }
+}
+
+impl Bounds {
+    fn max_tombstones(self) -> usize {
+        self.max_sessions.saturating_mul(4)
     }
 }
 
@@ -330,8 +406,7 @@ impl Sealed for MemoryStore {}
 impl Store for MemoryStore {
     async fn admit(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<Admission, Error> {
         let now = self.now_ms();
-        let bounds = Bounds { max_guard_keys: self.shared.max_guard_keys, max_sessions: self.shared.max_sessions };
-        Ok(self.lock().admit(counted, ticket, now, bounds))
+        Ok(self.lock().admit(counted, ticket, now, self.bounds()))
     }
 
     async fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> Result<(), Error> {
@@ -339,80 +414,174 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
+    async fn put_session(
+        &self,
+        id: &VerificationId,
+        payload: &[u8],
+        record: &[u8],
+        lifetimes: Lifetimes,
+    ) -> Result<(), Error> {
         let now = self.now_ms();
-        let expires_ms = now.saturating_add(millis(lifetime));
-        let session = Session { payload: Zeroizing::new(payload.to_vec()), tries_used: 0, generation: 0, expires_ms };
+        let session = Session {
+            payload: Zeroizing::new(payload.to_vec()),
+            tries_used: 0,
+            generation: 0,
+            expires_ms: now.saturating_add(millis(lifetimes.session)),
+            record: Zeroizing::new(record.to_vec()),
+            retention_ms: millis(lifetimes.retention),
+        };
         let mut state = self.lock();
-        if !state.sessions.contains_key(id.as_bytes()) {
-            state.insert_session(*id.as_bytes(), session, now, self.shared.max_sessions);
+        if !state.sessions.contains_key(id.as_bytes()) && !state.tombstones.contains_key(id.as_bytes()) {
+            state.insert_session(*id.as_bytes(), session, now, self.bounds());
         }
         Ok(())
     }
 
-    async fn load_session(&self, id: &VerificationId) -> Result<Option<Loaded>, Error> {
+    async fn load_session(&self, id: &VerificationId) -> Result<Lookup, Error> {
         let now = self.now_ms();
-        Ok(self.lock().live_session(id.as_bytes(), now).map(|s| s.loaded()))
+        let max_tombstones = self.bounds().max_tombstones();
+        let mut state = self.lock();
+        if let Some(session) = state.live_session(id.as_bytes(), now, max_tombstones) {
+            let (loaded, record) = (session.loaded(), session.record.clone());
+            return Ok(Lookup::Live { loaded, record });
+        }
+        Ok(match state.tombstone(id.as_bytes(), now) {
+            Some(tombstone) => Lookup::Finished { state: tombstone.state, record: tombstone.record.clone() },
+            None => Lookup::Unknown,
+        })
     }
 
     async fn claim_resend(&self, id: &VerificationId, _ticket: Ticket) -> Result<bool, Error> {
         // One process, no replays: the ticket matters only where a client may retry a call.
         let now = self.now_ms();
-        Ok(self.lock().live_session(id.as_bytes(), now).map(|s| s.generation += 1).is_some())
+        let max_tombstones = self.bounds().max_tombstones();
+        Ok(self.lock().live_session(id.as_bytes(), now, max_tombstones).map(|s| s.generation += 1).is_some())
     }
 
     async fn replace_session(
         &self,
         id: &VerificationId,
         payload: &[u8],
-        lifetime: Duration,
+        record: &[u8],
+        lifetimes: Lifetimes,
         _ticket: Ticket,
     ) -> Result<bool, Error> {
         let now = self.now_ms();
+        let bounds = self.bounds();
         let mut state = self.lock();
-        let Some(live) = state.live_session(id.as_bytes(), now) else {
+        let Some(live) = state.live_session(id.as_bytes(), now, bounds.max_tombstones()) else {
             return Ok(false);
         };
         let session = Session {
             payload: Zeroizing::new(payload.to_vec()),
             tries_used: live.tries_used,
             generation: live.generation + 1,
-            expires_ms: now.saturating_add(millis(lifetime)),
+            expires_ms: now.saturating_add(millis(lifetimes.session)),
+            record: Zeroizing::new(record.to_vec()),
+            retention_ms: millis(lifetimes.retention),
         };
-        state.insert_session(*id.as_bytes(), session, now, self.shared.max_sessions);
+        state.insert_session(*id.as_bytes(), session, now, bounds);
         Ok(true)
     }
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32, _ticket: Ticket) -> Result<TryTaken, Error> {
         let now = self.now_ms();
+        let max_tombstones = self.bounds().max_tombstones();
         let mut state = self.lock();
-        let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(TryTaken::Over) };
-        if session.tries_used >= max_tries {
-            return Ok(TryTaken::Over);
+        if let Some(session) = state.live_session(id.as_bytes(), now, max_tombstones) {
+            if session.tries_used >= max_tries {
+                return Ok(TryTaken::Spent);
+            }
+            session.tries_used += 1;
+            return Ok(TryTaken::Taken(session.loaded()));
         }
-        session.tries_used += 1;
-        Ok(TryTaken::Taken(session.loaded()))
+        Ok(match state.tombstone(id.as_bytes(), now) {
+            Some(tombstone) => TryTaken::Finished(tombstone.state),
+            None => TryTaken::Unknown,
+        })
     }
 
     async fn refund_try(&self, id: &VerificationId, _ticket: Ticket) -> Result<(), Error> {
         let now = self.now_ms();
-        if let Some(session) = self.lock().live_session(id.as_bytes(), now) {
+        let max_tombstones = self.bounds().max_tombstones();
+        if let Some(session) = self.lock().live_session(id.as_bytes(), now, max_tombstones) {
             session.tries_used = session.tries_used.saturating_sub(1);
         }
         Ok(())
     }
 
-    async fn end_session(&self, id: &VerificationId, generation: Generation) -> Result<bool, Error> {
+    async fn end_session(
+        &self,
+        id: &VerificationId,
+        generation: Generation,
+        state: State,
+        record: &[u8],
+        retention: Duration,
+    ) -> Result<Ending, Error> {
         let now = self.now_ms();
-        let mut state = self.lock();
-        let Some(session) = state.live_session(id.as_bytes(), now) else { return Ok(true) };
+        let max_tombstones = self.bounds().max_tombstones();
+        let mut tables = self.lock();
+        let Some(session) = tables.live_session(id.as_bytes(), now, max_tombstones) else {
+            return Ok(match tables.tombstone(id.as_bytes(), now) {
+                Some(tombstone) => Ending::Finished(tombstone.state),
+                None => Ending::Unknown,
+            });
+        };
         if let Generation::Only(read) = generation {
             if session.generation != read {
-                return Ok(false);
+                return Ok(Ending::Newer);
             }
         }
-        state.remove_session(id.as_bytes());
-        Ok(true)
+        // Kept `retention` from now: a session ended early is remembered as long as one that ran out.
+        session.expires_ms = now;
+        session.retention_ms = millis(retention);
+        tables.finish(id.as_bytes(), state, Some(record), max_tombstones);
+        Ok(Ending::Ended)
+    }
+
+    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
+        let now = self.now_ms();
+        let max_keys = self.bounds().max_tombstones();
+        let mut tables = self.lock();
+        tables.forget_expired_keys(now);
+        if let Some(entry) = tables.keys.get(key) {
+            return Ok(if entry.request.as_slice() != request {
+                Claim::Reused
+            } else {
+                match &entry.answer {
+                    Some(answer) => Claim::Done(answer.clone()),
+                    None => Claim::InProgress,
+                }
+            });
+        }
+        while tables.keys.len() >= max_keys {
+            let Some((_, oldest)) = tables.key_expiry.pop_first() else { break };
+            tables.keys.remove(&oldest);
+        }
+        let until_ms = now.saturating_add(millis(lease));
+        tables.key_expiry.insert((until_ms, key.into()));
+        let entry = KeyEntry { request: Zeroizing::new(request.to_vec()), answer: None, until_ms };
+        tables.keys.insert(key.into(), entry);
+        Ok(Claim::Fresh)
+    }
+
+    async fn finish_key(&self, key: &str, answer: &[u8], ttl: Duration) -> Result<(), Error> {
+        let until_ms = self.now_ms().saturating_add(millis(ttl));
+        let mut tables = self.lock();
+        let Some(entry) = tables.keys.get_mut(key) else { return Ok(()) };
+        entry.answer = Some(Zeroizing::new(answer.to_vec()));
+        let before = std::mem::replace(&mut entry.until_ms, until_ms);
+        tables.key_expiry.remove(&(before, key.into()));
+        tables.key_expiry.insert((until_ms, key.into()));
+        Ok(())
+    }
+
+    async fn forget_key(&self, key: &str) -> Result<(), Error> {
+        let mut tables = self.lock();
+        if let Some(entry) = tables.keys.remove(key) {
+            tables.key_expiry.remove(&(entry.until_ms, key.into()));
+        }
+        Ok(())
     }
 }
 
@@ -446,7 +615,7 @@ mod tests {
 
     #[test]
     fn a_send_leaves_the_window_the_moment_the_window_has_passed() {
-        let mut state = State::default();
+        let mut state = Tables::default();
         let counted = only(&number(1), &[(crate::GuardRule::Cooldown, 100, 1)]);
         assert_eq!(state.admit(&counted, 1, 1_000, ROOMY), Admission::Admitted);
         let refused = Admission::Refused { rule: crate::GuardRule::Cooldown, retry_after: Duration::from_millis(1) };
@@ -457,7 +626,7 @@ mod tests {
     #[test]
     fn a_refusal_names_the_rule_with_the_longest_wait_and_the_first_of_equals() {
         use crate::GuardRule::{Cooldown, NumberShortWindow};
-        let mut state = State::default();
+        let mut state = Tables::default();
         let counted = only(&number(1), &[(Cooldown, 100, 1), (NumberShortWindow, 1_000, 1)]);
         assert_eq!(state.admit(&counted, 1, 0, ROOMY), Admission::Admitted);
         let longest = Admission::Refused { rule: NumberShortWindow, retry_after: Duration::from_millis(950) };
@@ -486,7 +655,7 @@ mod tests {
     fn a_full_store_forgets_only_subjects_with_nothing_inside_a_window_and_else_refuses() {
         use crate::GuardRule::{Cooldown, NumberLongWindow};
         let bounds = Bounds { max_guard_keys: 3, max_sessions: 10 };
-        let mut state = State::default();
+        let mut state = Tables::default();
         // A cooldown of 100 ms and 2 per 1,000 ms: each subject is live for 1,000 ms after its send.
         let limits = [(Cooldown, 100, 1), (NumberLongWindow, 1_000, 2)];
         for i in 0..3 {
@@ -510,17 +679,24 @@ mod tests {
     #[test]
     fn a_store_full_of_live_sessions_refuses_new_sends_and_drops_none() {
         let bounds = Bounds { max_guard_keys: 10, max_sessions: 2 };
-        let mut state = State::default();
-        let session =
-            |expires_ms| Session { payload: Zeroizing::new(vec![1]), tries_used: 0, generation: 0, expires_ms };
-        state.insert_session([1; 16], session(1_000), 0, 2);
-        state.insert_session([2; 16], session(2_000), 0, 2);
+        let mut state = Tables::default();
+        let session = |expires_ms| Session {
+            payload: Zeroizing::new(vec![1]),
+            tries_used: 0,
+            generation: 0,
+            expires_ms,
+            record: Zeroizing::new(vec![2]),
+            retention_ms: 10,
+        };
+        state.insert_session([1; 16], session(1_000), 0, bounds);
+        state.insert_session([2; 16], session(2_000), 0, bounds);
         let limits = [(crate::GuardRule::Cooldown, 100, 1)];
         assert_eq!(state.admit(&only(&number(1), &limits), 1, 500, bounds), Admission::Full);
         assert_eq!(state.sessions.len(), 2);
         // Once the first has expired, it makes room.
         assert_eq!(state.admit(&only(&number(1), &limits), 2, 1_000, bounds), Admission::Admitted);
         assert!(!state.sessions.contains_key(&[1; 16]) && state.sessions.contains_key(&[2; 16]));
+        assert_eq!(state.tombstones.get(&[1; 16]).map(|t| t.state), Some(State::Expired), "it left a tombstone");
     }
 
     #[tokio::test]
@@ -556,50 +732,37 @@ mod tests {
         assert_eq!(store.admit(&counted, 7).await.unwrap(), Admission::Admitted);
     }
 
-    fn tries_used(taken: TryTaken) -> Option<u32> {
-        match taken {
-            TryTaken::Taken(loaded) => Some(loaded.tries_used),
-            TryTaken::Over => None,
-        }
+    #[tokio::test]
+    async fn a_session_lives_and_leaves_a_tombstone() {
+        crate::store::behaviour::a_session_lives_and_leaves_a_tombstone(MemoryStore::new()).await;
     }
 
     #[tokio::test]
-    async fn sessions_count_tries_keep_them_across_generations_and_expire() {
-        let store = MemoryStore::with_bounds(10, 2);
-        let ids: Vec<VerificationId> = (0..3).map(|_| VerificationId::random().unwrap()).collect();
-        store.put_session(&ids[0], b"a", Duration::from_secs(60)).await.unwrap();
-        store.put_session(&ids[0], b"x", Duration::from_secs(60)).await.unwrap();
-        let loaded = store.load_session(&ids[0]).await.unwrap().unwrap();
-        assert_eq!((&loaded.payload[..], loaded.tries_used, loaded.generation), (&b"a"[..], 0, 0), "put once");
+    async fn an_idempotency_key_is_claimed_once() {
+        crate::store::behaviour::an_idempotency_key_is_claimed_once(MemoryStore::new()).await;
+    }
 
-        for used in 1..=2 {
-            assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), Some(used));
+    #[tokio::test]
+    async fn tombstones_are_bounded_and_the_oldest_goes_first() {
+        let store = MemoryStore::with_bounds(10, 1);
+        let lifetimes = Lifetimes { session: Duration::from_secs(60), retention: Duration::from_secs(60) };
+        let ids: Vec<VerificationId> = (0..5).map(|_| VerificationId::random().unwrap()).collect();
+        for id in &ids {
+            store.put_session(id, b"p", b"r", lifetimes).await.unwrap();
+            let ending = store.end_session(id, Generation::Any, State::Approved, b"r2", Duration::from_secs(60));
+            assert_eq!(ending.await.unwrap(), Ending::Ended);
         }
-        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), None);
-        store.refund_try(&ids[0], 0).await.unwrap();
-        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), Some(2));
-        // A resend claims the next generation; its replacement keeps the tries.
-        assert!(store.claim_resend(&ids[0], 0).await.unwrap());
-        assert!(store.replace_session(&ids[0], b"a2", Duration::from_secs(60), 0).await.unwrap());
-        assert_eq!(tries_used(store.take_try(&ids[0], 2, 0).await.unwrap()), None);
-        let loaded = store.load_session(&ids[0]).await.unwrap().unwrap();
-        assert_eq!((&loaded.payload[..], loaded.tries_used, loaded.generation), (&b"a2"[..], 2, 2));
-        // Ending an older generation leaves the session alone; ending its own ends it.
-        assert!(!store.end_session(&ids[0], Generation::Only(1)).await.unwrap());
-        assert!(store.load_session(&ids[0]).await.unwrap().is_some());
-        assert!(store.end_session(&ids[0], Generation::Only(2)).await.unwrap());
-        assert!(store.load_session(&ids[0]).await.unwrap().is_none());
-        assert!(store.end_session(&ids[0], Generation::Only(2)).await.unwrap(), "gone is ended");
-        assert!(!store.replace_session(&ids[0], b"a3", Duration::from_secs(60), 0).await.unwrap());
-        assert!(!store.claim_resend(&ids[0], 0).await.unwrap());
-
-        store.put_session(&ids[1], b"b", Duration::from_millis(20)).await.unwrap();
-        store.put_session(&ids[2], b"c", Duration::from_secs(60)).await.unwrap();
-        assert!(store.end_session(&ids[2], Generation::Any).await.unwrap());
-        assert!(store.load_session(&ids[2]).await.unwrap().is_none());
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(tries_used(store.take_try(&ids[1], 2, 0).await.unwrap()), None);
-        assert!(store.load_session(&ids[1]).await.unwrap().is_none());
+        // Four tombstones per live session allowed: one of the earliest to end made room.
+        let mut kept = 0;
+        for id in &ids {
+            match store.load_session(id).await.unwrap() {
+                Lookup::Finished { state: State::Approved, .. } => kept += 1,
+                Lookup::Unknown => {}
+                _ => panic!("a tombstone turned into something else"),
+            }
+        }
+        assert_eq!(kept, 4);
+        assert!(matches!(store.load_session(&ids[4]).await.unwrap(), Lookup::Finished { .. }), "the newest stays");
     }
 
     #[test]

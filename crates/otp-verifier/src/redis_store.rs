@@ -27,7 +27,10 @@ use zeroize::Zeroizing;
 use crate::id::{random_bytes, VerificationId};
 use crate::memory::millis;
 use crate::rules::GuardRule;
-use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Sealed, Store, Ticket, TryTaken};
+use crate::store::{
+    Admission, Claim, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store, Ticket,
+    TryTaken,
+};
 
 /// The secret the Redis store derives its keyed-hash key and its sealing key from: at least 32
 /// random bytes, the same on every instance. `Debug` shows nothing of it. Changing it renames
@@ -188,9 +191,25 @@ impl RedisStore {
         format!("{}:{{g}}:{kind}:{hex}", self.keys.prefix)
     }
 
-    /// `{prefix}:s:{<hex>}`: each session is its own hash tag, so sessions spread over a cluster.
-    fn session_key(&self, id: &VerificationId) -> String {
-        format!("{}:s:{{{}}}", self.keys.prefix, self.hashed('s', &[id.as_bytes()]))
+    /// `{prefix}:s:{<hex>}` (the live part) and `{prefix}:r:{<hex>}` (the record, which outlives
+    /// it as the tombstone): each session is its own hash tag, so sessions spread over a
+    /// cluster and one session's two keys are one slot.
+    fn session_keys(&self, id: &VerificationId) -> (String, String) {
+        let hex = self.hashed('s', &[id.as_bytes()]);
+        (format!("{}:s:{{{hex}}}", self.keys.prefix), format!("{}:r:{{{hex}}}", self.keys.prefix))
+    }
+
+    /// `{prefix}:k:{<hex>}`: an idempotency key, as a keyed hash.
+    fn idempotency_key(&self, key: &str) -> String {
+        format!("{}:k:{{{}}}", self.keys.prefix, self.hashed('k', &[key.as_bytes()]))
+    }
+
+    /// Opens a sealed record (or answer) that a script handed back, if any.
+    fn open_optional(&self, key: &str, value: Option<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, Error> {
+        match value {
+            Some(value) => self.open_sealed(key, &value),
+            None => Err(Error::store_unavailable(Reached::No, "a verification record is missing its value")),
+        }
     }
 
     /// nonce ‖ ciphertext, authenticated together with the key name it is stored under.
@@ -220,21 +239,6 @@ impl RedisStore {
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
             .map(Zeroizing::new)
             .map_err(|_| refused())
-    }
-
-    /// Seals `payload` under the session's key and runs `script` (PUT) with it.
-    async fn write_session(
-        &self,
-        script: &Script,
-        id: &VerificationId,
-        payload: &[u8],
-        lifetime: Duration,
-    ) -> Result<i64, Error> {
-        let key = self.session_key(id);
-        let value = self.seal(&key, payload)?;
-        let mut invocation = script.prepare_invoke();
-        invocation.key(&key).arg(value).arg(millis(lifetime).max(1));
-        self.invoke(&invocation).await
     }
 }
 
@@ -292,27 +296,38 @@ end
 return {1, 0, 0}
 ";
 
-/// Reserves one try for the call `ARGV[2]`: {0} no session, {1} every try used, {2, tries
-/// used, generation, payload}. The try is marked with the call's ticket (`r:<ticket>`), so a
-/// replay answers what the first run did without taking a second try.
+// A session is two keys in one hash tag: the live part `s` (payload `v`, tries `t`,
+// generation `g`, per-call marks), whose TTL is the session's lifetime, and its record `r`
+// (state `st` as an index of `State::ALL`, the sealed record `z`), kept for the lifetime and
+// the retention after it. A record whose state is still 0 (pending) without a live part has
+// run out its lifetime: expired. KEYS[1] is the live part, KEYS[2] the record.
+
+/// Reserves one try for the call `ARGV[2]`: {0} unknown, {1} every try used, {2, tries used,
+/// generation, payload}, {3, 0, 0, false, state} finished. The try is marked with the call's
+/// ticket (`r:<ticket>`), so a replay answers what the first run did without a second try.
 const TAKE_TRY: &str = r"
+local st = redis.call('HGET', KEYS[2], 'st')
+if not st then
+  return {0, 0, 0, false, 0}
+end
 local v = redis.call('HGET', KEYS[1], 'v')
-if not v then
-  return {0, 0, 0, false}
+if st ~= '0' or not v then
+  if st == '0' then st = '3' end
+  return {3, 0, 0, false, tonumber(st)}
 end
 local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
 local mark = 'r:' .. ARGV[2]
 local taken = redis.call('HGET', KEYS[1], mark)
 if taken then
-  return {2, tonumber(taken), g, v}
+  return {2, tonumber(taken), g, v, 0}
 end
 local used = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
 if used >= tonumber(ARGV[1]) then
-  return {1, used, g, false}
+  return {1, used, g, false, 0}
 end
 used = redis.call('HINCRBY', KEYS[1], 't', 1)
 redis.call('HSET', KEYS[1], mark, used)
-return {2, used, g, v}
+return {2, used, g, v, 0}
 ";
 
 /// Gives back the try the call `ARGV[1]` took, once: its mark goes with it.
@@ -326,8 +341,8 @@ end
 return 0
 ";
 
-/// Raises a live session's generation for the resend `ARGV[1]`: 1, or 0 when it is gone. The
-/// claiming call's ticket (`w`) makes a replay a no-op.
+/// Raises a live session's generation for the resend `ARGV[1]`: 1, or 0 when it is not live.
+/// The claiming call's ticket (`w`) makes a replay a no-op.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
@@ -339,52 +354,106 @@ end
 return 1
 ";
 
-/// Replaces a live session's payload and lifetime for the resend `ARGV[3]`, keeping its tries
-/// and raising its generation: 1, or 0 when it is gone. The writing call's ticket (`u`) makes a
-/// replay a no-op.
+/// Replaces a live session's payload (ARGV[1]), lifetime (ARGV[2]) and record (ARGV[3], kept
+/// ARGV[2] + ARGV[4]) for the resend ARGV[5], keeping its tries and raising its generation: 1,
+/// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op.
 const REPLACE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if redis.call('HGET', KEYS[1], 'u') ~= ARGV[3] then
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[3])
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[5] then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[5])
   redis.call('HINCRBY', KEYS[1], 'g', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[2], 'z', ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
+end
+return 1
+";
+
+/// A new session: tries at 0, generation 0, the lifetime (ARGV[2]) as its TTL; its record
+/// (ARGV[3]) pending, kept ARGV[2] + ARGV[4]. Ids are random, so a record already there is
+/// this call's own first run: left as it is.
+const PUT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 1
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'st', 0, 'z', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
+return 1
+";
+
+/// {0} unknown; {1, tries used, generation, payload, 0, record} live; {2, 0, 0, false, state,
+/// record} finished.
+const LOAD: &str = r"
+local st = redis.call('HGET', KEYS[2], 'st')
+if not st then
+  return {0, 0, 0, false, 0, false}
+end
+local z = redis.call('HGET', KEYS[2], 'z')
+local v = redis.call('HGET', KEYS[1], 'v')
+if st == '0' and v then
+  local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+  local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
+  return {1, t, g, v, 0, z}
+end
+if st == '0' then st = '3' end
+return {2, 0, 0, false, tonumber(st), z}
+";
+
+/// Ends a live session of generation ARGV[1] (`*`: any) in state ARGV[2] with the record
+/// ARGV[3], kept ARGV[4] ms: {1} ended, {2} a newer generation lives on, {3, state} already
+/// finished (a replay finds its own ending), {0} unknown.
+const END: &str = r"
+local st = redis.call('HGET', KEYS[2], 'st')
+if not st then
+  return {0, 0}
+end
+if st ~= '0' or redis.call('EXISTS', KEYS[1]) == 0 then
+  if st == '0' then st = '3' end
+  return {3, tonumber(st)}
+end
+if ARGV[1] ~= '*' and (redis.call('HGET', KEYS[1], 'g') or '0') ~= ARGV[1] then
+  return {2, 0}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'st', ARGV[2], 'z', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {1, 0}
+";
+
+/// Claims an idempotency key for the request fingerprint ARGV[1], leased ARGV[2] ms: {0} fresh,
+/// {1} in progress, {2, answer} done, {3} reused for another request.
+const KEY_CLAIM: &str = r"
+local f = redis.call('HGET', KEYS[1], 'f')
+if not f then
+  redis.call('HSET', KEYS[1], 'f', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {0, false}
+end
+if f ~= ARGV[1] then
+  return {3, false}
+end
+local a = redis.call('HGET', KEYS[1], 'a')
+if a then
+  return {2, a}
+end
+return {1, false}
+";
+
+/// Records a claimed key's answer (ARGV[1]), kept ARGV[2] ms.
+const KEY_FINISH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'a', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 1
 ";
 
-/// A new session: tries at 0, generation 0, the lifetime as its TTL. Ids are random, so a
-/// session already there is this call's own first run: left as it is.
-const PUT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 1
-end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-";
-
-/// {tries used, generation, payload}, or {0, 0, false} when there is no session.
-const LOAD: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then
-  return {0, 0, false}
-end
-return {tonumber(redis.call('HGET', KEYS[1], 't') or '0'), tonumber(redis.call('HGET', KEYS[1], 'g') or '0'), v}
-";
-
-/// Ends the session if it is of generation `ARGV[1]` (`*`: any): 1 when it is gone now, 0 when
-/// a newer generation lives on.
-const END: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 1
-end
-if ARGV[1] ~= '*' and (redis.call('HGET', KEYS[1], 'g') or '0') ~= ARGV[1] then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-return 1
+const KEY_FORGET: &str = r"
+return redis.call('DEL', KEYS[1])
 ";
 
 /// Gives an unsent send's place back in every log it was written to.
@@ -408,6 +477,9 @@ struct Scripts {
     load: Script,
     end: Script,
     release: Script,
+    key_claim: Script,
+    key_finish: Script,
+    key_forget: Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -422,6 +494,9 @@ fn scripts() -> &'static Scripts {
         load: Script::new(LOAD),
         end: Script::new(END),
         release: Script::new(RELEASE),
+        key_claim: Script::new(KEY_CLAIM),
+        key_finish: Script::new(KEY_FINISH),
+        key_forget: Script::new(KEY_FORGET),
     })
 }
 
@@ -468,21 +543,46 @@ impl Store for RedisStore {
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn put_session(&self, id: &VerificationId, payload: &[u8], lifetime: Duration) -> Result<(), Error> {
-        self.write_session(&scripts().put, id, payload, lifetime).await.map(drop)
+    async fn put_session(
+        &self,
+        id: &VerificationId,
+        payload: &[u8],
+        record: &[u8],
+        lifetimes: Lifetimes,
+    ) -> Result<(), Error> {
+        let (live, kept) = self.session_keys(id);
+        let mut invocation = scripts().put.prepare_invoke();
+        invocation
+            .key(&live)
+            .key(&kept)
+            .arg(self.seal(&live, payload)?)
+            .arg(millis(lifetimes.session).max(1))
+            .arg(self.seal(&kept, record)?)
+            .arg(millis(lifetimes.retention));
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn load_session(&self, id: &VerificationId) -> Result<Option<Loaded>, Error> {
-        let key = self.session_key(id);
-        let (tries_used, generation, value): (u32, u64, Option<Vec<u8>>) =
-            self.invoke(&scripts().load.key(&key)).await?;
-        let Some(value) = value else { return Ok(None) };
-        Ok(Some(Loaded { payload: self.open_sealed(&key, &value)?, tries_used, generation }))
+    async fn load_session(&self, id: &VerificationId) -> Result<Lookup, Error> {
+        let (live, kept) = self.session_keys(id);
+        let mut invocation = scripts().load.prepare_invoke();
+        invocation.key(&live).key(&kept);
+        type Answer = (i64, u32, u64, Option<Vec<u8>>, i64, Option<Vec<u8>>);
+        let (found, tries_used, generation, payload, state, record): Answer = self.invoke(&invocation).await?;
+        match found {
+            1 => {
+                let payload = self.open_optional(&live, payload)?;
+                let record = self.open_optional(&kept, record)?;
+                Ok(Lookup::Live { loaded: Loaded { payload, tries_used, generation }, record })
+            }
+            2 => Ok(Lookup::Finished { state: known_state(state)?, record: self.open_optional(&kept, record)? }),
+            _ => Ok(Lookup::Unknown),
+        }
     }
 
     async fn claim_resend(&self, id: &VerificationId, ticket: Ticket) -> Result<bool, Error> {
+        let (live, _) = self.session_keys(id);
         let mut invocation = scripts().claim.prepare_invoke();
-        invocation.key(self.session_key(id)).arg(ticket_text(ticket));
+        invocation.key(live).arg(ticket_text(ticket));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
@@ -490,43 +590,93 @@ impl Store for RedisStore {
         &self,
         id: &VerificationId,
         payload: &[u8],
-        lifetime: Duration,
+        record: &[u8],
+        lifetimes: Lifetimes,
         ticket: Ticket,
     ) -> Result<bool, Error> {
-        let key = self.session_key(id);
-        let value = self.seal(&key, payload)?;
+        let (live, kept) = self.session_keys(id);
         let mut invocation = scripts().replace.prepare_invoke();
-        invocation.key(&key).arg(value).arg(millis(lifetime).max(1)).arg(ticket_text(ticket));
+        invocation
+            .key(&live)
+            .key(&kept)
+            .arg(self.seal(&live, payload)?)
+            .arg(millis(lifetimes.session).max(1))
+            .arg(self.seal(&kept, record)?)
+            .arg(millis(lifetimes.retention))
+            .arg(ticket_text(ticket));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32, ticket: Ticket) -> Result<TryTaken, Error> {
-        let key = self.session_key(id);
+        let (live, kept) = self.session_keys(id);
         let mut invocation = scripts().take_try.prepare_invoke();
-        invocation.key(&key).arg(max_tries).arg(ticket_text(ticket));
-        let (state, tries_used, generation, value): (i64, u32, u64, Option<Vec<u8>>) = self.invoke(&invocation).await?;
-        Ok(match (state, value) {
-            (2, Some(value)) => {
-                TryTaken::Taken(Loaded { payload: self.open_sealed(&key, &value)?, tries_used, generation })
-            }
-            _ => TryTaken::Over,
+        invocation.key(&live).key(&kept).arg(max_tries).arg(ticket_text(ticket));
+        let (found, tries_used, generation, payload, state): (i64, u32, u64, Option<Vec<u8>>, i64) =
+            self.invoke(&invocation).await?;
+        Ok(match found {
+            2 => TryTaken::Taken(Loaded { payload: self.open_optional(&live, payload)?, tries_used, generation }),
+            1 => TryTaken::Spent,
+            3 => TryTaken::Finished(known_state(state)?),
+            _ => TryTaken::Unknown,
         })
     }
 
     async fn refund_try(&self, id: &VerificationId, ticket: Ticket) -> Result<(), Error> {
+        let (live, _) = self.session_keys(id);
         let mut invocation = scripts().refund_try.prepare_invoke();
-        invocation.key(self.session_key(id)).arg(ticket_text(ticket));
+        invocation.key(live).arg(ticket_text(ticket));
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn end_session(&self, id: &VerificationId, generation: Generation) -> Result<bool, Error> {
+    async fn end_session(
+        &self,
+        id: &VerificationId,
+        generation: Generation,
+        state: State,
+        record: &[u8],
+        retention: Duration,
+    ) -> Result<Ending, Error> {
+        let (live, kept) = self.session_keys(id);
         let mut invocation = scripts().end.prepare_invoke();
-        invocation.key(self.session_key(id));
+        invocation.key(&live).key(&kept);
         match generation {
             Generation::Any => invocation.arg("*"),
             Generation::Only(generation) => invocation.arg(generation.to_string()),
         };
-        Ok(self.invoke::<i64>(&invocation).await? == 1)
+        invocation.arg(state.index()).arg(self.seal(&kept, record)?).arg(millis(retention).max(1));
+        let (ended, finished): (i64, i64) = self.invoke(&invocation).await?;
+        Ok(match ended {
+            1 => Ending::Ended,
+            2 => Ending::Newer,
+            3 => Ending::Finished(known_state(finished)?),
+            _ => Ending::Unknown,
+        })
+    }
+
+    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
+        let name = self.idempotency_key(key);
+        let mut invocation = scripts().key_claim.prepare_invoke();
+        // A keyed hash: an unkeyed one of a request holding a number could be reversed by trying
+        // every number.
+        invocation.key(&name).arg(self.hashed('f', &[request])).arg(millis(lease).max(1));
+        let (claim, answer): (i64, Option<Vec<u8>>) = self.invoke(&invocation).await?;
+        Ok(match claim {
+            0 => Claim::Fresh,
+            1 => Claim::InProgress,
+            2 => Claim::Done(self.open_optional(&name, answer)?),
+            _ => Claim::Reused,
+        })
+    }
+
+    async fn finish_key(&self, key: &str, answer: &[u8], ttl: Duration) -> Result<(), Error> {
+        let name = self.idempotency_key(key);
+        let mut invocation = scripts().key_finish.prepare_invoke();
+        invocation.key(&name).arg(self.seal(&name, answer)?).arg(millis(ttl).max(1));
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn forget_key(&self, key: &str) -> Result<(), Error> {
+        self.invoke::<i64>(&scripts().key_forget.key(self.idempotency_key(key))).await.map(drop)
     }
 
     fn unreachable(&self, error: &Error) -> bool {
@@ -540,6 +690,16 @@ impl Store for RedisStore {
             },
         )
     }
+}
+
+/// A state the scripts handed back, as its index in `State::ALL`.
+fn known_state(index: i64) -> Result<State, Error> {
+    State::from_index(index).ok_or_else(|| {
+        Error::store_unavailable(
+            Reached::No,
+            "the store answered a verification state it does not know; nothing was sent",
+        )
+    })
 }
 
 /// A ticket as the scripts store it: 32 hex digits.
@@ -591,9 +751,12 @@ mod tests {
         let prefixed = store(1).key_prefix("app7").unwrap();
         assert!(prefixed.guard_key(GuardKey::Number(&mobile)).starts_with("app7:{g}:n:"));
         let id = VerificationId::random().unwrap();
-        let session = a.session_key(&id);
+        let (session, record) = a.session_keys(&id);
         assert!(session.starts_with("otp:s:{") && session.ends_with('}') && session.len() == 7 + 32 + 1, "{session}");
         assert!(!session.contains(id.as_str()));
+        assert_eq!(record, session.replacen("otp:s:", "otp:r:", 1), "one hash tag: one slot");
+        let key = a.idempotency_key("order-42");
+        assert!(key.starts_with("otp:k:{") && !key.contains("order-42"), "{key}");
     }
 
     #[tokio::test]
@@ -614,13 +777,17 @@ mod tests {
 }
 
 /// Every script run twice with the same arguments, as a client retry after a lost reply runs
-/// it: the second run changes nothing the first did not (a real redis-server).
+/// it: the second run changes nothing the first did not (a real redis-server); and the store
+/// behaviour every store shows.
 #[cfg(all(test, feature = "test-util"))]
 mod replays {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::rules::{GuardRules, Limit, Subject};
     use crate::test_util::RedisServer;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const LIFETIMES: Lifetimes = Lifetimes { session: HOUR, retention: HOUR };
 
     async fn store() -> (RedisServer, RedisStore) {
         let server = RedisServer::start().unwrap_or_else(|e| panic!("this test needs a real redis-server: {e}"));
@@ -631,8 +798,27 @@ mod replays {
     fn tries(taken: TryTaken) -> Option<(u32, u64)> {
         match taken {
             TryTaken::Taken(loaded) => Some((loaded.tries_used, loaded.generation)),
-            TryTaken::Over => None,
+            _ => None,
         }
+    }
+
+    fn generation(lookup: Lookup) -> Option<(Vec<u8>, u64)> {
+        match lookup {
+            Lookup::Live { loaded, .. } => Some((loaded.payload.to_vec(), loaded.generation)),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_lives_and_leaves_a_tombstone() {
+        let (_server, store) = store().await;
+        crate::store::behaviour::a_session_lives_and_leaves_a_tombstone(store).await;
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_claimed_once() {
+        let (_server, store) = store().await;
+        crate::store::behaviour::an_idempotency_key_is_claimed_once(store).await;
     }
 
     #[tokio::test]
@@ -652,16 +838,11 @@ mod replays {
         assert!(matches!(store.admit(&counted, 5).await.unwrap(), Admission::Refused { .. }), "and only one");
     }
 
-    const HOUR: Duration = Duration::from_secs(3600);
-
     #[tokio::test]
     async fn a_try_taken_or_refunded_twice_by_one_call_counts_once() {
         let (_server, store) = store().await;
         let id = VerificationId::random().unwrap();
-        store.put_session(&id, b"first", HOUR).await.unwrap();
-        store.put_session(&id, b"replayed", HOUR).await.unwrap();
-        let loaded = store.load_session(&id).await.unwrap().unwrap();
-        assert_eq!((&loaded.payload[..], loaded.tries_used), (&b"first"[..], 0), "a replayed put keeps the first");
+        store.put_session(&id, b"first", b"r", LIFETIMES).await.unwrap();
         assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)));
         assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)), "the replay took nothing");
         assert_eq!(tries(store.take_try(&id, 5, 11).await.unwrap()), Some((2, 0)));
@@ -669,33 +850,36 @@ mod replays {
         store.refund_try(&id, 10).await.unwrap();
         store.refund_try(&id, 99).await.unwrap();
         assert_eq!(tries(store.take_try(&id, 5, 12).await.unwrap()), Some((2, 0)), "one try given back, once");
-        // A try at the limit: the replay of the last one taken still answers it.
         let mut last = 12;
         for ticket in 13..16 {
             assert!(tries(store.take_try(&id, 5, ticket).await.unwrap()).is_some());
             last = ticket;
         }
-        assert_eq!(tries(store.take_try(&id, 5, 20).await.unwrap()), None, "spent");
-        assert_eq!(tries(store.take_try(&id, 5, last).await.unwrap()), Some((5, 0)));
+        assert!(matches!(store.take_try(&id, 5, 20).await.unwrap(), TryTaken::Spent));
+        assert_eq!(
+            tries(store.take_try(&id, 5, last).await.unwrap()),
+            Some((5, 0)),
+            "the last one's replay still answers it"
+        );
     }
 
     #[tokio::test]
-    async fn a_claim_replayed_raises_the_generation_once_and_an_ending_replayed_ends_once() {
+    async fn a_claim_replace_or_ending_replayed_changes_nothing_more() {
         let (_server, store) = store().await;
         let id = VerificationId::random().unwrap();
-        store.put_session(&id, b"a", HOUR).await.unwrap();
+        store.put_session(&id, b"a", b"r", LIFETIMES).await.unwrap();
         assert!(store.claim_resend(&id, 7).await.unwrap());
         assert!(store.claim_resend(&id, 7).await.unwrap());
-        assert!(store.replace_session(&id, b"b", HOUR, 7).await.unwrap());
-        assert!(store.replace_session(&id, b"b", HOUR, 7).await.unwrap());
-        let loaded = store.load_session(&id).await.unwrap().unwrap();
-        assert_eq!((&loaded.payload[..], loaded.generation), (&b"b"[..], 2), "claimed once, replaced once");
-        assert!(!store.end_session(&id, Generation::Only(1)).await.unwrap(), "generation 2 lives on");
-        assert!(store.end_session(&id, Generation::Only(2)).await.unwrap());
-        assert!(store.end_session(&id, Generation::Only(2)).await.unwrap(), "the replay finds it ended");
-        assert!(store.load_session(&id).await.unwrap().is_none());
-        assert!(!store.claim_resend(&id, 8).await.unwrap());
-        assert!(!store.replace_session(&id, b"c", HOUR, 9).await.unwrap());
+        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7).await.unwrap());
+        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7).await.unwrap());
+        assert_eq!(
+            generation(store.load_session(&id).await.unwrap()),
+            Some((b"b".to_vec(), 2)),
+            "claimed once, replaced once"
+        );
+        let end = || store.end_session(&id, Generation::Only(2), State::Approved, b"done", HOUR);
+        assert_eq!(end().await.unwrap(), Ending::Ended);
+        assert_eq!(end().await.unwrap(), Ending::Finished(State::Approved), "the replay finds its own ending");
     }
 
     #[tokio::test]

@@ -202,12 +202,13 @@ pub(crate) enum Subject {
 pub struct Context {
     pub(crate) client_ip: IpAddr,
     pub(crate) caller_key: Option<Box<str>>,
+    pub(crate) idempotency_key: Option<Box<str>>,
 }
 
 impl Context {
     /// A request from this client address (the end customer's, not a proxy's).
     pub fn new(client_ip: IpAddr) -> Self {
-        Self { client_ip, caller_key: None }
+        Self { client_ip, caller_key: None, idempotency_key: None }
     }
 
     /// Also counts the send against this key (at most 256 characters; compared exactly).
@@ -221,11 +222,28 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Makes the call idempotent under this key (1 to 255 printable ASCII characters, as the
+    /// caller's `Idempotency-Key`): a retried start or resend with the same key answers the
+    /// first call's result — the same id, no second SMS — on any instance sharing the store,
+    /// for 24 hours. The same key with another request is refused as `invalid_request`; while
+    /// the first call runs, a retry is refused as retryable `rate_limited`, nothing sent.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Result<Self, Error> {
+        let key = key.into();
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(Error::invalid_input("an idempotency key must be 1 to 255 printable ASCII characters"));
+        }
+        self.idempotency_key = Some(key.into_boxed_str());
+        Ok(self)
+    }
+}
+
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("client_ip", &"[redacted]")
             .field("caller_key", &self.caller_key.as_ref().map(|_| "[redacted]"))
+            .field("idempotency_key", &self.idempotency_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -296,5 +314,17 @@ mod tests {
         assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("").is_err());
         assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("k".repeat(256)).is_ok());
         assert!(Context::new(IpAddr::from([1, 2, 3, 4])).caller_key("k".repeat(257)).is_err());
+        let ip = IpAddr::from([1, 2, 3, 4]);
+        assert!(Context::new(ip).idempotency_key("k".repeat(255)).is_ok());
+        assert!(Context::new(ip).idempotency_key("retry 7").is_ok());
+        for bad in [String::new(), "k".repeat(256), "tab\t".to_owned(), "é".to_owned()] {
+            assert!(
+                Context::new(ip).idempotency_key(bad.clone()).unwrap_err().kind()
+                    == otp_core::ErrorKind::InvalidRequest,
+                "{bad:?}"
+            );
+        }
+        let keyed = Context::new(ip).idempotency_key("order-42").unwrap();
+        assert!(!format!("{keyed:?}").contains("order-42"));
     }
 }

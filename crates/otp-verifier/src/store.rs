@@ -44,21 +44,90 @@ pub enum Admission {
     Full,
 }
 
-/// A stored session: its payload, the tries its checks have used, and its generation (raised
-/// by every resend, so a check ends only the generation it read).
+/// A live session as stored: its payload, the tries its checks have used, and its generation
+/// (raised by every resend, so a check ends only the generation it read).
 pub struct Loaded {
     pub(crate) payload: Zeroizing<Vec<u8>>,
     pub(crate) tries_used: u32,
     pub(crate) generation: u64,
 }
 
+/// Where a verification stands, as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Sent, waiting for the right code.
+    Pending,
+    /// The right code was checked.
+    Approved,
+    /// Cancelled by the application.
+    Canceled,
+    /// Its lifetime ended (or the gateway said the code expired) before the right code came.
+    Expired,
+    /// Every try was used on wrong codes.
+    MaxAttemptsReached,
+}
+
+impl State {
+    /// Every state, in a stable order (the Redis scripts store a state as its index).
+    pub const ALL: [State; 5] =
+        [State::Pending, State::Approved, State::Canceled, State::Expired, State::MaxAttemptsReached];
+
+    /// The stable name: `pending`, `approved`, `canceled`, `expired`, `max_attempts_reached`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Canceled => "canceled",
+            State::Expired => "expired",
+            State::MaxAttemptsReached => "max_attempts_reached",
+        }
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // The Redis scripts store states by index.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn from_index(index: i64) -> Option<Self> {
+        usize::try_from(index).ok().and_then(|i| Self::ALL.get(i).copied())
+    }
+}
+
+/// What the store holds for an id.
+pub enum Lookup {
+    /// A live session and its record.
+    Live { loaded: Loaded, record: Zeroizing<Vec<u8>> },
+    /// A finished one (its tombstone: the state and the record, no payload).
+    Finished { state: State, record: Zeroizing<Vec<u8>> },
+    /// Never started, or past its retention.
+    Unknown,
+}
+
 /// The answer to "take one try of this session".
 pub enum TryTaken {
     /// A try is reserved; the session as it stands with the try counted.
     Taken(Loaded),
-    /// The session is over: every try used, or no such session (never, expired, verified or
-    /// cancelled). A check answers the same for both.
-    Over,
+    /// Live, but every try is used (a check raced the one that spent it).
+    Spent,
+    /// Finished in this state.
+    Finished(State),
+    /// Never started, or past its retention.
+    Unknown,
+}
+
+/// The answer to "end this session".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Ended now, in the state asked for.
+    Ended,
+    /// A newer generation (a resend) lives on; nothing changed.
+    Newer,
+    /// It had already finished, in this state.
+    Finished(State),
+    /// Never started, or past its retention.
+    Unknown,
 }
 
 /// A unique mark of one call: of an admitted send, so exactly that send can be given back; of
@@ -73,6 +142,25 @@ pub enum Generation {
     Any,
     /// Only this one: a newer generation (a resend in between) survives.
     Only(u64),
+}
+
+/// How long a session lives, and how long its tombstone is kept after that.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub(crate) session: Duration,
+    pub(crate) retention: Duration,
+}
+
+/// What an idempotency key's first call left.
+pub enum Claim {
+    /// The key is new: this call goes ahead (and must `finish` or `forget` it).
+    Fresh,
+    /// The first call with this key is still running.
+    InProgress,
+    /// The first call finished with this answer (sealed in Redis, as every value).
+    Done(Zeroizing<Vec<u8>>),
+    /// The key was used for a different request.
+    Reused,
 }
 
 mod sealed {
@@ -90,33 +178,37 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     #[doc(hidden)]
     fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Stores a new session (ids are random: a second call with the same id changes nothing).
+    /// Stores a new session and its record (ids are random: a second call with the same id
+    /// changes nothing).
     #[doc(hidden)]
     fn put_session(
         &self,
         id: &VerificationId,
         payload: &[u8],
-        lifetime: Duration,
+        record: &[u8],
+        lifetimes: Lifetimes,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     #[doc(hidden)]
-    fn load_session(&self, id: &VerificationId) -> impl Future<Output = Result<Option<Loaded>, Error>> + Send;
+    fn load_session(&self, id: &VerificationId) -> impl Future<Output = Result<Lookup, Error>> + Send;
 
-    /// Raises the generation of a session that still exists, before a resend sends: a check
-    /// of the code sent before then ends no session from now on. False when it is gone. The
-    /// ticket makes a replay a no-op.
+    /// Raises the generation of a session that is still live, before a resend sends: a check
+    /// of the code sent before then ends no session from now on. False when it is not live.
+    /// The ticket makes a replay a no-op.
     #[doc(hidden)]
     fn claim_resend(&self, id: &VerificationId, ticket: Ticket) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Replaces the payload and lifetime of a session that still exists, keeping its tries and
-    /// raising its generation again (a check that read the session between the claim and now
-    /// read the old send's payload); false when it is gone. The ticket makes a replay a no-op.
+    /// Replaces the payload, record and lifetime of a session that is still live, keeping its
+    /// tries and raising its generation again (a check that read the session between the claim
+    /// and now read the old send's payload); false when it is not live. The ticket makes a
+    /// replay a no-op.
     #[doc(hidden)]
     fn replace_session(
         &self,
         id: &VerificationId,
         payload: &[u8],
-        lifetime: Duration,
+        record: &[u8],
+        lifetimes: Lifetimes,
         ticket: Ticket,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
@@ -132,13 +224,35 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     #[doc(hidden)]
     fn refund_try(&self, id: &VerificationId, ticket: Ticket) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Ends the session if it is of `generation`: true when it is gone now.
+    /// Ends a live session of `generation` in `state`: its payload goes, its record (`record`,
+    /// no personal data) stays for `retention` as its tombstone.
     #[doc(hidden)]
     fn end_session(
         &self,
         id: &VerificationId,
         generation: Generation,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+        state: State,
+        record: &[u8],
+        retention: Duration,
+    ) -> impl Future<Output = Result<Ending, Error>> + Send;
+
+    /// Claims an idempotency key for a call with this request (compared whole in memory, as
+    /// a keyed hash in Redis), leased for `lease` until the call finishes.
+    #[doc(hidden)]
+    fn claim_key(
+        &self,
+        key: &str,
+        request: &[u8],
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, Error>> + Send;
+
+    /// Records the answer of the call that claimed `key` (what replays answer).
+    #[doc(hidden)]
+    fn finish_key(&self, key: &str, answer: &[u8], ttl: Duration) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Lets `key` go: its call sent nothing, so a retry may try again.
+    #[doc(hidden)]
+    fn forget_key(&self, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Whether `error` (from this store) means the store could not be reached at all — the
     /// only failure for which the guard may fail open. A store that answered (with a script
@@ -147,5 +261,113 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     fn unreachable(&self, error: &Error) -> bool {
         let _ = error;
         false
+    }
+}
+
+/// The behaviour every store must show, run by each store's tests (OpenDAL's behaviour tests
+/// are the model): a new store that forgets one of these fails its own test run.
+#[cfg(test)]
+pub(crate) mod behaviour {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn tries(taken: TryTaken) -> Result<(u32, u64), &'static str> {
+        match taken {
+            TryTaken::Taken(loaded) => Ok((loaded.tries_used, loaded.generation)),
+            TryTaken::Spent => Err("spent"),
+            TryTaken::Finished(state) => Err(state.as_str()),
+            TryTaken::Unknown => Err("unknown"),
+        }
+    }
+
+    fn live(lookup: Lookup) -> (Vec<u8>, u32, u64, Vec<u8>) {
+        match lookup {
+            Lookup::Live { loaded, record } => {
+                (loaded.payload.to_vec(), loaded.tries_used, loaded.generation, record.to_vec())
+            }
+            Lookup::Finished { state, .. } => panic!("finished: {}", state.as_str()),
+            Lookup::Unknown => panic!("unknown"),
+        }
+    }
+
+    pub(crate) async fn a_session_lives_and_leaves_a_tombstone<S: Store>(store: S) {
+        let lifetimes = Lifetimes { session: MINUTE, retention: MINUTE };
+        let id = VerificationId::random().unwrap();
+        assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Unknown));
+        assert!(matches!(store.take_try(&id, 5, 1).await.unwrap(), TryTaken::Unknown));
+        assert_eq!(
+            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE).await.unwrap(),
+            Ending::Unknown
+        );
+        store.put_session(&id, b"first", b"rec1", lifetimes).await.unwrap();
+        store.put_session(&id, b"again", b"rec?", lifetimes).await.unwrap();
+        assert_eq!(
+            live(store.load_session(&id).await.unwrap()),
+            (b"first".to_vec(), 0, 0, b"rec1".to_vec()),
+            "put once"
+        );
+
+        assert_eq!(tries(store.take_try(&id, 2, 10).await.unwrap()), Ok((1, 0)));
+        assert_eq!(tries(store.take_try(&id, 2, 11).await.unwrap()), Ok((2, 0)));
+        assert_eq!(tries(store.take_try(&id, 2, 12).await.unwrap()), Err("spent"));
+        store.refund_try(&id, 11).await.unwrap();
+        assert_eq!(tries(store.take_try(&id, 2, 13).await.unwrap()), Ok((2, 0)));
+
+        // A resend claims the next generation and its replacement the one after; tries stay.
+        assert!(store.claim_resend(&id, 20).await.unwrap());
+        assert!(store.replace_session(&id, b"second", b"rec2", lifetimes, 21).await.unwrap());
+        assert_eq!(live(store.load_session(&id).await.unwrap()), (b"second".to_vec(), 2, 2, b"rec2".to_vec()));
+        assert_eq!(
+            store.end_session(&id, Generation::Only(1), State::Expired, b"x", MINUTE).await.unwrap(),
+            Ending::Newer
+        );
+        assert_eq!(
+            store.end_session(&id, Generation::Only(2), State::Approved, b"done", MINUTE).await.unwrap(),
+            Ending::Ended
+        );
+        match store.load_session(&id).await.unwrap() {
+            Lookup::Finished { state, record } => {
+                assert_eq!((state, record.as_slice()), (State::Approved, &b"done"[..]))
+            }
+            _ => panic!("an approved session leaves its tombstone"),
+        }
+        assert_eq!(tries(store.take_try(&id, 2, 30).await.unwrap()), Err("approved"));
+        assert_eq!(
+            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE).await.unwrap(),
+            Ending::Finished(State::Approved),
+            "a finished session stays as it ended"
+        );
+        assert!(!store.claim_resend(&id, 31).await.unwrap());
+        assert!(!store.replace_session(&id, b"third", b"rec3", lifetimes, 32).await.unwrap());
+
+        // A session that runs out its lifetime is expired, and its tombstone goes with its retention.
+        let short = Lifetimes { session: Duration::from_millis(30), retention: Duration::from_millis(300) };
+        let id = VerificationId::random().unwrap();
+        store.put_session(&id, b"p", b"r", short).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Finished { state: State::Expired, .. }));
+        assert_eq!(tries(store.take_try(&id, 2, 40).await.unwrap()), Err("expired"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Unknown));
+    }
+
+    pub(crate) async fn an_idempotency_key_is_claimed_once<S: Store>(store: S) {
+        assert!(matches!(store.claim_key("k1", b"request", MINUTE).await.unwrap(), Claim::Fresh));
+        assert!(matches!(store.claim_key("k1", b"request", MINUTE).await.unwrap(), Claim::InProgress));
+        assert!(matches!(store.claim_key("k1", b"another", MINUTE).await.unwrap(), Claim::Reused));
+        store.finish_key("k1", b"answer", MINUTE).await.unwrap();
+        match store.claim_key("k1", b"request", MINUTE).await.unwrap() {
+            Claim::Done(answer) => assert_eq!(answer.as_slice(), b"answer"),
+            _ => panic!("a finished key answers its first call's answer"),
+        }
+        assert!(matches!(store.claim_key("k2", b"request", MINUTE).await.unwrap(), Claim::Fresh), "keys apart");
+        store.forget_key("k2").await.unwrap();
+        assert!(matches!(store.claim_key("k2", b"request", MINUTE).await.unwrap(), Claim::Fresh), "forgotten");
+        // A lease that ends frees the key (its call's process died).
+        assert!(matches!(store.claim_key("k3", b"request", Duration::from_millis(30)).await.unwrap(), Claim::Fresh));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(matches!(store.claim_key("k3", b"request", MINUTE).await.unwrap(), Claim::Fresh));
     }
 }

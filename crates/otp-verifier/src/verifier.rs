@@ -1,20 +1,26 @@
 //! The verifier: start, check, resend and cancel, with the guard in front of every send.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otp_core::{
     Error, ErrorKind, Gateway, MobileNumber, OtpCode, Outcome, Reached, SecretString, SendReceipt, VerifyReceipt,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 use tracing::field::Empty;
 use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
+use crate::events::{Event, EventKind, EventSink};
 use crate::id::{random_bytes, VerificationId};
 use crate::rules::{Context, GuardRules, Subject};
-use crate::store::{Admission, Counted, Generation, GuardKey, Loaded, Store, Ticket, TryTaken};
+use crate::store::{
+    Admission, Claim, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, State, Store, Ticket, TryTaken,
+};
 use crate::MemoryStore;
 
 /// One span per operation, its fields filled in as it ends (docs/telemetry.md).
@@ -25,7 +31,8 @@ macro_rules! verifier_span {
             otp.gateway = $verifier.gateway.gateway().as_str(),
             otp.outcome = Empty,
             error.type = Empty,
-            otp.guard.rule = Empty
+            otp.guard.rule = Empty,
+            otp.test_number = Empty
         )
     };
 }
@@ -81,11 +88,35 @@ pub struct Sent {
     pub outcome: Outcome,
 }
 
-/// A session as stored.
+/// How long a finished verification's tombstone is kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long an idempotency key replays its first call's answer.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How long an idempotency key's first call may run before the key is free again: longer than
+/// any send's deadline, so only a call whose process died lets a retry through (its code may
+/// have gone out: the guard's cooldown still holds the retry).
+const IDEMPOTENCY_LEASE: Duration = Duration::from_secs(120);
+
+/// A session as stored: what a resend and a check need (personal data: sealed in Redis).
 #[derive(Serialize, Deserialize)]
 struct SessionData<R> {
     request: R,
     sent: Sent,
+    record: Record,
+}
+
+/// What status tells about a verification, and all its tombstone keeps: no number, request,
+/// reference or credential. Times in ms since the Unix epoch, by the instance's clock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    gateway: Gateway,
+    outcome: Outcome,
+    sends: u32,
+    created_ms: u64,
+    last_send_ms: u64,
+    expires_ms: u64,
+    ended_ms: Option<u64>,
+    test: bool,
 }
 
 /// A started (or resent) verification.
@@ -102,6 +133,10 @@ pub struct Started {
     pub expires_at: SystemTime,
     /// The least time before a resend is admitted (the cooldown).
     pub resend_after: Duration,
+    /// A test number's verification: no gateway was called.
+    pub test: bool,
+    /// This is the answer of an earlier call with the same idempotency key: nothing was sent now.
+    pub replayed: bool,
 }
 
 /// The answer to a check.
@@ -123,19 +158,69 @@ pub enum Check {
         /// Tries left in this session (0: the session is spent).
         tries_left: u32,
     },
-    /// The session is over: expired, spent, verified, cancelled or unknown. Start a new one.
+    /// The code expired before the right one came: start a new verification.
     Expired,
+    /// The session was approved already; its credential is never handed out twice.
+    AlreadyApproved,
+    /// The application cancelled it.
+    Canceled,
+    /// Every try was used on wrong codes.
+    MaxAttemptsReached,
+    /// No such verification (never started here, or past its retention).
+    NotFound,
 }
 
 impl Check {
-    /// The stable name: `verified`, `wrong_otp`, `otp_expired` (as the CLI and verify.md say).
+    /// The stable name: `verified`, `wrong_otp`, `otp_expired` (as the CLI and verify.md say),
+    /// `already_approved`, `canceled`, `max_attempts_reached`, `not_found`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Check::Verified { .. } => "verified",
             Check::WrongOtp { .. } => "wrong_otp",
             Check::Expired => "otp_expired",
+            Check::AlreadyApproved => "already_approved",
+            Check::Canceled => "canceled",
+            Check::MaxAttemptsReached => "max_attempts_reached",
+            Check::NotFound => "not_found",
         }
     }
+
+    fn finished(state: State) -> Self {
+        match state {
+            State::Approved => Check::AlreadyApproved,
+            State::Canceled => Check::Canceled,
+            State::MaxAttemptsReached => Check::MaxAttemptsReached,
+            State::Expired | State::Pending => Check::Expired,
+        }
+    }
+}
+
+/// Where a verification stands.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// Its id.
+    pub id: VerificationId,
+    /// Its state.
+    pub state: State,
+    /// Its gateway.
+    pub gateway: Gateway,
+    /// The number (masked when printed) while it is pending; a tombstone keeps none.
+    pub mobile: Option<MobileNumber>,
+    /// How its last send succeeded.
+    pub outcome: Outcome,
+    /// Codes it will still check (0 once finished).
+    pub tries_left: u32,
+    /// Codes sent (a start and its resends).
+    pub sends: u32,
+    /// When it was started.
+    pub created_at: SystemTime,
+    /// When its code stops being checked.
+    pub expires_at: SystemTime,
+    /// When the cooldown admits a resend, while it is pending (other limits may still refuse).
+    pub resend_available_at: Option<SystemTime>,
+    /// A test number's verification.
+    pub test: bool,
 }
 
 /// Verification sessions over one gateway client, with the send guard in front of every send.
@@ -147,10 +232,13 @@ pub struct Verifier<G, S = MemoryStore> {
     store: S,
     rules: GuardRules,
     lifetime: Duration,
+    retention: Duration,
     guard_fail_open: bool,
     /// The guard that stands in, in this process, while a shared store cannot be reached and
     /// fail-open is on: never no guard.
     local_guard: MemoryStore,
+    test_numbers: Arc<HashMap<MobileNumber, OtpCode>>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 /// Which guard counted a send, so that an unsent one is given back to the same.
@@ -166,13 +254,24 @@ impl<G: SessionGateway + std::fmt::Debug, S: Store + std::fmt::Debug> std::fmt::
             .field("store", &self.store)
             .field("rules", &self.rules)
             .field("lifetime", &self.lifetime)
+            .field("retention", &self.retention)
             .field("guard_fail_open", &self.guard_fail_open)
+            .field("test_numbers", &self.test_numbers.len())
+            .field("events", &self.events.is_some())
             .finish()
     }
 }
 
+/// What an idempotency key replays: the first call's answer.
+#[derive(Serialize, Deserialize)]
+enum Answer {
+    Started { id: String, gateway: Gateway, outcome: Outcome, expires_ms: u64, resend_after_ms: u64, test: bool },
+    Failed { kind: String, reached: String, retryable: bool, description: String },
+}
+
 impl<G: SessionGateway, S: Store> Verifier<G, S> {
-    /// A verifier with the default rules; sessions live as long as the gateway's OTP.
+    /// A verifier with the default rules; sessions live as long as the gateway's OTP, and
+    /// finished ones are remembered for [`DEFAULT_RETENTION`].
     pub fn new(gateway: G, store: S) -> Self {
         let lifetime = gateway.otp_validity();
         Self {
@@ -180,8 +279,11 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             store,
             rules: GuardRules::default(),
             lifetime,
+            retention: DEFAULT_RETENTION,
             guard_fail_open: false,
             local_guard: MemoryStore::new(),
+            test_numbers: Arc::default(),
+            events: None,
         }
     }
 
@@ -216,28 +318,54 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         Ok(self)
     }
 
+    /// How long a finished verification's tombstone (its state and times, nothing personal)
+    /// answers `status` and `check` after its session ended (at least 1 s; default 24 h).
+    pub fn with_retention(mut self, retention: Duration) -> Result<Self, Error> {
+        if retention < Duration::from_secs(1) {
+            return Err(Error::configuration("a retention must be at least 1 s"));
+        }
+        self.retention = retention;
+        Ok(self)
+    }
+
+    /// Numbers with a fixed code, for app-store reviewers and staging: a start for one calls no
+    /// gateway (a synthetic reference), its check compares the code in constant time, the
+    /// guard counts it like any number, and spans, status and events mark it `test`. None by
+    /// default: list them explicitly, never in production unless a reviewer needs one.
+    pub fn with_test_numbers(mut self, numbers: impl IntoIterator<Item = (MobileNumber, OtpCode)>) -> Self {
+        self.test_numbers = Arc::new(numbers.into_iter().collect());
+        self
+    }
+
+    /// Where every state change is reported (an audit trail, webhooks). Emitting never blocks
+    /// or fails a verification: see [`EventSink`].
+    pub fn with_events(mut self, sink: impl EventSink) -> Self {
+        self.events = Some(Arc::new(sink));
+        self
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &GuardRules {
         &self.rules
     }
 
+    fn lifetimes(&self) -> Lifetimes {
+        Lifetimes { session: self.lifetime, retention: self.retention }
+    }
+
     /// Starts a verification: the guard admits the send (or refuses it as `rate_limited`,
-    /// nothing sent), the gateway sends, and the session is stored.
+    /// nothing sent), the gateway sends, and the session is stored. With an idempotency key in
+    /// `context`, a retry answers the first call's result (`Started::replayed`).
     pub async fn start(&self, request: G::Request, context: &Context) -> Result<Started, Error> {
         let span = verifier_span!("otp.verifier.start", self);
         async {
-            let id = VerificationId::random()?;
-            let sent = self.guarded_send(&request, context, None).await?;
-            let outcome = sent.outcome;
-            let payload = encode(&SessionData { request, sent })?;
-            self.store.put_session(&id, &payload, self.lifetime).await.map_err(|error| {
-                Error::store_unavailable(
-                    Reached::Yes,
-                    "the OTP was sent but its session could not be stored: start again after the cooldown",
-                )
-                .with_source(error)
-            })?;
-            Ok(self.started(id, outcome))
+            match &context.idempotency_key {
+                None => self.start_once(request, context).await,
+                Some(key) => {
+                    let fingerprint = encode(&request)?;
+                    self.idempotent(format!("start:{key}"), &fingerprint, self.start_once(request, context)).await
+                }
+            }
         }
         .instrument(span.clone())
         .await
@@ -245,10 +373,95 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         .inspect_err(|error| record_error(&span, error))
     }
 
+    async fn start_once(&self, request: G::Request, context: &Context) -> Result<Started, Error> {
+        let id = VerificationId::random()?;
+        let gateway = self.gateway.gateway();
+        let mobile = *G::mobile(&request);
+        let test = self.test_numbers.contains_key(&mobile);
+        let sent = match self.guarded_send(&request, context, None).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                self.emit(
+                    EventKind::SendFailed,
+                    &id,
+                    Some(mobile),
+                    Some(error.kind().as_str()),
+                    error.guard_rule(),
+                    test,
+                );
+                return Err(error);
+            }
+        };
+        let now = now_ms();
+        let record = Record {
+            gateway,
+            outcome: sent.outcome,
+            sends: 1,
+            created_ms: now,
+            last_send_ms: now,
+            expires_ms: now.saturating_add(millis(self.lifetime)),
+            ended_ms: None,
+            test,
+        };
+        let outcome = sent.outcome;
+        let payload = encode(&SessionData { request, sent, record: record.clone() })?;
+        self.store.put_session(&id, &payload, &encode(&record)?, self.lifetimes()).await.map_err(|error| {
+            Error::store_unavailable(
+                Reached::Yes,
+                "the OTP was sent but its session could not be stored: start again after the cooldown",
+            )
+            .with_source(error)
+        })?;
+        self.emit(EventKind::Started, &id, Some(mobile), Some(outcome.as_str()), None, test);
+        Ok(self.started(id, &record))
+    }
+
+    /// Where a verification stands; `None` for an id never started here or past its retention.
+    pub async fn status(&self, id: &VerificationId) -> Result<Option<Status>, Error> {
+        Ok(match self.store.load_session(id).await? {
+            Lookup::Live { loaded, record } => {
+                let session: SessionData<G::Request> = decode(&loaded.payload)?;
+                let record = decode_record(&record)?;
+                let cooldown_ends = record.last_send_ms.saturating_add(millis(self.rules.cooldown));
+                Some(Status {
+                    id: id.clone(),
+                    state: State::Pending,
+                    gateway: record.gateway,
+                    mobile: Some(*G::mobile(&session.request)),
+                    outcome: record.outcome,
+                    tries_left: self.rules.max_wrong_tries.saturating_sub(loaded.tries_used),
+                    sends: record.sends,
+                    created_at: system_time(record.created_ms),
+                    expires_at: system_time(record.expires_ms),
+                    resend_available_at: Some(system_time(cooldown_ends)),
+                    test: record.test,
+                })
+            }
+            Lookup::Finished { state, record } => {
+                let record = decode_record(&record)?;
+                Some(Status {
+                    id: id.clone(),
+                    state,
+                    gateway: record.gateway,
+                    mobile: None,
+                    outcome: record.outcome,
+                    tries_left: 0,
+                    sends: record.sends,
+                    created_at: system_time(record.created_ms),
+                    expires_at: system_time(record.expires_ms),
+                    resend_available_at: None,
+                    test: record.test,
+                })
+            }
+            Lookup::Unknown => None,
+        })
+    }
+
     /// Checks a code. A wrong code uses one of the session's tries, counted before the gateway
     /// is asked, so concurrent checks never take more than the limit; a code that did not reach
     /// the gateway gives its try back. A check ends only the session generation it read: a
-    /// resend that replaced the session meanwhile survives it.
+    /// resend that replaced the session meanwhile survives it. A finished session answers its
+    /// state without a gateway call.
     pub async fn check(&self, id: &VerificationId, code: OtpCode) -> Result<Check, Error> {
         let span = verifier_span!("otp.verifier.check", self);
         async {
@@ -256,37 +469,74 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             let ticket = new_ticket()?;
             let Loaded { payload, tries_used, generation } = match self.store.take_try(id, max_tries, ticket).await? {
                 TryTaken::Taken(loaded) => loaded,
-                TryTaken::Over => return Ok(Check::Expired),
+                TryTaken::Spent => return Ok(Check::MaxAttemptsReached),
+                TryTaken::Finished(state) => return Ok(Check::finished(state)),
+                TryTaken::Unknown => return Ok(Check::NotFound),
             };
             let session: SessionData<G::Request> = match decode(&payload) {
                 Ok(session) => session,
                 Err(error) => {
-                    self.end(id, Generation::Any).await;
+                    // Unreadable: ended (a minimal tombstone), so it stops costing tries.
+                    let record = self.unreadable_record();
+                    let _ = self.end(id, Generation::Any, State::Expired, &record).await;
                     return Err(error);
                 }
             };
-            let request = match G::verify_request(&session.request, &session.sent, code) {
-                Ok(request) => request,
-                Err(error) => {
-                    self.give_back_try(id, ticket).await;
-                    return Err(error);
-                }
-            };
+            let mobile = *G::mobile(&session.request);
+            let test = session.record.test;
+            if test {
+                tracing::Span::current().record("otp.test_number", true);
+            }
             let tries_left = max_tries.saturating_sub(tries_used);
-            match self.gateway.verify(&request).await {
-                Ok(receipt) => {
+            let verified = if test {
+                self.check_test_code(&mobile, &code)
+            } else {
+                let request = match G::verify_request(&session.request, &session.sent, code) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        self.give_back_try(id, ticket).await;
+                        return Err(error);
+                    }
+                };
+                self.gateway.verify(&request).await.map(|receipt| receipt.credential)
+            };
+            let record = &session.record;
+            match verified {
+                Ok(credential) => {
                     // Verified is final, whatever a resend did meanwhile.
-                    self.end(id, Generation::Any).await;
-                    Ok(Check::Verified { mobile: *G::mobile(&session.request), credential: receipt.credential })
+                    match self.end(id, Generation::Any, State::Approved, record).await {
+                        Ending::Ended => {
+                            self.emit(EventKind::Approved, id, Some(mobile), Some("verified"), None, test);
+                            Ok(Check::Verified { mobile, credential })
+                        }
+                        // Another check of the same code won the race: only one hands out the credential.
+                        Ending::Finished(State::Approved) => Ok(Check::AlreadyApproved),
+                        Ending::Finished(state) => Ok(Check::finished(state)),
+                        Ending::Newer | Ending::Unknown => Ok(Check::Verified { mobile, credential }),
+                    }
                 }
-                Err(error) if error.kind() == ErrorKind::WrongOtp => Ok(Check::WrongOtp { tries_left }),
+                Err(error) if error.kind() == ErrorKind::WrongOtp => {
+                    self.emit(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, test);
+                    if tries_left == 0 {
+                        let ending =
+                            self.end(id, Generation::Only(generation), State::MaxAttemptsReached, record).await;
+                        if ending == Ending::Ended {
+                            self.emit(EventKind::MaxAttemptsReached, id, Some(mobile), Some("wrong_otp"), None, test);
+                        }
+                    }
+                    Ok(Check::WrongOtp { tries_left })
+                }
                 Err(error) if error.kind() == ErrorKind::OtpExpired => {
-                    if self.end(id, Generation::Only(generation)).await {
-                        Ok(Check::Expired)
-                    } else {
+                    match self.end(id, Generation::Only(generation), State::Expired, record).await {
+                        Ending::Ended => {
+                            self.emit(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, test);
+                            Ok(Check::Expired)
+                        }
                         // A resend replaced the session while this code was judged: the code
                         // was the old send's, and the new one is still to be checked.
-                        Ok(Check::WrongOtp { tries_left })
+                        Ending::Newer => Ok(Check::WrongOtp { tries_left }),
+                        Ending::Finished(state) => Ok(Check::finished(state)),
+                        Ending::Unknown => Ok(Check::NotFound),
                     }
                 }
                 Err(error) => {
@@ -305,42 +555,34 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         .inspect_err(|error| record_error(&span, error))
     }
 
+    /// A test number's code against its fixed one, in constant time.
+    fn check_test_code(&self, mobile: &MobileNumber, code: &OtpCode) -> Result<Option<SecretString>, Error> {
+        metrics::counter!("otp.verifier.test_number_checks", "otp.gateway" => self.gateway.gateway().as_str())
+            .increment(1);
+        let matches = self.test_numbers.get(mobile).is_some_and(|fixed| {
+            let (fixed, given) = (fixed.expose_secret().as_bytes(), code.expose_secret().as_bytes());
+            fixed.len() == given.len() && bool::from(fixed.ct_eq(given))
+        });
+        if matches {
+            Ok(None)
+        } else {
+            Err(Error::replayed(ErrorKind::WrongOtp, Reached::No, false, "the code is not the test number's"))
+        }
+    }
+
     /// Sends a new code for a session, under the same guard as a start; the new reference
-    /// replaces the old one (PhonePe verifies only the latest). The id stays the same.
+    /// replaces the old one (PhonePe verifies only the latest). The id stays the same. A
+    /// finished session is not resent (`otp_expired`, nothing sent); its state is `status`'s.
     pub async fn resend(&self, id: &VerificationId, context: &Context) -> Result<Started, Error> {
         let span = verifier_span!("otp.verifier.resend", self);
         async {
-            let gone = || {
-                Error::session_expired(
-                    Reached::No,
-                    "no such verification (expired, verified, spent or cancelled): start a new one",
-                )
-            };
-            let loaded = self.store.load_session(id).await?.ok_or_else(gone)?;
-            if loaded.tries_used >= self.rules.max_wrong_tries {
-                // Spent: no check can ever use a new code, so none is sent.
-                return Err(Error::session_expired(
-                    Reached::No,
-                    "this verification is spent (every try used): start a new one; nothing was sent",
-                ));
+            match &context.idempotency_key {
+                None => self.resend_once(id, context).await,
+                Some(key) => {
+                    let scoped = format!("resend:{}:{key}", id.as_str());
+                    self.idempotent(scoped, id.as_str().as_bytes(), self.resend_once(id, context)).await
+                }
             }
-            let session: SessionData<G::Request> = decode(&loaded.payload)?;
-            G::check_resend(&session.request)?;
-            let sent = self.guarded_send(&session.request, context, Some(id)).await?;
-            let outcome = sent.outcome;
-            let payload = encode(&SessionData { request: session.request, sent })?;
-            let replaced =
-                self.store.replace_session(id, &payload, self.lifetime, new_ticket()?).await.map_err(|error| {
-                    Error::store_unavailable(Reached::Yes, "the OTP was sent but its session could not be updated")
-                        .with_source(error)
-                })?;
-            if !replaced {
-                return Err(Error::session_expired(
-                    Reached::Yes,
-                    "the session ended (verified or cancelled) while its new code was being sent",
-                ));
-            }
-            Ok(self.started(id.clone(), outcome))
         }
         .instrument(span.clone())
         .await
@@ -348,30 +590,147 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         .inspect_err(|error| record_error(&span, error))
     }
 
-    /// Forgets a session: later checks answer expired.
-    pub async fn cancel(&self, id: &VerificationId) -> Result<(), Error> {
-        self.store.end_session(id, Generation::Any).await.map(drop)
+    async fn resend_once(&self, id: &VerificationId, context: &Context) -> Result<Started, Error> {
+        let loaded =
+            match self.store.load_session(id).await? {
+                Lookup::Live { loaded, .. } => loaded,
+                Lookup::Finished { state, .. } => {
+                    return Err(Error::session_expired(
+                        Reached::No,
+                        format!("this verification is {}: start a new one; nothing was sent", state.as_str()),
+                    ))
+                }
+                Lookup::Unknown => return Err(Error::session_expired(
+                    Reached::No,
+                    "no such verification (never started, or past its retention): start a new one; nothing was sent",
+                )),
+            };
+        if loaded.tries_used >= self.rules.max_wrong_tries {
+            // Spent: no check can ever use a new code, so none is sent.
+            return Err(Error::session_expired(
+                Reached::No,
+                "this verification is spent (every try used): start a new one; nothing was sent",
+            ));
+        }
+        let session: SessionData<G::Request> = decode(&loaded.payload)?;
+        G::check_resend(&session.request)?;
+        let mobile = *G::mobile(&session.request);
+        let test = session.record.test;
+        let sent = match self.guarded_send(&session.request, context, Some(id)).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                self.emit(
+                    EventKind::SendFailed,
+                    id,
+                    Some(mobile),
+                    Some(error.kind().as_str()),
+                    error.guard_rule(),
+                    test,
+                );
+                return Err(error);
+            }
+        };
+        let now = now_ms();
+        let record = Record {
+            outcome: sent.outcome,
+            sends: session.record.sends.saturating_add(1),
+            last_send_ms: now,
+            expires_ms: now.saturating_add(millis(self.lifetime)),
+            ..session.record
+        };
+        let payload = encode(&SessionData { request: session.request, sent, record: record.clone() })?;
+        let replaced = self
+            .store
+            .replace_session(id, &payload, &encode(&record)?, self.lifetimes(), new_ticket()?)
+            .await
+            .map_err(|error| {
+                Error::store_unavailable(Reached::Yes, "the OTP was sent but its session could not be updated")
+                    .with_source(error)
+            })?;
+        if !replaced {
+            return Err(Error::session_expired(
+                Reached::Yes,
+                "the session ended (verified or cancelled) while its new code was being sent",
+            ));
+        }
+        self.emit(EventKind::Resent, id, Some(mobile), Some(record.outcome.as_str()), None, test);
+        Ok(self.started(id.clone(), &record))
     }
 
-    fn started(&self, id: VerificationId, outcome: Outcome) -> Started {
+    /// Cancels a pending verification: later checks answer `canceled`. Answers the state it is
+    /// in now — `Canceled` (now or before), or the state it had already finished in (an
+    /// approved one stays approved) — or `None` for an unknown id.
+    pub async fn cancel(&self, id: &VerificationId) -> Result<Option<State>, Error> {
+        let (record, mobile) = match self.store.load_session(id).await? {
+            Lookup::Live { loaded, record } => {
+                let mobile = decode::<G::Request>(&loaded.payload).ok().map(|s| *G::mobile(&s.request));
+                (decode_record(&record)?, mobile)
+            }
+            Lookup::Finished { state, .. } => return Ok(Some(state)),
+            Lookup::Unknown => return Ok(None),
+        };
+        Ok(Some(
+            match self
+                .store
+                .end_session(id, Generation::Any, State::Canceled, &encode(&self.ended(&record))?, self.retention)
+                .await?
+            {
+                Ending::Ended => {
+                    self.emit(EventKind::Canceled, id, mobile, None, None, record.test);
+                    State::Canceled
+                }
+                Ending::Finished(state) => state,
+                Ending::Newer | Ending::Unknown => State::Canceled,
+            },
+        ))
+    }
+
+    fn started(&self, id: VerificationId, record: &Record) -> Started {
         Started {
             id,
-            gateway: self.gateway.gateway(),
-            outcome,
-            expires_at: SystemTime::now() + self.lifetime,
+            gateway: record.gateway,
+            outcome: record.outcome,
+            expires_at: system_time(record.expires_ms),
             resend_after: self.rules.cooldown,
+            test: record.test,
+            replayed: false,
         }
     }
 
-    /// Ends a verified, expired or unreadable session (only `generation`'s): true when it is
-    /// over now, false when a newer generation lives on. Should the store fail now, the session
-    /// only lingers until its lifetime ends, and the gateway refuses its spent code.
-    async fn end(&self, id: &VerificationId, generation: Generation) -> bool {
-        match self.store.end_session(id, generation).await {
+    fn ended(&self, record: &Record) -> Record {
+        Record { ended_ms: Some(now_ms()), ..record.clone() }
+    }
+
+    fn unreadable_record(&self) -> Record {
+        let now = now_ms();
+        Record {
+            gateway: self.gateway.gateway(),
+            outcome: Outcome::Sent,
+            sends: 0,
+            created_ms: now,
+            last_send_ms: now,
+            expires_ms: now,
+            ended_ms: Some(now),
+            test: false,
+        }
+    }
+
+    /// Ends a session's `generation` in `state`, its record kept as the tombstone. Should the
+    /// store fail now, the session only lingers until its lifetime ends, and the gateway
+    /// refuses its spent code.
+    async fn end(&self, id: &VerificationId, generation: Generation, state: State, record: &Record) -> Ending {
+        let ended = match encode(&self.ended(record)) {
             Ok(ended) => ended,
             Err(error) => {
-                tracing::warn!(error = %error, "a finished verification session could not be removed; it expires on its own");
-                true
+                tracing::warn!(error = %error, "a finished verification's record could not be written");
+                return Ending::Ended;
+            }
+        };
+        match self.store.end_session(id, generation, state, &ended, self.retention).await {
+            Ok(ending) => ending,
+            Err(error) => {
+                tracing::warn!(error = %error, "a finished verification session could not be ended; it expires on its own");
+                Ending::Ended
             }
         }
     }
@@ -384,9 +743,84 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         }
     }
 
+    fn emit(
+        &self,
+        kind: EventKind,
+        id: &VerificationId,
+        mobile: Option<MobileNumber>,
+        outcome: Option<&'static str>,
+        rule: Option<&'static str>,
+        test: bool,
+    ) {
+        if let Some(sink) = &self.events {
+            let mut event = Event::new(kind, id, self.gateway.gateway());
+            event.mobile = mobile;
+            event.outcome = outcome;
+            event.rule = rule;
+            event.test = test;
+            sink.emit(event);
+        }
+    }
+
+    /// Runs `call` once per idempotency key: a retry with the same key and request answers the
+    /// first call's result; with another request it is refused; while the first runs, it is
+    /// refused as retryable. A first call that sent nothing lets the key go, so a retry may try.
+    async fn idempotent(
+        &self,
+        key: String,
+        request: &[u8],
+        call: impl Future<Output = Result<Started, Error>>,
+    ) -> Result<Started, Error> {
+        match self.store.claim_key(&key, request, IDEMPOTENCY_LEASE).await? {
+            Claim::Fresh => {}
+            Claim::InProgress => {
+                return Err(Error::guard_refused("idempotency_in_progress", Duration::from_secs(1)));
+            }
+            Claim::Reused => {
+                return Err(Error::invalid_input(
+                    "idempotency key reused with another request: a new request needs a new key; nothing was sent",
+                ))
+            }
+            Claim::Done(answer) => {
+                metrics::counter!("otp.verifier.idempotent_replays", "otp.gateway" => self.gateway.gateway().as_str())
+                    .increment(1);
+                return replay(&answer);
+            }
+        }
+        let result = call.await;
+        let stored = match &result {
+            Err(error) if error.reached_provider() == Reached::No => self.store.forget_key(&key).await,
+            Ok(started) => {
+                let answer = Answer::Started {
+                    id: started.id.as_str().to_owned(),
+                    gateway: started.gateway,
+                    outcome: started.outcome,
+                    expires_ms: started.expires_at.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0),
+                    resend_after_ms: millis(started.resend_after),
+                    test: started.test,
+                };
+                self.store.finish_key(&key, &encode(&answer)?, IDEMPOTENCY_KEY_LIFETIME).await
+            }
+            Err(error) => {
+                let answer = Answer::Failed {
+                    kind: error.kind().as_str().to_owned(),
+                    reached: reached_name(error.reached_provider()).to_owned(),
+                    retryable: error.is_retryable(),
+                    description: error.description().to_owned(),
+                };
+                self.store.finish_key(&key, &encode(&answer)?, IDEMPOTENCY_KEY_LIFETIME).await
+            }
+        };
+        if let Err(error) = stored {
+            tracing::warn!(error = %error, "an idempotency key's answer could not be stored; a retry may be refused as in progress until its lease ends");
+        }
+        result
+    }
+
     /// The guard, then the send. The request is checked first, so one that could never be
     /// sent is counted nowhere; a send that never left this process gives its place back. A
     /// resend (`resending`) claims its session's next generation once admitted, before it sends.
+    /// A test number is counted like any number, and sent nowhere.
     async fn guarded_send(
         &self,
         request: &G::Request,
@@ -419,6 +853,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                 self.release(&counted, ticket, counted_by).await;
                 return Err(error.with_gateway(gateway));
             }
+        }
+        if self.test_numbers.contains_key(mobile) {
+            tracing::Span::current().record("otp.test_number", true);
+            metrics::counter!("otp.verifier.test_number_sends", "otp.gateway" => gateway.as_str()).increment(1);
+            let reference: [u8; 16] = random_bytes()?;
+            let reference: String = reference.iter().map(|b| format!("{b:02x}")).collect();
+            return Ok(Sent {
+                reference: Some(SecretString::new(format!("test-{reference}"))),
+                outcome: Outcome::Sent,
+            });
         }
         match self.gateway.send(request).await {
             Ok(receipt) => Ok(Sent { reference: receipt.reference, outcome: receipt.outcome }),
@@ -470,8 +914,60 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     }
 }
 
+/// The first call's answer, again.
+fn replay(answer: &[u8]) -> Result<Started, Error> {
+    let answer: Answer = serde_json::from_slice(answer)
+        .map_err(|_| Error::store_unavailable(Reached::No, "an idempotency key's stored answer could not be read"))?;
+    match answer {
+        Answer::Started { id, gateway, outcome, expires_ms, resend_after_ms, test } => Ok(Started {
+            id: VerificationId::parse(&id)?,
+            gateway,
+            outcome,
+            expires_at: system_time(expires_ms),
+            resend_after: Duration::from_millis(resend_after_ms),
+            test,
+            replayed: true,
+        }),
+        Answer::Failed { kind, reached, retryable, description } => {
+            let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::UnexpectedResponse);
+            let reached = match reached.as_str() {
+                "no" => Reached::No,
+                "yes" => Reached::Yes,
+                _ => Reached::Maybe,
+            };
+            Err(Error::replayed(
+                kind,
+                reached,
+                retryable,
+                format!("the first call with this idempotency key failed: {description}"),
+            ))
+        }
+    }
+}
+
+fn reached_name(reached: Reached) -> &'static str {
+    match reached {
+        Reached::No => "no",
+        Reached::Yes => "yes",
+        // Reached is non-exhaustive: anything new is as uncertain as "maybe".
+        _ => "maybe",
+    }
+}
+
 fn new_ticket() -> Result<Ticket, Error> {
     Ok(u128::from_le_bytes(random_bytes()?))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
+}
+
+fn millis(duration: Duration) -> u64 {
+    crate::memory::millis(duration)
+}
+
+fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 fn record_outcome(span: &tracing::Span, outcome: &'static str) {
@@ -482,8 +978,8 @@ fn record_error(span: &tracing::Span, error: &Error) {
     span.record("error.type", error.kind().as_str());
 }
 
-fn encode<R: Serialize>(session: &SessionData<R>) -> Result<Zeroizing<Vec<u8>>, Error> {
-    serde_json::to_vec(session)
+fn encode<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
+    serde_json::to_vec(value)
         .map(Zeroizing::new)
         .map_err(|e| Error::configuration(format!("a verification session could not be encoded: {e}")))
 }
@@ -495,5 +991,11 @@ fn decode<R: DeserializeOwned>(payload: &[u8]) -> Result<SessionData<R>, Error> 
             Reached::No,
             format!("a stored verification session could not be read ({:?}); nothing was sent", e.classify()),
         )
+    })
+}
+
+fn decode_record(record: &[u8]) -> Result<Record, Error> {
+    serde_json::from_slice(record).map_err(|e| {
+        Error::store_unavailable(Reached::No, format!("a verification's record could not be read ({:?})", e.classify()))
     })
 }

@@ -26,7 +26,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use otp_verifier::{
-    Check, Context, GuardRule, GuardRules, Limit, MemoryStore, Sent, SessionGateway, Started, Store, VerificationId,
+    ChannelSink, Check, Context, Event, EventKind, EventSink, GuardRule, GuardRules, Limit, MemoryStore, Sent,
+    SessionGateway, Started, State, Status, Store, VerificationId, DEFAULT_RETENTION,
 };
 #[cfg(feature = "redis")]
 pub use otp_verifier::{RedisStore, StoreKey};

@@ -231,18 +231,18 @@ async fn race_wrong_checks<S: Store>(store: S, mobile: &str) {
         })
         .collect();
     let mut tries_left = BTreeSet::new();
-    let mut expired = 0;
+    let mut spent = 0;
     for task in tasks {
         match task.await.unwrap() {
             Check::WrongOtp { tries_left: left } => assert!(tries_left.insert(left), "each try counted once"),
-            Check::Expired => expired += 1,
+            Check::MaxAttemptsReached => spent += 1,
             other => panic!("a wrong code answered {other:?}"),
         }
     }
     assert_eq!(tries_left, BTreeSet::from([0, 1, 2, 3, 4]));
-    assert_eq!(expired, 5);
+    assert_eq!(spent, 5);
     assert_eq!(verifies.load(Ordering::SeqCst), 5, "verify calls that reached the gateway");
-    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::MaxAttemptsReached));
     assert_eq!(verifies.load(Ordering::SeqCst), 5);
 }
 
@@ -293,7 +293,7 @@ async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::Expired));
+    assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::AlreadyApproved));
     let gone = verifier.resend(&started.id, &from(1)).await.unwrap_err();
     assert_eq!((gone.kind(), gone.reached_provider()), (ErrorKind::OtpExpired, Reached::No));
 
@@ -309,9 +309,9 @@ async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     let issued = inbox_code(&sandbox, "9876500402");
     assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
     let started = short.start(phonepe_to("9876500403"), &from(3)).await.unwrap();
-    short.cancel(&started.id).await.unwrap();
+    assert_eq!(short.cancel(&started.id).await.unwrap(), Some(otp::verifier::State::Canceled));
     let issued = inbox_code(&sandbox, "9876500403");
-    assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+    assert!(matches!(short.check(&started.id, code(&issued)).await.unwrap(), Check::Canceled));
 
     // Two wrong codes spend a session whose limit is two.
     let strict = Verifier::new(client(&sandbox, Gateway::PhonePe), store())
@@ -323,7 +323,7 @@ async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     let spent = strict.check(&started.id, wrong(&issued)).await.unwrap();
     assert_eq!(spent.as_str(), "wrong_otp");
     assert!(matches!(spent, Check::WrongOtp { tries_left: 0 }));
-    assert!(matches!(strict.check(&started.id, code(&issued)).await.unwrap(), Check::Expired));
+    assert!(matches!(strict.check(&started.id, code(&issued)).await.unwrap(), Check::MaxAttemptsReached));
 }
 
 #[tokio::test]
@@ -567,14 +567,18 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { .. }));
 
     let contents = redis_contents(&server).await;
-    assert_eq!(contents.len(), 4, "number, address, caller key, session: {contents:?}");
+    assert_eq!(contents.len(), 5, "number, address, caller key, session and its record: {contents:?}");
     let secrets =
         ["9876500701", "203.0.113.77", "account-4242", "device-secret-9", &issued, &reference, started.id.as_str()];
     for (key, values, ttl) in &contents {
         let hex = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
         let shape_ok = match key.strip_prefix("otp:{g}:") {
             Some(guard) => matches!(guard.split_once(':'), Some(("n" | "i" | "c", digest)) if hex(digest)),
-            None => key.strip_prefix("otp:s:{").and_then(|rest| rest.strip_suffix('}')).is_some_and(hex),
+            None => key
+                .strip_prefix("otp:s:{")
+                .or_else(|| key.strip_prefix("otp:r:{"))
+                .and_then(|rest| rest.strip_suffix('}'))
+                .is_some_and(hex),
         };
         assert!(shape_ok, "{key}");
         assert!(*ttl > 0, "{key} has no TTL");
@@ -590,7 +594,7 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     let stranger = RedisStore::open(&server.url(), StoreKey::from_bytes(&[8; 32]).unwrap()).unwrap();
     let other = Verifier::new(client(&sandbox, Gateway::Paytm), stranger);
     assert!(
-        matches!(other.check(&started.id, code(&issued)).await.unwrap(), Check::Expired),
+        matches!(other.check(&started.id, code(&issued)).await.unwrap(), Check::NotFound),
         "another key, another session key"
     );
 }
@@ -716,7 +720,10 @@ async fn debug_of_requests_sessions_and_verifiers_shows_no_number_address_name_o
         verifier_debug.starts_with("Verifier { gateway: PhonePe(") && verifier_debug.contains("MemoryStore {"),
         "{verifier_debug}"
     );
-    assert_eq!(format!("{context:?}"), r#"Context { client_ip: "[redacted]", caller_key: Some("[redacted]") }"#);
+    assert_eq!(
+        format!("{context:?}"),
+        r#"Context { client_ip: "[redacted]", caller_key: Some("[redacted]"), idempotency_key: None }"#
+    );
     for verification in &verifications {
         assert!(format!("{verification:?}").contains("XXXXXX1001"), "the masked number is shown: {verification:?}");
     }

@@ -1,0 +1,202 @@
+//! One event per state change of a verification, for an audit trail and for webhooks.
+//!
+//! An event carries the verification's id, its gateway, the masked number, what happened
+//! (an outcome or an error kind), the guard rule where one refused, and the time — never a
+//! code, a reference, a credential, a full number or an address.
+//!
+//! Emitting never blocks or fails a verification: a sink takes an event or drops it at once.
+//! [`ChannelSink`] hands events to a bounded channel and, when the consumer cannot keep up,
+//! drops the newest with `otp.events.dropped` counted and a log line at most once a minute.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use otp_core::{Gateway, MobileNumber};
+
+use crate::id::VerificationId;
+
+/// What happened to a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A start sent its code.
+    Started,
+    /// A resend sent a new code.
+    Resent,
+    /// A start or resend failed (refused by the guard, or by the gateway).
+    SendFailed,
+    /// A wrong code was checked.
+    WrongCode,
+    /// The right code was checked.
+    Approved,
+    /// Every try was used on wrong codes.
+    MaxAttemptsReached,
+    /// The code expired before the right one came (the gateway said so, or the session ran out).
+    Expired,
+    /// The application cancelled it.
+    Canceled,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Started,
+        EventKind::Resent,
+        EventKind::SendFailed,
+        EventKind::WrongCode,
+        EventKind::Approved,
+        EventKind::MaxAttemptsReached,
+        EventKind::Expired,
+        EventKind::Canceled,
+    ];
+
+    /// The stable name: `verification.started`, `verification.resent`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "verification.started",
+            EventKind::Resent => "verification.resent",
+            EventKind::SendFailed => "verification.send_failed",
+            EventKind::WrongCode => "verification.wrong_code",
+            EventKind::Approved => "verification.approved",
+            EventKind::MaxAttemptsReached => "verification.max_attempts_reached",
+            EventKind::Expired => "verification.expired",
+            EventKind::Canceled => "verification.canceled",
+        }
+    }
+}
+
+/// One state change. `Debug` and [`Event::to_json`] show the number masked only.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The verification.
+    pub id: VerificationId,
+    /// Its gateway.
+    pub gateway: Gateway,
+    /// The number, masked when printed (`XXXXXX3210`); `None` where the event comes from a
+    /// tombstone, which keeps no number.
+    pub mobile: Option<MobileNumber>,
+    /// The outcome (`sent`, `verified`, `wrong_otp`, …) or the error kind of a failure.
+    pub outcome: Option<&'static str>,
+    /// The guard rule that refused, when one did.
+    pub rule: Option<&'static str>,
+    /// A test number's verification (no gateway was called).
+    pub test: bool,
+    /// When it happened (this process's clock).
+    pub at: SystemTime,
+}
+
+impl Event {
+    pub(crate) fn new(kind: EventKind, id: &VerificationId, gateway: Gateway) -> Self {
+        Self {
+            kind,
+            id: id.clone(),
+            gateway,
+            mobile: None,
+            outcome: None,
+            rule: None,
+            test: false,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// The event as one JSON object: `type`, `id`, `gateway`, `to` (masked), `outcome`, `rule`,
+    /// `test`, `at` (milliseconds since the Unix epoch).
+    pub fn to_json(&self) -> serde_json::Value {
+        let at = self.at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        serde_json::json!({
+            "type": self.kind.as_str(),
+            "id": self.id.as_str(),
+            "gateway": self.gateway.as_str(),
+            "to": self.mobile.map(|m| m.masked().to_string()),
+            "outcome": self.outcome,
+            "rule": self.rule,
+            "test": self.test,
+            "at": at,
+        })
+    }
+}
+
+/// Where events go. `emit` must return at once: drop what cannot be taken now.
+pub trait EventSink: Send + Sync + 'static {
+    /// Takes one event, or drops it.
+    fn emit(&self, event: Event);
+}
+
+/// Any function of an event is a sink (it runs on the verifying task: keep it short).
+impl<F: Fn(Event) + Send + Sync + 'static> EventSink for F {
+    fn emit(&self, event: Event) {
+        self(event)
+    }
+}
+
+/// Events into a bounded tokio channel; when it is full, the event is dropped, counted by
+/// `otp.events.dropped` and logged at most once a minute.
+#[derive(Clone)]
+pub struct ChannelSink {
+    sender: tokio::sync::mpsc::Sender<Event>,
+    dropped_logged: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ChannelSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelSink").field("capacity", &self.sender.max_capacity()).finish()
+    }
+}
+
+impl ChannelSink {
+    /// A sink and the receiver its events arrive at, holding at most `capacity` (at least 1).
+    pub fn new(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<Event>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
+        (Self { sender, dropped_logged: Arc::new(AtomicU64::new(0)) }, receiver)
+    }
+}
+
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: Event) {
+        if self.sender.try_send(event).is_err() {
+            metrics::counter!("otp.events.dropped").increment(1);
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let last = self.dropped_logged.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= DROP_LOG_EVERY.as_secs()
+                && self.dropped_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                tracing::warn!("verification events are being dropped: the channel's consumer does not keep up");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_name_and_an_event_shows_the_number_masked() {
+        let names: std::collections::BTreeSet<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        let id = VerificationId::random().unwrap();
+        let mut event = Event::new(EventKind::Approved, &id, Gateway::Paytm);
+        event.mobile = Some("9876543210".parse().unwrap());
+        let text = format!("{event:?} {}", event.to_json());
+        assert!(!text.contains("9876543210") && text.contains("XXXXXX3210"), "{text}");
+        assert_eq!(event.to_json()["type"], "verification.approved");
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_drops_and_never_blocks() {
+        let (sink, mut receiver) = ChannelSink::new(1);
+        let id = VerificationId::random().unwrap();
+        for _ in 0..3 {
+            sink.emit(Event::new(EventKind::Started, &id, Gateway::PhonePe));
+        }
+        assert!(receiver.try_recv().is_ok());
+        assert!(receiver.try_recv().is_err(), "the two that did not fit were dropped");
+    }
+}
