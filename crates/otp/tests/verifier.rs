@@ -559,7 +559,11 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let server = redis_server();
     let verifier = Verifier::new(client(&sandbox, Gateway::Paytm), redis_store(&server));
-    let context = Context::new("203.0.113.77".parse().unwrap()).caller_key("account-4242").unwrap();
+    let context = Context::new("203.0.113.77".parse().unwrap())
+        .caller_key("account-4242")
+        .unwrap()
+        .idempotency_key("order-secret-77")
+        .unwrap();
     let request = otp::paytm::SendOtpRequest::new("9876500701".parse().unwrap(), "device-secret-9").scope("paytm");
     let started = verifier.start(request.into(), &context).await.unwrap();
     let issued = inbox_code(&sandbox, "9876500701");
@@ -567,9 +571,21 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { .. }));
 
     let contents = redis_contents(&server).await;
-    assert_eq!(contents.len(), 5, "number, address, caller key, session and its record: {contents:?}");
-    let secrets =
-        ["9876500701", "203.0.113.77", "account-4242", "device-secret-9", &issued, &reference, started.id.as_str()];
+    assert_eq!(
+        contents.len(),
+        6,
+        "number, address, caller key, session, its record, the idempotency key: {contents:?}"
+    );
+    let secrets = [
+        "9876500701",
+        "203.0.113.77",
+        "account-4242",
+        "device-secret-9",
+        "order-secret-77",
+        &issued,
+        &reference,
+        started.id.as_str(),
+    ];
     for (key, values, ttl) in &contents {
         let hex = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
         let shape_ok = match key.strip_prefix("otp:{g}:") {
@@ -577,6 +593,7 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
             None => key
                 .strip_prefix("otp:s:{")
                 .or_else(|| key.strip_prefix("otp:r:{"))
+                .or_else(|| key.strip_prefix("otp:k:{"))
                 .and_then(|rest| rest.strip_suffix('}'))
                 .is_some_and(hex),
         };

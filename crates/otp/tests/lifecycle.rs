@@ -1,0 +1,286 @@
+//! A verification's whole life (docs/verifier.md): status through every state, tombstones,
+//! terminal answers without a gateway call, idempotent starts racing across verifiers, test
+//! numbers that reach no gateway, and the events of each change — against the real sandbox, on
+//! the memory store and on a real redis-server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, SystemTime};
+
+use otp::sandbox::{Sandbox, SandboxConfig};
+use otp::verifier::{
+    ChannelSink, Check, Context, Event, EventKind, GuardRules, MemoryStore, RedisStore, State, Store, StoreKey,
+    Verification, Verifier,
+};
+use otp::{phonepe, ErrorKind, Gateway, MobileNumber, Reached};
+use otp_verifier::test_util::RedisServer;
+
+mod common;
+use common::{code, inbox_code, sandbox_client, wrong};
+
+fn phonepe_to(mobile: &str) -> Verification {
+    phonepe::SendOtpRequest::new(mobile.parse::<MobileNumber>().unwrap()).into()
+}
+
+fn from(caller: u32) -> Context {
+    Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
+}
+
+fn redis_server() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
+}
+
+fn redis_store(server: &RedisServer) -> RedisStore {
+    RedisStore::open(&server.url(), StoreKey::from_bytes(&[7; 32]).unwrap()).unwrap()
+}
+
+fn drain(receiver: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    while let Ok(event) = receiver.try_recv() {
+        kinds.push(event.kind);
+    }
+    kinds
+}
+
+/// Pending → approved, with status at each step; a finished session answers its state without
+/// a gateway call, never the credential twice; its tombstone holds no number.
+async fn status_through_a_life<S: Store>(store: impl Fn() -> S) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let (sink, mut events) = ChannelSink::new(64);
+    let rules = GuardRules::default().cooldown(Duration::from_millis(200));
+    let verifier =
+        Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), store()).with_rules(rules).unwrap().with_events(sink);
+    let mobile = "9876513001";
+    let started = verifier.start(phonepe_to(mobile), &from(1)).await.unwrap();
+    assert!(!started.test && !started.replayed);
+    let status = verifier.status(&started.id).await.unwrap().unwrap();
+    assert_eq!(
+        (status.state, status.gateway, status.tries_left, status.sends),
+        (State::Pending, Gateway::PhonePe, 5, 1)
+    );
+    assert_eq!(status.mobile.unwrap().expose_digits(), mobile);
+    assert_eq!(format!("{:?}", status.mobile.unwrap()), "MobileNumber(XXXXXX3001)");
+    let now = SystemTime::now();
+    assert!(status.expires_at > now + Duration::from_secs(590) && status.expires_at <= now + Duration::from_secs(600));
+    assert!(status.resend_available_at.unwrap() <= now + Duration::from_millis(200));
+    assert!(status.created_at <= now && !status.test);
+
+    let issued = inbox_code(&sandbox, mobile);
+    assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { tries_left: 4 }));
+    assert_eq!(verifier.status(&started.id).await.unwrap().unwrap().tries_left, 4);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    verifier.resend(&started.id, &from(1)).await.unwrap();
+    let status = verifier.status(&started.id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.sends, status.tries_left), (State::Pending, 2, 4));
+    let second = inbox_code(&sandbox, mobile);
+    assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::Verified { .. }));
+
+    let status = verifier.status(&started.id).await.unwrap().unwrap();
+    assert_eq!((status.state, status.sends, status.tries_left), (State::Approved, 2, 0));
+    assert!(status.mobile.is_none() && status.resend_available_at.is_none(), "a tombstone keeps no number");
+    let sends_before = sandbox.otps(mobile).len();
+    assert!(matches!(verifier.check(&started.id, code(&second)).await.unwrap(), Check::AlreadyApproved));
+    let refused = verifier.resend(&started.id, &from(1)).await.unwrap_err();
+    assert_eq!((refused.kind(), refused.reached_provider()), (ErrorKind::OtpExpired, Reached::No), "{refused}");
+    assert!(refused.to_string().contains("approved"), "{refused}");
+    assert_eq!(verifier.cancel(&started.id).await.unwrap(), Some(State::Approved), "an approved one stays approved");
+    assert_eq!(sandbox.otps(mobile).len(), sends_before, "a finished session sends nothing");
+    assert_eq!(
+        drain(&mut events),
+        [EventKind::Started, EventKind::WrongCode, EventKind::Resent, EventKind::Approved],
+        "one event per change, in order"
+    );
+
+    // Cancelled, spent and unknown.
+    let started = verifier.start(phonepe_to("9876513002"), &from(2)).await.unwrap();
+    assert_eq!(verifier.cancel(&started.id).await.unwrap(), Some(State::Canceled));
+    assert_eq!(verifier.cancel(&started.id).await.unwrap(), Some(State::Canceled), "again: still canceled");
+    assert!(matches!(verifier.check(&started.id, code("123456")).await.unwrap(), Check::Canceled));
+    assert_eq!(verifier.status(&started.id).await.unwrap().unwrap().state, State::Canceled);
+    let started = verifier.start(phonepe_to("9876513003"), &from(3)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876513003");
+    for _ in 0..5 {
+        verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    }
+    assert_eq!(verifier.status(&started.id).await.unwrap().unwrap().state, State::MaxAttemptsReached);
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::MaxAttemptsReached));
+    let unknown = otp::verifier::VerificationId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    assert!(verifier.status(&unknown).await.unwrap().is_none());
+    assert!(matches!(verifier.check(&unknown, code("123456")).await.unwrap(), Check::NotFound));
+    assert_eq!(verifier.cancel(&unknown).await.unwrap(), None);
+    let kinds = drain(&mut events);
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Canceled).count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == EventKind::WrongCode).count(), 5, "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::MaxAttemptsReached), "{kinds:?}");
+
+    // A session that runs out: expired, then gone with its retention.
+    let short = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), store())
+        .with_session_lifetime(Duration::from_secs(1))
+        .unwrap()
+        .with_retention(Duration::from_secs(1))
+        .unwrap();
+    let started = short.start(phonepe_to("9876513004"), &from(4)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(short.status(&started.id).await.unwrap().unwrap().state, State::Expired);
+    assert!(matches!(short.check(&started.id, code("123456")).await.unwrap(), Check::Expired));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(short.status(&started.id).await.unwrap().is_none(), "past its retention");
+}
+
+#[tokio::test]
+async fn status_follows_a_verification_through_its_life_in_memory() {
+    let store = MemoryStore::new();
+    status_through_a_life(|| store.clone()).await;
+}
+
+#[tokio::test]
+async fn status_follows_a_verification_through_its_life_on_redis() {
+    let server = redis_server();
+    status_through_a_life(|| redis_store(&server)).await;
+}
+
+/// 50 concurrent starts with one idempotency key across 4 verifiers: one SMS, and every answer
+/// the same id or "in progress"; later retries replay it; another request under the key is
+/// refused.
+async fn idempotent_starts_race<S: Store>(stores: [S; 4], mobile: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default().cooldown(Duration::ZERO);
+    let verifiers: Vec<Verifier<S>> = stores
+        .into_iter()
+        .map(|store| {
+            let client = sandbox_client(&sandbox, Gateway::PhonePe);
+            Verifier::new(client, store).with_rules(rules.clone()).unwrap()
+        })
+        .collect();
+    let keyed = |caller| from(caller).idempotency_key("order-7781").unwrap();
+    let tasks: Vec<_> = (0..50u32)
+        .map(|caller| {
+            let (verifier, context, mobile) =
+                (verifiers[caller as usize % 4].clone(), keyed(caller), mobile.to_owned());
+            tokio::spawn(async move { verifier.start(phonepe_to(&mobile), &context).await })
+        })
+        .collect();
+    let (mut ids, mut in_progress) = (std::collections::BTreeSet::new(), 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(started) => {
+                ids.insert(started.id.as_str().to_owned());
+            }
+            Err(error) => {
+                assert_eq!(
+                    (error.kind(), error.guard_rule(), error.reached_provider()),
+                    (ErrorKind::RateLimited, Some("idempotency_in_progress"), Reached::No),
+                    "{error}"
+                );
+                assert!(error.is_retryable());
+                in_progress += 1;
+            }
+        }
+    }
+    assert_eq!(ids.len(), 1, "one id for every answer");
+    assert!(in_progress < 50);
+    assert_eq!(sandbox.otps(mobile).len(), 1, "one SMS");
+    let replayed = verifiers[3].start(phonepe_to(mobile), &keyed(99)).await.unwrap();
+    assert!(replayed.replayed && ids.contains(replayed.id.as_str()));
+    let reused = verifiers[1].start(phonepe_to("9876513999"), &keyed(98)).await.unwrap_err();
+    assert_eq!((reused.kind(), reused.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    assert!(reused.to_string().contains("idempotency key reused"), "{reused}");
+    assert_eq!(sandbox.otps(mobile).len(), 1);
+    assert!(sandbox.otps("9876513999").is_empty());
+    // A resend with its own key is idempotent too.
+    let id = &replayed.id;
+    let resend_key = from(1).idempotency_key("resend-1").unwrap();
+    let first = verifiers[0].resend(id, &resend_key).await.unwrap();
+    let again = verifiers[2].resend(id, &resend_key).await.unwrap();
+    assert!(!first.replayed && again.replayed && again.id == first.id);
+    assert_eq!(sandbox.otps(mobile).len(), 2, "one resend, however often it is retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_starts_with_one_key_send_once_in_memory() {
+    let store = MemoryStore::new();
+    idempotent_starts_race([store.clone(), store.clone(), store.clone(), store], "9876513101").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_starts_with_one_key_across_four_verifiers_on_redis_send_once() {
+    let server = redis_server();
+    idempotent_starts_race(std::array::from_fn(|_| redis_store(&server)), "9876513102").await;
+}
+
+/// A first call that sent nothing lets its key go: the retry really tries.
+#[tokio::test]
+async fn a_key_whose_first_call_sent_nothing_is_free_again() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), MemoryStore::new());
+    let context = from(1).idempotency_key("k-1").unwrap();
+    verifier.start(phonepe_to("9876513201"), &from(2)).await.unwrap();
+    // Refused by the cooldown (nothing sent): the key is not burnt.
+    let refused = verifier.start(phonepe_to("9876513201"), &context).await.unwrap_err();
+    assert_eq!(refused.guard_rule(), Some("cooldown"));
+    let again = verifier.start(phonepe_to("9876513201"), &context).await.unwrap_err();
+    assert_eq!(again.guard_rule(), Some("cooldown"), "tried again, not replayed: {again}");
+}
+
+/// Test numbers reach no gateway, verify only their fixed code, and are counted by the guard.
+async fn test_numbers<S: Store>(store: S) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let (sink, mut events) = ChannelSink::new(16);
+    let reviewer: MobileNumber = "9999999999".parse().unwrap();
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), store)
+        .with_test_numbers([(reviewer, code("123456"))])
+        .with_events(sink);
+    let started = verifier.start(phonepe_to("9999999999"), &from(1)).await.unwrap();
+    assert!(started.test);
+    assert!(verifier.status(&started.id).await.unwrap().unwrap().test);
+    assert!(matches!(verifier.check(&started.id, code("123457")).await.unwrap(), Check::WrongOtp { tries_left: 4 }));
+    assert!(matches!(verifier.check(&started.id, code("12345")).await.unwrap(), Check::WrongOtp { tries_left: 3 }));
+    match verifier.check(&started.id, code("123456")).await.unwrap() {
+        Check::Verified { mobile, credential } => assert!(mobile == reviewer && credential.is_none()),
+        other => panic!("{other:?}"),
+    }
+    let refused = verifier.start(phonepe_to("9999999999"), &from(1)).await.unwrap_err();
+    assert_eq!(refused.guard_rule(), Some("cooldown"), "the guard counts a test number like any other");
+    assert!(sandbox.otps("9999999999").is_empty(), "no gateway was called");
+    let marked: Vec<bool> = std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.test).collect();
+    assert!(!marked.is_empty() && marked.iter().all(|t| *t), "{marked:?}");
+}
+
+#[tokio::test]
+async fn a_test_number_reaches_no_gateway_in_memory() {
+    test_numbers(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn a_test_number_reaches_no_gateway_on_redis() {
+    let server = redis_server();
+    test_numbers(redis_store(&server)).await;
+}
+
+/// An event carries no full number, code, reference or address.
+#[tokio::test]
+async fn events_carry_no_number_code_reference_or_address() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let (sink, mut events) = ChannelSink::new(16);
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), MemoryStore::new()).with_events(sink);
+    let context = Context::new("198.51.100.77".parse().unwrap());
+    let started = verifier.start(phonepe_to("9876513301"), &context).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876513301");
+    let reference = sandbox.otps("9876513301")[0].reference.clone().unwrap();
+    verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    verifier.check(&started.id, code(&issued)).await.unwrap();
+    let refused = verifier.start(phonepe_to("9876513301"), &context).await.unwrap_err();
+    assert_eq!(refused.guard_rule(), Some("cooldown"));
+    let all: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    let kinds: Vec<EventKind> = all.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Started, EventKind::WrongCode, EventKind::Approved, EventKind::SendFailed]);
+    assert_eq!((all[3].outcome, all[3].rule), (Some("rate_limited"), Some("cooldown")));
+    for event in &all {
+        let text = format!("{event:?} {}", event.to_json());
+        for secret in ["9876513301", issued.as_str(), reference.as_str(), "198.51.100.77"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(event.to_json()["to"], "XXXXXX3301");
+    }
+}
