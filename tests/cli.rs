@@ -676,6 +676,207 @@ fn trace_logs_of_a_verification_carry_no_code_token_or_credential() {
     }
 }
 
+// ------------------------------------------------------------------ what a verify takes from its send
+
+/// A loopback proxy in front of `upstream` that keeps every byte the clients send through it:
+/// what the sandbox behind it received.
+struct Recorder {
+    base: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn new(upstream: &str) -> Self {
+        use std::io::{Read as _, Write as _};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut to_client) = client else { return };
+                let mut to_server = std::net::TcpStream::connect(&upstream).unwrap();
+                let (mut from_client, mut from_server) =
+                    (to_client.try_clone().unwrap(), to_server.try_clone().unwrap());
+                let log = log.clone();
+                // Logged before it is forwarded: by the time the client has its answer, the
+                // request is in the log.
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    while let Ok(read @ 1..) = from_client.read(&mut buf) {
+                        log.lock().unwrap().extend_from_slice(&buf[..read]);
+                        if to_server.write_all(&buf[..read]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { base, received }
+    }
+
+    /// Everything received so far, as text (the requests here are all text).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned()
+    }
+
+    /// The request lines received so far (`POST /path?query HTTP/1.1`), in order. On a kept-alive
+    /// connection a request follows the previous one's body directly, on the same "line".
+    fn request_lines(&self) -> Vec<String> {
+        let text = self.text();
+        let requests = text.split("POST /").skip(1).filter_map(|rest| rest.split_once(" HTTP/1.1\r\n"));
+        requests.map(|(target, _)| format!("POST /{target} HTTP/1.1")).collect()
+    }
+}
+
+/// Runs `command`, typing `input` on its standard input once `before` has returned.
+fn run_typing(command: &mut Command, input: &str, before: impl FnOnce()) -> Run {
+    use std::io::Write as _;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    before();
+    // A command that does not read its input may have exited already: not a failure here.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// The code the sandboxes below issue, typed at once.
+fn type_code(command: &mut Command) -> Run {
+    run_typing(command, &format!("{FIXED_CODE}\n"), || {})
+}
+
+const FIXED_CODE: &str = "482913";
+
+/// A locale other than the default, so that a verify call that forgets the send's is seen.
+const LOCALE: &str = "hi-IN";
+
+#[test]
+fn paytm_s_locale_reaches_the_verify_call_of_send_verify() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default().fixed_otp(FIXED_CODE));
+    let recorder = Recorder::new(&sandbox.base_url());
+    let mut command = send("paytm", "7000000031", &["--locale", LOCALE, "--verify", "--json", "--base-url"]);
+    let run = type_code(sandbox_env(command.arg(&recorder.base)));
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert_eq!(run.json()["verify"]["outcome"], "verified", "{}", run.stdout);
+    assert_eq!(
+        recorder.request_lines(),
+        [
+            format!("POST /v4/signin/otp/sv1/?locale={LOCALE} HTTP/1.1"),
+            format!("POST /v4/signin/validate/otp/sv1?locale={LOCALE} HTTP/1.1"),
+        ]
+    );
+}
+
+#[test]
+fn otp_verify_paytm_takes_the_send_s_locale() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default().fixed_otp(FIXED_CODE));
+    let recorder = Recorder::new(&sandbox.base_url());
+    let reference = send_for_reference(&sandbox.base_url(), "paytm", "7000000032").unwrap();
+    let mut command = verify_command("paytm", &recorder.base, Some(&reference), "7000000032", FIXED_CODE);
+    let verified = run(command.args(["--locale", LOCALE]));
+    assert_eq!(verified.code, 0, "{} {}", verified.stdout, verified.stderr);
+    assert_eq!(verified.json()["outcome"], "verified");
+    assert_eq!(recorder.request_lines(), [format!("POST /v4/signin/validate/otp/sv1?locale={LOCALE} HTTP/1.1")]);
+
+    // Without --locale: the default, as before.
+    let reference = send_for_reference(&sandbox.base_url(), "paytm", "7000000033").unwrap();
+    let verified = run(&mut verify_command("paytm", &recorder.base, Some(&reference), "7000000033", FIXED_CODE));
+    assert_eq!(verified.code, 0, "{} {}", verified.stdout, verified.stderr);
+    assert_eq!(recorder.request_lines()[1], "POST /v4/signin/validate/otp/sv1?locale=en-IN HTTP/1.1");
+    // A locale Paytm would not take is refused before anything is sent.
+    let refused = run(verify_command("paytm", &recorder.base, Some(&reference), "7000000033", FIXED_CODE)
+        .args(["--locale", "english"]));
+    assert_eq!((refused.code, refused.json()["error"]["kind"].clone()), (2, json!("invalid_request")));
+    assert_eq!(recorder.request_lines().len(), 2, "nothing more was sent");
+}
+
+/// `"KycId":"…"` in the RegisterRemitter bodies the sandbox received.
+fn kyc_ids(recorder: &Recorder) -> Vec<String> {
+    let text = recorder.text();
+    text.split("\"KycId\":\"").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn aopay_s_kyc_id_reaches_register_remitter_as_before() {
+    let sandbox = LibrarySandbox::start(otp_sandbox::SandboxConfig::default().fixed_otp(FIXED_CODE));
+    let recorder = Recorder::new(&sandbox.base_url());
+    // 9000000005: AOPay's code 0, a registration OTP, which RegisterRemitter consumes.
+    let mut command = send("aopay", "9000000005", &["--kyc-id", "KYC7788", "--verify", "--json", "--base-url"]);
+    let run = type_code(sandbox_env(command.arg(&recorder.base)));
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert_eq!(run.json()["verify"]["outcome"], "verified", "{}", run.stdout);
+    assert_eq!(kyc_ids(&recorder), ["KYC7788"]);
+
+    let mut command = send("aopay", "9000000005", &["--verify", "--json", "--base-url"]);
+    let run = type_code(sandbox_env(command.arg(&recorder.base)));
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert_eq!(kyc_ids(&recorder), ["KYC7788"], "without --kyc-id, no KycId");
+
+    let reference = send_for_reference(&sandbox.base_url(), "aopay", "9000000005");
+    let mut command = verify_command("aopay", &recorder.base, reference.as_deref(), "9000000005", FIXED_CODE);
+    let verified = self::run(command.args(["--kyc-id", "KYC9911"]));
+    assert_eq!(verified.code, 0, "{} {}", verified.stdout, verified.stderr);
+    assert_eq!(kyc_ids(&recorder), ["KYC7788", "KYC9911"]);
+}
+
+#[test]
+fn aopay_s_send_verify_checks_the_code_within_its_validity_and_refuses_a_transaction_otp_unasked() {
+    let config = otp_sandbox::SandboxConfig::default().fixed_otp(FIXED_CODE);
+    let sandbox = LibrarySandbox::start(config.aopay_otp_validity(std::time::Duration::from_millis(500)));
+    let recorder = Recorder::new(&sandbox.base_url());
+    // The code typed after its validity: the verify call went out, and AOPay refused it.
+    let mut command = send("aopay", "9000000005", &["--verify", "--json", "--base-url", &recorder.base]);
+    let after_its_validity = || {
+        let started = std::time::Instant::now();
+        while recorder.request_lines().is_empty() {
+            assert!(started.elapsed().as_secs() < 10, "the send never arrived");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    };
+    let late = run_typing(sandbox_env(&mut command), &format!("{FIXED_CODE}\n"), after_its_validity);
+    assert_eq!(late.code, 3, "{}", late.stdout);
+    assert_eq!(late.json()["verify"]["error"]["message"], "OTP expired", "{}", late.stdout);
+    assert_eq!(recorder.request_lines().len(), 2, "the send and its RegisterRemitter");
+
+    // Code 1, a transaction OTP: refused before a code is asked for (none is given here).
+    let mut command = send("aopay", "9876543210", &["--verify", "--json", "--base-url", &recorder.base]);
+    let refused = run_typing(sandbox_env(&mut command), "", || {});
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    let body = refused.json();
+    assert_eq!(body["send"]["provider_code"], "1");
+    let message = body["verify"]["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("AOPay answered code 1: a transaction OTP"), "{message}");
+    assert_eq!(recorder.request_lines().len(), 3, "the send only: no RegisterRemitter");
+}
+
+/// Each gateway's `otp send --help` names exactly the variables its missing-credentials error
+/// names, in the same order.
+#[test]
+fn the_help_names_the_credentials_the_client_reads() {
+    let tripwire = Tripwire::new();
+    for gateway in GATEWAYS {
+        let help = run(&mut otp(&["send", gateway, "--help"]));
+        let summary = help.stdout.lines().next().unwrap();
+        let (_, listed) = summary.split_once(" Credentials: ").unwrap_or_else(|| panic!("{gateway}: {summary}"));
+        let missing = run(&mut send(gateway, "9876543210", &["--json", "--base-url", &tripwire.base_url()]));
+        let message = missing.json()["error"]["message"].as_str().unwrap().to_owned();
+        let named = message.split_once(": set ").and_then(|(_, rest)| rest.split_once(';')).unwrap().0.to_owned();
+        assert_eq!(listed, named, "{gateway}");
+    }
+    assert!(!tripwire.was_contacted());
+}
+
 // ------------------------------------------------------------------ output a provider cannot forge
 
 /// A one-shot HTTP server that answers every request with `body` (HTTP 200, JSON).

@@ -1,8 +1,11 @@
-//! The command line, exactly as `shared/spec/cli.md` gives it.
+//! The command line: its commands, flags and environment variables (README's CLI section). the commands and the flags
+//! every gateway shares; each gateway's own flags are in its file under `gateways/`.
 
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::gateways::{Referenced, SendGateway, VerifyGateway};
 
 /// Send one-time passwords through Indian payment gateways, or serve their sandbox.
 #[derive(Debug, Parser)]
@@ -26,13 +29,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SendCommand {
     #[command(subcommand)]
-    pub gateway: GatewayArgs,
+    pub gateway: SendGateway,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyCommand {
     #[command(subcommand)]
-    pub gateway: VerifyGatewayArgs,
+    pub gateway: VerifyGateway,
 }
 
 #[derive(Debug, Args)]
@@ -99,40 +102,6 @@ pub struct SandboxCommand {
     pub aopay_registration_id: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum GatewayArgs {
-    /// PhonePe "Trigger OTP" (wallet linking), X-VERIFY signed.
-    /// Credentials: OTP_PHONEPE_MERCHANT_ID, OTP_PHONEPE_SALT_KEY, OTP_PHONEPE_SALT_INDEX.
-    Phonepe(PhonePeArgs),
-    /// Paytm "Send OTP". Credentials: OTP_PAYTM_CLIENT_ID, OTP_PAYTM_CLIENT_SECRET.
-    Paytm(PaytmArgs),
-    /// iServeU DMT-lite send OTP.
-    /// Credentials: OTP_ISERVEU_CLIENT_ID, OTP_ISERVEU_CLIENT_SECRET, OTP_ISERVEU_USERNAME (or --username).
-    Iserveu(IServeUArgs),
-    /// AOPay DMTV1 "Transaction Send OTP". Credentials: OTP_AOPAY_REGISTRATION_ID.
-    Aopay(AOPayArgs),
-}
-
-impl GatewayArgs {
-    pub fn common(&self) -> &CommonArgs {
-        match self {
-            GatewayArgs::Phonepe(args) => &args.common,
-            GatewayArgs::Paytm(args) => &args.common,
-            GatewayArgs::Iserveu(args) => &args.common,
-            GatewayArgs::Aopay(args) => &args.common,
-        }
-    }
-
-    pub fn gateway(&self) -> otp::Gateway {
-        match self {
-            GatewayArgs::Phonepe(_) => otp::Gateway::PhonePe,
-            GatewayArgs::Paytm(_) => otp::Gateway::Paytm,
-            GatewayArgs::Iserveu(_) => otp::Gateway::IServeU,
-            GatewayArgs::Aopay(_) => otp::Gateway::AOPay,
-        }
-    }
-}
-
 /// Where and how a command sends: every command takes these.
 #[derive(Debug, Args)]
 pub struct ConnectionArgs {
@@ -162,6 +131,15 @@ pub struct ConnectionArgs {
     pub raw_provider_text: bool,
 }
 
+/// `otp send <gateway>`: the flags every gateway's send takes, then that gateway's own.
+#[derive(Debug, Args)]
+pub struct SendArgs<G: Args> {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub gateway: G,
+}
+
 /// Flags every gateway's send takes.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
@@ -181,169 +159,6 @@ pub enum EnvName {
     Production,
 }
 
-#[derive(Debug, Args)]
-pub struct PhonePeArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// The customer's email.
-    #[arg(long)]
-    pub email: Option<String>,
-    /// The customer's short name.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// WALLET or CREDIT.
-    #[arg(long, value_enum)]
-    pub request_type: Option<PhonePeRequestType>,
-    /// The device id, sent as X-DEVICE-ID (at most 64 characters).
-    #[arg(long)]
-    pub device_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PhonePeRequestType {
-    Wallet,
-    Credit,
-}
-
-#[derive(Debug, Args)]
-pub struct PaytmArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// The device identifier (x-device-identifier).
-    #[arg(long)]
-    pub device_id: String,
-    /// A scope to ask for; repeat for more.
-    #[arg(long = "scope", required = true, value_name = "SCOPE")]
-    pub scopes: Vec<String>,
-    /// The app's SMS auto-read hash.
-    #[arg(long)]
-    pub auto_read_hash: Option<String>,
-    /// The locale query parameter.
-    #[arg(long, default_value = "en-IN")]
-    pub locale: String,
-}
-
-#[derive(Debug, Args)]
-pub struct IServeUArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// registration (1) or transaction (2).
-    #[arg(long, value_parser = parse_otp_type)]
-    pub otp_type: IServeUOtpType,
-    /// The officially valid document type (e.g. AADHAAR).
-    #[arg(long)]
-    pub ovd_type: String,
-    /// The document number: required for registration, optional for transaction.
-    #[arg(long)]
-    pub ovd_data: Option<String>,
-    /// The external reference (6–22 characters): required for transaction.
-    #[arg(long)]
-    pub external_ref: Option<String>,
-    /// The amount: required for transaction.
-    #[arg(long, allow_hyphen_values = true)]
-    pub amount: Option<String>,
-    /// "LAT,LONG".
-    #[arg(long)]
-    pub lat_long: Option<String>,
-    /// The customer's public IP (IPv4 or IPv6).
-    #[arg(long)]
-    pub public_ip: Option<String>,
-    /// The iServeU username (overrides OTP_ISERVEU_USERNAME).
-    #[arg(long)]
-    pub username: Option<String>,
-    /// paramA, returned as sent.
-    #[arg(long)]
-    pub param_a: Option<String>,
-    /// paramB, returned as sent.
-    #[arg(long)]
-    pub param_b: Option<String>,
-    /// paramC, returned as sent.
-    #[arg(long)]
-    pub param_c: Option<String>,
-    /// With --verify: the customer's name, for the registration that consumes the OTP.
-    #[arg(long)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IServeUOtpType {
-    Registration,
-    Transaction,
-}
-
-fn parse_otp_type(value: &str) -> Result<IServeUOtpType, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "registration" | "1" => Ok(IServeUOtpType::Registration),
-        "transaction" | "2" => Ok(IServeUOtpType::Transaction),
-        _ => Err("expected registration, transaction, 1 or 2".into()),
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct AOPayArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// The beneficiary id.
-    #[arg(long)]
-    pub bene_id: String,
-    /// imps or neft.
-    #[arg(long)]
-    pub txn_type: String,
-    /// The amount.
-    #[arg(long, allow_hyphen_values = true)]
-    pub amount: String,
-    /// The 6-digit pincode.
-    #[arg(long)]
-    pub pincode: String,
-    /// The remitter's address.
-    #[arg(long)]
-    pub address: String,
-    /// Date of birth, DD/MM/YYYY.
-    #[arg(long)]
-    pub dob: String,
-    /// Latitude (decimal).
-    #[arg(long, allow_hyphen_values = true)]
-    pub latitude: String,
-    /// Longitude (decimal).
-    #[arg(long, allow_hyphen_values = true)]
-    pub longitude: String,
-    /// With --verify: the remitter's KycId for RegisterRemitter.
-    #[arg(long)]
-    pub kyc_id: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum VerifyGatewayArgs {
-    /// PhonePe "Verify OTP and link": --reference is the send's otpToken.
-    Phonepe(PhonePeVerifyArgs),
-    /// Paytm "Validate OTP": --reference is the send's state_token.
-    Paytm(PaytmVerifyArgs),
-    /// iServeU customer registration with a registration OTP (no --reference).
-    Iserveu(IServeUVerifyArgs),
-    /// AOPay RegisterRemitter: --reference is the send's stateresp (a code-0 answer's).
-    Aopay(AOPayVerifyArgs),
-}
-
-impl VerifyGatewayArgs {
-    pub fn code(&self) -> &CodeArgs {
-        match self {
-            VerifyGatewayArgs::Phonepe(args) => &args.code,
-            VerifyGatewayArgs::Paytm(args) => &args.code,
-            VerifyGatewayArgs::Iserveu(args) => &args.code,
-            VerifyGatewayArgs::Aopay(args) => &args.code,
-        }
-    }
-
-    pub fn gateway(&self) -> otp::Gateway {
-        match self {
-            VerifyGatewayArgs::Phonepe(_) => otp::Gateway::PhonePe,
-            VerifyGatewayArgs::Paytm(_) => otp::Gateway::Paytm,
-            VerifyGatewayArgs::Iserveu(_) => otp::Gateway::IServeU,
-            VerifyGatewayArgs::Aopay(_) => otp::Gateway::AOPay,
-        }
-    }
-}
-
 /// The code, and where to send it.
 #[derive(Debug, Args)]
 pub struct CodeArgs {
@@ -355,64 +170,16 @@ pub struct CodeArgs {
     pub connection: ConnectionArgs,
 }
 
+/// The send's reference, then the code: how the verify flags of a gateway whose verify call
+/// takes the reference begin (`--reference`'s help names the gateway's field for it).
 #[derive(Debug, Args)]
-pub struct PhonePeVerifyArgs {
-    /// The send's reference (otpToken).
-    #[arg(long)]
+pub struct SentCode<G: Referenced> {
+    #[arg(long, help = format!("The send's reference ({})", G::REFERENCE))]
     pub reference: String,
     #[command(flatten)]
     pub code: CodeArgs,
-    /// X-DEVICE-ID: the one the send carried.
-    #[arg(long)]
-    pub device_id: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct PaytmVerifyArgs {
-    /// The send's reference (state_token).
-    #[arg(long)]
-    pub reference: String,
-    #[command(flatten)]
-    pub code: CodeArgs,
-    /// The device identifier the send used.
-    #[arg(long)]
-    pub device_id: String,
-}
-
-#[derive(Debug, Args)]
-pub struct IServeUVerifyArgs {
-    /// The number the registration OTP went to.
-    #[arg(long)]
-    pub mobile: String,
-    #[command(flatten)]
-    pub code: CodeArgs,
-    /// The customer's name.
-    #[arg(long)]
-    pub name: String,
-    /// The iServeU username (overrides OTP_ISERVEU_USERNAME).
-    #[arg(long)]
-    pub username: Option<String>,
-    /// "LAT,LONG".
-    #[arg(long)]
-    pub lat_long: Option<String>,
-    /// The customer's public IP (IPv4 or IPv6).
-    #[arg(long)]
-    pub public_ip: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct AOPayVerifyArgs {
-    /// The send's reference (stateresp).
-    #[arg(long)]
-    pub reference: String,
-    /// The remitter's number.
-    #[arg(long)]
-    pub mobile: String,
-    #[command(flatten)]
-    pub code: CodeArgs,
-    /// The remitter's KycId, if any.
-    #[arg(long)]
-    pub kyc_id: Option<String>,
+    #[arg(skip)]
+    gateway: std::marker::PhantomData<G>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod gateways;
 mod output;
 mod send;
 
@@ -43,8 +44,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Send(command) => runtime.block_on(send::run(command)),
-        Command::Verify(command) => runtime.block_on(send::verify(command)),
+        Command::Send(command) => runtime.block_on(command.gateway.run()),
+        Command::Verify(command) => runtime.block_on(command.gateway.run()),
         Command::Sandbox(command) => runtime.block_on(send::serve_sandbox(command)),
     }
 }

@@ -6,52 +6,54 @@ use std::time::Duration;
 
 use std::io::{IsTerminal as _, Write as _};
 
+use otp::verifier::{Sent, SessionGateway, Verification};
 use otp::{
-    aopay, iserveu, paytm, phonepe, Amount, ClientOptions, Coordinates, Environment, Error, Gateway, GatewayClient,
-    HttpOptions, IdentityNumber, MobileNumber, OtpCode, Outcome, Pincode, SecretString, SendOtpRequest, VerifyReceipt,
-    VerifyRequest,
+    ClientOptions, Environment, Error, GatewayClient, HttpOptions, MobileNumber, OtpCode, SecretString, SendReceipt,
+    VerifyReceipt,
 };
 use otp_sandbox::{credentials, Sandbox, SandboxConfig};
+use serde::Deserialize as _;
 
-use crate::args::{
-    AOPayArgs, ConnectionArgs, EnvName, GatewayArgs, IServeUArgs, IServeUOtpType, PaytmArgs, PhonePeArgs,
-    PhonePeRequestType, SandboxCommand, SendCommand, VerifyCommand, VerifyGatewayArgs,
-};
+use crate::args::{CodeArgs, ConnectionArgs, EnvName, SandboxCommand, SendArgs};
+use crate::gateways::{Credentials, Flags, Profile};
 use crate::output::{self, Failure};
 
 /// The longest `--timeout` accepted: an hour is already far past any gateway's patience.
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
 
-pub async fn run(command: SendCommand) -> ExitCode {
-    let args = command.gateway;
-    let gateway = args.gateway();
-    let common = args.common();
+/// `otp send <gateway>`, and with `--verify` its verification.
+pub async fn run<P: Profile>(args: SendArgs<P::Send>) -> ExitCode {
+    let gateway = P::GATEWAY;
+    let common = &args.common;
     let json = common.connection.json;
     output::set_raw_provider_text(common.connection.raw_provider_text);
     let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
-    let mobile = match args.common().mobile.parse::<MobileNumber>() {
+    let mobile = match common.mobile.parse::<MobileNumber>() {
         Ok(mobile) => mobile,
         Err(error) => return output::failure(Some(gateway), &tag(Error::from(error)), json),
     };
     // Every input, the verify step's included, is checked before anything is started or sent.
-    let prepared = build_request(&args, mobile).and_then(|request| Ok((request, verify_plan(&args)?)));
-    let (request, plan) = match prepared {
-        Ok(prepared) => prepared,
+    let prepared = P::send_request(&args.gateway, mobile).and_then(|request| match common.verify {
+        true => P::for_verify(&args.gateway, Verification::new(request)),
+        false => Ok(Verification::new(request)),
+    });
+    let verification = match prepared {
+        Ok(verification) => verification,
         Err(error) => return output::failure(Some(gateway), &tag(error), json),
     };
-    let target = match Target::start(&common.connection, gateway, username(&args)).await {
+    let target = match Target::start::<P>(&common.connection, Flags::Send(&args.gateway)).await {
         Ok(target) => target,
         Err(failure) => return output::failure(Some(gateway), &failure, json),
     };
-    let sent = target.client.send_otp(&request).await.map_err(Failure::Otp);
-    let Some(plan) = plan else {
+    let sent = target.client.send_otp(verification.request()).await.map_err(Failure::Otp);
+    if !common.verify {
         return match sent {
             Ok(receipt) => output::success(&receipt, &mobile, json),
             Err(failure) => output::failure(Some(gateway), &failure, json),
         };
-    };
+    }
     let verified = match &sent {
-        Ok(receipt) => Some(verify_after_send(&target, plan, receipt, mobile).await),
+        Ok(receipt) => Some(verify_after_send::<P>(&target, &verification, receipt, mobile).await),
         Err(_) => None,
     };
     output::flow(gateway, &mobile, &sent, verified.as_ref(), common.connection.show_credential, json)
@@ -65,8 +67,8 @@ struct Target {
 }
 
 impl Target {
-    async fn start(connection: &ConnectionArgs, gateway: Gateway, username: Option<&String>) -> Result<Self, Failure> {
-        let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
+    async fn start<P: Profile>(connection: &ConnectionArgs, flags: Flags<'_, P>) -> Result<Self, Failure> {
+        let tag = |error: Error| Failure::Otp(error.with_gateway(P::GATEWAY));
         let http = http_options(connection).map_err(tag)?;
         let sandbox = match connection.sandbox {
             true => Some(
@@ -82,95 +84,43 @@ impl Target {
             (None, None, Some(EnvName::Production)) => Environment::Production,
             (None, None, Some(EnvName::Uat) | None) => Environment::Uat,
         };
-        let client = build_client(gateway, username, environment, http, sandbox.is_some()).map_err(tag)?;
-        Ok(Self { client, sandbox })
+        let options = ClientOptions::new().environment(environment).http(http);
+        let client = match sandbox {
+            // The sandbox's own credentials; an iServeU --username still travels on the request.
+            Some(_) => otp::sandbox::client(P::GATEWAY, options),
+            None => P::client(Credentials::from_env(P::GATEWAY), flags, options),
+        };
+        Ok(Self { client: client.map_err(tag)?, sandbox })
     }
 }
 
-/// iServeU's `--username`, which its client needs.
-fn username(args: &GatewayArgs) -> Option<&String> {
-    match args {
-        GatewayArgs::Iserveu(args) => args.username.as_ref(),
-        _ => None,
-    }
-}
-
-/// What `--verify` will need once the send answers; refused up front when the OTP has no
-/// verify call, so that nothing is sent for nothing.
-enum VerifyPlan {
-    PhonePe { device_id: Option<String> },
-    Paytm { device_id: String },
-    IServeU { name: String },
-    AOPay { kyc_id: Option<String> },
-}
-
-fn verify_plan(args: &GatewayArgs) -> Result<Option<VerifyPlan>, Error> {
-    if !args.common().verify {
-        return Ok(None);
-    }
-    let plan = match args {
-        GatewayArgs::Phonepe(args) => VerifyPlan::PhonePe { device_id: args.device_id.clone() },
-        GatewayArgs::Paytm(args) => VerifyPlan::Paytm { device_id: args.device_id.clone() },
-        GatewayArgs::Iserveu(args) => {
-            if args.otp_type == IServeUOtpType::Transaction {
-                return Err(Error::invalid_input(
-                    "--verify: a transaction OTP is consumed by iServeU's money-transfer call (with the same \
-                     --external-ref), not by a verify call; nothing was sent",
-                ));
-            }
-            let name = args.name.clone().ok_or_else(|| {
-                Error::invalid_input("--verify on an iServeU registration OTP needs --name (the customer's name)")
-            })?;
-            VerifyPlan::IServeU { name }
-        }
-        GatewayArgs::Aopay(args) => VerifyPlan::AOPay { kyc_id: args.kyc_id.clone() },
-    };
-    Ok(Some(plan))
-}
-
-async fn verify_after_send(
+/// The verify step of `--verify`. The request comes from the one definition of how a
+/// gateway's verify follows from its send, the umbrella's `SessionGateway::verify_request`.
+async fn verify_after_send<P: Profile>(
     target: &Target,
-    plan: VerifyPlan,
-    receipt: &otp::SendReceipt,
+    verification: &Verification,
+    receipt: &SendReceipt,
     mobile: MobileNumber,
 ) -> Result<VerifyReceipt, Failure> {
-    let gateway = receipt.gateway;
-    let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
-    let reference = || {
-        receipt.reference.clone().ok_or_else(|| tag(Error::invalid_input("the send returned no reference to verify")))
-    };
-    let request: VerifyRequest = match plan {
-        VerifyPlan::AOPay { .. } if receipt.outcome != Outcome::SentForRegistration => {
-            return Err(tag(Error::invalid_input(
-                "AOPay answered code 1: a transaction OTP, consumed by AOPay's transfer call, not by \
-                 RegisterRemitter; nothing was verified",
-            )));
-        }
-        plan => {
-            let code = read_code(target.sandbox.as_ref(), &mobile).map_err(tag)?;
-            match plan {
-                VerifyPlan::PhonePe { device_id } => {
-                    let request = phonepe::VerifyOtpRequest::new(reference()?, code);
-                    match device_id {
-                        Some(device_id) => request.device_id(device_id).into(),
-                        None => request.into(),
-                    }
-                }
-                VerifyPlan::Paytm { device_id } => {
-                    paytm::VerifyOtpRequest::new(reference()?, code, device_id).map_err(tag)?.into()
-                }
-                VerifyPlan::IServeU { name } => iserveu::CompleteRegistrationRequest::new(mobile, code, name).into(),
-                VerifyPlan::AOPay { kyc_id } => {
-                    let request = aopay::RegisterRemitterRequest::new(mobile, code, reference()?);
-                    match kyc_id {
-                        Some(kyc_id) => request.kyc_id(kyc_id).into(),
-                        None => request.into(),
-                    }
-                }
-            }
-        }
-    };
+    let tag = |error: Error| Failure::Otp(error.with_gateway(receipt.gateway));
+    P::verifiable(receipt).map_err(tag)?;
+    let sent = sent_from(receipt)?;
+    let code = read_code(target.sandbox.as_ref(), &mobile).map_err(tag)?;
+    let request = <GatewayClient as SessionGateway>::verify_request(verification, &sent, code).map_err(tag)?;
     target.client.verify_otp(&request).await.map_err(Failure::Verify)
+}
+
+/// What `SessionGateway::verify_request` needs of the send's answer. `Sent` is
+/// `#[non_exhaustive]` and otp-verifier gives it no constructor, so outside that crate it can
+/// only be deserialised: from the receipt's own fields (in clear for a moment; this command
+/// prints the reference anyway).
+fn sent_from(receipt: &SendReceipt) -> Result<Sent, Failure> {
+    let fields = serde_json::json!({
+        "reference": receipt.reference.as_ref().map(SecretString::expose_secret),
+        "outcome": receipt.outcome.as_str(),
+    });
+    Sent::deserialize(fields)
+        .map_err(|error| Failure::Internal(format!("the send's answer could not be kept: {error}")))
 }
 
 /// The code the customer received: from the embedded sandbox's inbox, else typed at a prompt
@@ -198,23 +148,18 @@ fn read_line_code() -> Result<OtpCode, Error> {
     OtpCode::parse(line.trim())
 }
 
-/// `otp verify`: one verification.
-pub async fn verify(command: VerifyCommand) -> ExitCode {
-    let args = command.gateway;
-    let gateway = args.gateway();
-    let code_args = args.code();
+/// `otp verify <gateway>`: one verification.
+pub async fn verify<P: Profile>(args: P::Verify) -> ExitCode {
+    let gateway = P::GATEWAY;
+    let code_args = P::code(&args);
     let json = code_args.connection.json;
     output::set_raw_provider_text(code_args.connection.raw_provider_text);
     let tag = |error: Error| Failure::Otp(error.with_gateway(gateway));
-    let request = match build_verify_request(&args) {
+    let request = match typed_code(code_args).and_then(|code| P::standalone_verify(&args, code)) {
         Ok(request) => request,
         Err(error) => return output::failure(Some(gateway), &tag(error), json),
     };
-    let username = match &args {
-        VerifyGatewayArgs::Iserveu(args) => args.username.as_ref(),
-        _ => None,
-    };
-    let target = match Target::start(&code_args.connection, gateway, username).await {
+    let target = match Target::start::<P>(&code_args.connection, Flags::Verify(&args)).await {
         Ok(target) => target,
         Err(failure) => return output::failure(Some(gateway), &failure, json),
     };
@@ -224,60 +169,12 @@ pub async fn verify(command: VerifyCommand) -> ExitCode {
     }
 }
 
-fn build_verify_request(args: &VerifyGatewayArgs) -> Result<VerifyRequest, Error> {
-    let code = match args.code().otp.as_str() {
-        "-" => read_line_code()?,
-        code => OtpCode::parse(code)?,
-    };
-    let request: VerifyRequest = match args {
-        VerifyGatewayArgs::Phonepe(args) => {
-            let request = phonepe::VerifyOtpRequest::new(SecretString::new(args.reference.as_str()), code);
-            let request = match &args.device_id {
-                Some(device_id) => request.device_id(device_id),
-                None => request,
-            };
-            request.validate()?;
-            request.into()
-        }
-        VerifyGatewayArgs::Paytm(args) => {
-            paytm::VerifyOtpRequest::new(SecretString::new(args.reference.as_str()), code, &args.device_id)?.into()
-        }
-        VerifyGatewayArgs::Iserveu(args) => {
-            let mobile: MobileNumber = args.mobile.parse()?;
-            let mut request = iserveu::CompleteRegistrationRequest::new(mobile, code, &args.name);
-            if let Some(lat_long) = &args.lat_long {
-                request = request.coordinates(parse_lat_long(lat_long)?);
-            }
-            if let Some(ip) = &args.public_ip {
-                request = request.public_ip(parse_ip(ip)?);
-            }
-            if let Some(username) = &args.username {
-                request = request.username(username);
-            }
-            request.into()
-        }
-        VerifyGatewayArgs::Aopay(args) => {
-            let mobile: MobileNumber = args.mobile.parse()?;
-            let request = aopay::RegisterRemitterRequest::new(mobile, code, SecretString::new(args.reference.as_str()));
-            match &args.kyc_id {
-                Some(kyc_id) => request.kyc_id(kyc_id).into(),
-                None => request.into(),
-            }
-        }
-    };
-    Ok(request)
-}
-
-/// `--lat-long "LAT,LONG"`.
-fn parse_lat_long(lat_long: &str) -> Result<Coordinates, Error> {
-    let (lat, long) =
-        lat_long.split_once(',').ok_or_else(|| Error::invalid_input("--lat-long must be \"LATITUDE,LONGITUDE\""))?;
-    Coordinates::new(lat.trim(), long.trim())
-}
-
-/// `--public-ip`.
-fn parse_ip(ip: &str) -> Result<std::net::IpAddr, Error> {
-    ip.parse().map_err(|_| Error::invalid_input("public IP must be an IPv4 or IPv6 address"))
+/// `--otp`: the code, or with `-` one line of standard input.
+fn typed_code(args: &CodeArgs) -> Result<OtpCode, Error> {
+    match args.otp.as_str() {
+        "-" => read_line_code(),
+        code => OtpCode::parse(code),
+    }
 }
 
 fn http_options(connection: &ConnectionArgs) -> Result<HttpOptions, Error> {
@@ -288,217 +185,6 @@ fn http_options(connection: &ConnectionArgs) -> Result<HttpOptions, Error> {
         )));
     }
     Ok(HttpOptions::default().timeout(Duration::from_secs_f64(secs)).allow_insecure_http(connection.allow_http))
-}
-
-fn build_request(args: &GatewayArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let request = match args {
-        GatewayArgs::Phonepe(args) => phonepe_request(args, mobile)?,
-        GatewayArgs::Paytm(args) => paytm_request(args, mobile)?,
-        GatewayArgs::Iserveu(args) => iserveu_request(args, mobile)?,
-        GatewayArgs::Aopay(args) => aopay_request(args, mobile)?,
-    };
-    Ok(request)
-}
-
-fn phonepe_request(args: &PhonePeArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let mut request = phonepe::SendOtpRequest::new(mobile);
-    if let Some(email) = &args.email {
-        request = request.email(email);
-    }
-    if let Some(name) = &args.name {
-        request = request.short_name(name);
-    }
-    if let Some(kind) = args.request_type {
-        request = request.request_type(match kind {
-            PhonePeRequestType::Wallet => phonepe::RequestType::Wallet,
-            PhonePeRequestType::Credit => phonepe::RequestType::Credit,
-        });
-    }
-    if let Some(device_id) = &args.device_id {
-        request = request.device_id(device_id);
-    }
-    request.validate()?;
-    Ok(request.into())
-}
-
-fn paytm_request(args: &PaytmArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let mut request = paytm::SendOtpRequest::new(mobile, &args.device_id).locale(&args.locale);
-    for scope in &args.scopes {
-        request = request.scope(scope);
-    }
-    if let Some(hash) = &args.auto_read_hash {
-        request = request.auto_read_hash(hash);
-    }
-    request.validate()?;
-    Ok(request.into())
-}
-
-fn iserveu_request(args: &IServeUArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let ovd_data = args.ovd_data.as_deref().map(IdentityNumber::new);
-    // Both request types take the same optional fields; each is its own type, so a macro
-    // applies them to either.
-    macro_rules! with_optional_fields {
-        ($request:expr, $args:expr) => {{
-            let mut request = $request;
-            if let Some(lat_long) = &$args.lat_long {
-                request = request.coordinates(parse_lat_long(lat_long)?);
-            }
-            if let Some(ip) = &$args.public_ip {
-                request = request.public_ip(parse_ip(ip)?);
-            }
-            if let Some(username) = &$args.username {
-                request = request.username(username);
-            }
-            Ok::<_, Error>(request.params($args.param_a.clone(), $args.param_b.clone(), $args.param_c.clone()))
-        }};
-    }
-    let request: iserveu::SendOtpRequest = match args.otp_type {
-        IServeUOtpType::Registration => {
-            if args.amount.is_some() {
-                return Err(Error::invalid_input("--amount applies to transaction OTPs only"));
-            }
-            let ovd_data =
-                ovd_data.ok_or_else(|| Error::invalid_input("--ovd-data is required for a registration OTP"))?;
-            let request = iserveu::RegistrationOtpRequest::new(mobile, &args.ovd_type, ovd_data);
-            let request = match &args.external_ref {
-                Some(reference) => request.external_ref(reference),
-                None => request,
-            };
-            with_optional_fields!(request, args)?.into()
-        }
-        IServeUOtpType::Transaction => {
-            let reference = args
-                .external_ref
-                .as_deref()
-                .ok_or_else(|| Error::invalid_input("--external-ref is required for a transaction OTP"))?;
-            let amount = args
-                .amount
-                .as_deref()
-                .ok_or_else(|| Error::invalid_input("--amount is required for a transaction OTP"))?;
-            let request =
-                iserveu::TransactionOtpRequest::new(mobile, &args.ovd_type, reference, Amount::parse(amount)?);
-            let request = match ovd_data {
-                Some(ovd) => request.ovd_data(ovd),
-                None => request,
-            };
-            with_optional_fields!(request, args)?.into()
-        }
-    };
-    Ok(request.into())
-}
-
-fn aopay_request(args: &AOPayArgs, mobile: MobileNumber) -> Result<SendOtpRequest, Error> {
-    let remitter = aopay::Remitter::new(
-        args.address.as_str(),
-        Pincode::parse(&args.pincode)?,
-        aopay::DateOfBirth::parse(&args.dob)?,
-        Coordinates::new(&args.latitude, &args.longitude)?,
-    )?;
-    let amount = Amount::parse(&args.amount)?;
-    let request = aopay::SendOtpRequest::new(mobile, args.bene_id.as_str(), args.txn_type.parse()?, amount, remitter)?;
-    Ok(request.into())
-}
-
-/// Credentials from the environment, collecting every missing name so one run shows them all.
-struct Credentials {
-    missing: Vec<&'static str>,
-}
-
-impl Credentials {
-    fn new() -> Self {
-        Self { missing: Vec::new() }
-    }
-
-    fn var(&mut self, name: &'static str) -> String {
-        self.var_shown_as(name, name)
-    }
-
-    /// A variable that a flag can stand in for: the message says so.
-    fn var_shown_as(&mut self, name: &'static str, shown: &'static str) -> String {
-        match std::env::var(name) {
-            Ok(value) if !value.trim().is_empty() => value,
-            _ => {
-                self.missing.push(shown);
-                String::new()
-            }
-        }
-    }
-
-    fn finish(self, gateway: Gateway) -> Result<(), Error> {
-        if self.missing.is_empty() {
-            return Ok(());
-        }
-        Err(Error::configuration(format!(
-            "missing credentials for {gateway}: set {}; or pass --sandbox to send to the embedded sandbox",
-            self.missing.join(", ")
-        )))
-    }
-}
-
-fn build_client(
-    gateway: Gateway,
-    username: Option<&String>,
-    environment: Environment,
-    http: HttpOptions,
-    sandbox: bool,
-) -> Result<GatewayClient, Error> {
-    let options = ClientOptions::new().environment(environment).http(http);
-    if sandbox {
-        // The sandbox's own credentials; an iServeU --username still travels on the request.
-        return otp::sandbox::client(gateway, options);
-    }
-    let mut env = Credentials::new();
-    let client: GatewayClient = match gateway {
-        Gateway::PhonePe => {
-            let merchant_id = env.var("OTP_PHONEPE_MERCHANT_ID");
-            let salt_key = env.var("OTP_PHONEPE_SALT_KEY");
-            let salt_index = env.var("OTP_PHONEPE_SALT_INDEX");
-            env.finish(Gateway::PhonePe)?;
-            let salt_index = salt_index.trim().parse::<u32>().ok().filter(|i| *i > 0).ok_or_else(|| {
-                Error::configuration("OTP_PHONEPE_SALT_INDEX must be a positive integer (the index of the salt key)")
-            })?;
-            phonepe::PhonePeClient::builder()
-                .merchant_id(merchant_id)
-                .salt_key(salt_key)
-                .salt_index(salt_index)
-                .options(options)
-                .build()?
-                .into()
-        }
-        Gateway::Paytm => {
-            let (client_id, client_secret) = (env.var("OTP_PAYTM_CLIENT_ID"), env.var("OTP_PAYTM_CLIENT_SECRET"));
-            env.finish(Gateway::Paytm)?;
-            paytm::PaytmClient::builder()
-                .client_id(client_id)
-                .client_secret(client_secret)
-                .options(options)
-                .build()?
-                .into()
-        }
-        Gateway::IServeU => {
-            let client_id = env.var("OTP_ISERVEU_CLIENT_ID");
-            let client_secret = env.var("OTP_ISERVEU_CLIENT_SECRET");
-            let username = match username {
-                Some(username) => username.clone(),
-                None => env.var_shown_as("OTP_ISERVEU_USERNAME", "OTP_ISERVEU_USERNAME (or --username)"),
-            };
-            env.finish(Gateway::IServeU)?;
-            iserveu::IServeUClient::builder()
-                .client_id(client_id)
-                .client_secret(client_secret)
-                .username(username)
-                .options(options)
-                .build()?
-                .into()
-        }
-        Gateway::AOPay => {
-            let registration_id = env.var("OTP_AOPAY_REGISTRATION_ID");
-            env.finish(Gateway::AOPay)?;
-            aopay::AOPayClient::builder().registration_id(registration_id).options(options).build()?.into()
-        }
-        other => return Err(Error::configuration(format!("{other} is not supported by this command"))),
-    };
-    Ok(client)
 }
 
 /// The shortest admin token a sandbox reachable from other machines accepts.

@@ -44,15 +44,17 @@ pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
 /// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
 /// the customer's name: give it with [`Verification::customer_name`] (non-blank, at most 100
 /// characters) or the start is refused as `invalid_request`, nothing sent or counted.
+/// AOPay's RegisterRemitter takes the remitter's KYC id when there is one: [`Verification::kyc_id`].
 /// A resend sends the same request again, so an iServeU *transaction* OTP (which needs a new
 /// `externalRefNumber` each time) is refused a resend, unsent: start a new verification.
-/// `Debug` shows no number, name, address or identity number. A stored verification is read
-/// back only through the same checks as a start.
+/// `Debug` shows no number, name, address, identity number or KYC id. A stored verification is
+/// read back only through the same checks as a start.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "VerificationWire")]
 pub struct Verification {
     request: SendOtpRequest,
     customer_name: Option<String>,
+    kyc_id: Option<String>,
 }
 
 impl std::fmt::Debug for Verification {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Verification {
         f.debug_struct("Verification")
             .field("request", &self.request)
             .field("customer_name", &self.customer_name.as_ref().map(|_| "[redacted]"))
+            .field("kyc_id", &self.kyc_id.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -67,12 +70,18 @@ impl std::fmt::Debug for Verification {
 impl Verification {
     /// A verification that sends `request`.
     pub fn new(request: impl Into<SendOtpRequest>) -> Self {
-        Self { request: request.into(), customer_name: None }
+        Self { request: request.into(), customer_name: None, kyc_id: None }
     }
 
     /// The customer's name, which iServeU's registration call takes with the code.
     pub fn customer_name(mut self, name: impl Into<String>) -> Self {
         self.customer_name = Some(name.into());
+        self
+    }
+
+    /// The remitter's KYC id, which AOPay's RegisterRemitter takes with the code.
+    pub fn kyc_id(mut self, kyc_id: impl Into<String>) -> Self {
+        self.kyc_id = Some(kyc_id.into());
         self
     }
 
@@ -87,13 +96,16 @@ impl Verification {
 struct VerificationWire {
     request: SendOtpRequest,
     customer_name: Option<String>,
+    #[serde(default)]
+    kyc_id: Option<String>,
 }
 
 impl TryFrom<VerificationWire> for Verification {
     type Error = Error;
 
     fn try_from(wire: VerificationWire) -> Result<Self, Error> {
-        let verification = Verification { request: wire.request, customer_name: wire.customer_name };
+        let verification =
+            Verification { request: wire.request, customer_name: wire.customer_name, kyc_id: wire.kyc_id };
         <GatewayClient as SessionGateway>::validate(&verification)?;
         Ok(verification)
     }
@@ -199,7 +211,12 @@ impl SessionGateway for GatewayClient {
             )),
             #[cfg(feature = "aopay")]
             SendOtpRequest::AOPay(ref request) if sent.outcome == crate::Outcome::SentForRegistration => {
-                Ok(crate::aopay::RegisterRemitterRequest::new(*request.mobile(), code, reference(sent)?).into())
+                let verify = crate::aopay::RegisterRemitterRequest::new(*request.mobile(), code, reference(sent)?);
+                Ok(match &verification.kyc_id {
+                    Some(kyc_id) => verify.kyc_id(kyc_id),
+                    None => verify,
+                }
+                .into())
             }
             #[cfg(feature = "aopay")]
             SendOtpRequest::AOPay(_) => Err(Error::invalid_input(
