@@ -1,5 +1,5 @@
-//! The command line: its commands, flags and environment variables (README's CLI section). the commands and the flags
-//! every gateway shares; each gateway's own flags are in its file under `gateways/`.
+//! The command line (README's CLI section): the commands and the flags every gateway shares;
+//! each gateway's own flags are in its file under `gateways/`.
 
 use std::net::SocketAddr;
 
