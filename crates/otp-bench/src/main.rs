@@ -430,8 +430,8 @@ async fn sandbox_vs_wiremock(n: usize) -> Result<(), BoxError> {
     use wiremock::matchers::{method, path};
     let concurrency = 64;
     let mut config = otp_sandbox::SandboxConfig::default();
-    config.phonepe_merchant_id = PHONEPE_MERCHANT.into();
-    config.phonepe_salt_key = PHONEPE_SALT.into();
+    config.credentials.phonepe.merchant_id = PHONEPE_MERCHANT.into();
+    config.credentials.phonepe.salt_key = PHONEPE_SALT.into();
     let sandbox = otp_sandbox::Sandbox::start(config).await?;
     let mock = wiremock::MockServer::builder().body_print_limit(wiremock::BodyPrintLimit::Limited(256)).start().await;
     wiremock::Mock::given(method("POST"))

@@ -261,17 +261,17 @@ fn sandbox_config(command: &SandboxCommand) -> Result<SandboxConfig, Error> {
             value.clone_into(field);
         }
     };
-    set(&command.phonepe_merchant_id, &mut config.phonepe_merchant_id);
-    set(&command.phonepe_salt_key, &mut config.phonepe_salt_key);
+    set(&command.phonepe_merchant_id, &mut config.credentials.phonepe.merchant_id);
+    set(&command.phonepe_salt_key, &mut config.credentials.phonepe.salt_key);
     if let Some(index) = command.phonepe_salt_index {
-        config.phonepe_salt_index = index;
+        config.credentials.phonepe.salt_index = index;
     }
-    set(&command.paytm_client_id, &mut config.paytm_client_id);
-    set(&command.paytm_client_secret, &mut config.paytm_client_secret);
-    set(&command.iserveu_client_id, &mut config.iserveu_client_id);
-    set(&command.iserveu_client_secret, &mut config.iserveu_client_secret);
-    set(&command.iserveu_username, &mut config.iserveu_username);
-    set(&command.aopay_registration_id, &mut config.aopay_registration_id);
+    set(&command.paytm_client_id, &mut config.credentials.paytm.client_id);
+    set(&command.paytm_client_secret, &mut config.credentials.paytm.client_secret);
+    set(&command.iserveu_client_id, &mut config.credentials.iserveu.client_id);
+    set(&command.iserveu_client_secret, &mut config.credentials.iserveu.client_secret);
+    set(&command.iserveu_username, &mut config.credentials.iserveu.username);
+    set(&command.aopay_registration_id, &mut config.credentials.aopay.registration_id);
     Ok(config)
 }
 
@@ -297,15 +297,15 @@ pub async fn serve_sandbox(command: SandboxCommand) -> ExitCode {
          \x20 iserveu: client_id {}, client_secret {}, username {}\n\
          \x20 aopay:   RegistrationID {}\n\
          {}(sandbox credentials are test values; Ctrl-C stops)",
-        config.phonepe_merchant_id,
-        secret(&config.phonepe_salt_key, credentials::PHONEPE_SALT_KEY),
-        config.phonepe_salt_index,
-        config.paytm_client_id,
-        secret(&config.paytm_client_secret, credentials::PAYTM_CLIENT_SECRET),
-        config.iserveu_client_id,
-        secret(&config.iserveu_client_secret, credentials::ISERVEU_CLIENT_SECRET),
-        config.iserveu_username,
-        config.aopay_registration_id,
+        config.credentials.phonepe.merchant_id,
+        secret(&config.credentials.phonepe.salt_key, credentials::PHONEPE_SALT_KEY),
+        config.credentials.phonepe.salt_index,
+        config.credentials.paytm.client_id,
+        secret(&config.credentials.paytm.client_secret, credentials::PAYTM_CLIENT_SECRET),
+        config.credentials.iserveu.client_id,
+        secret(&config.credentials.iserveu.client_secret, credentials::ISERVEU_CLIENT_SECRET),
+        config.credentials.iserveu.username,
+        config.credentials.aopay.registration_id,
         if config.admin_token.is_some() { "/__sandbox/* routes need Authorization: Bearer <token>\n" } else { "" },
     );
     let mut sandbox = match Sandbox::bind(command.addr, config).await {

@@ -125,7 +125,7 @@ mod tests {
              message: Some(\"OTP sent to XXXXXX3210, ref 1234\"), http_status: 200 }"
         );
         let verified = VerifyReceipt {
-            gateway: Gateway::PhonePe,
+            gateway: Gateway::Paytm,
             outcome: Outcome::Verified,
             credential: Some(SecretString::new("user-auth-token")),
             provider_code: "SUCCESS".into(),

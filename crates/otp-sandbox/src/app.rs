@@ -6,34 +6,19 @@ use std::time::Duration;
 use otp_core::SecretString;
 use sha2::{Digest, Sha256};
 
-use crate::credentials as default;
 use crate::state::State;
+use crate::Credentials;
 
 /// The largest request body read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Credentials the sandbox accepts, and how slow its slow magic number is.
+/// What the sandbox accepts (each gateway's credentials) and how it behaves: validity, limits,
+/// bounds, the slow magic number's delay. Each setting has a builder method.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct SandboxConfig {
-    /// PhonePe `merchantId`.
-    pub phonepe_merchant_id: String,
-    /// PhonePe salt key.
-    pub phonepe_salt_key: String,
-    /// PhonePe salt index.
-    pub phonepe_salt_index: u32,
-    /// Paytm client id.
-    pub paytm_client_id: String,
-    /// Paytm client secret.
-    pub paytm_client_secret: String,
-    /// iServeU `client_id`.
-    pub iserveu_client_id: String,
-    /// iServeU `client_secret`.
-    pub iserveu_client_secret: String,
-    /// iServeU `username`.
-    pub iserveu_username: String,
-    /// AOPay `RegistrationID`.
-    pub aopay_registration_id: String,
+    /// The credentials each gateway's routes accept (the defaults are in [`credentials`](crate::credentials)).
+    pub credentials: Credentials,
     /// How long `9000000004` waits before answering (35 s: longer than the default timeout).
     pub slow_answer_delay: Duration,
     /// How long an AOPay OTP stays valid (90 s, as AOPay documents).
@@ -60,10 +45,7 @@ pub struct SandboxConfig {
 impl std::fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxConfig")
-            .field("phonepe_merchant_id", &self.phonepe_merchant_id)
-            .field("paytm_client_id", &self.paytm_client_id)
-            .field("iserveu_client_id", &self.iserveu_client_id)
-            .field("aopay_registration_id", &self.aopay_registration_id)
+            .field("credentials", &self.credentials)
             .field("slow_answer_delay", &self.slow_answer_delay)
             .field("aopay_otp_validity", &self.aopay_otp_validity)
             .field("otp_validity", &self.otp_validity)
@@ -79,17 +61,9 @@ impl std::fmt::Debug for SandboxConfig {
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
-            phonepe_merchant_id: default::PHONEPE_MERCHANT_ID.into(),
-            phonepe_salt_key: default::PHONEPE_SALT_KEY.into(),
-            phonepe_salt_index: default::PHONEPE_SALT_INDEX,
-            paytm_client_id: default::PAYTM_CLIENT_ID.into(),
-            paytm_client_secret: default::PAYTM_CLIENT_SECRET.into(),
-            iserveu_client_id: default::ISERVEU_CLIENT_ID.into(),
-            iserveu_client_secret: default::ISERVEU_CLIENT_SECRET.into(),
-            iserveu_username: default::ISERVEU_USERNAME.into(),
-            aopay_registration_id: default::AOPAY_REGISTRATION_ID.into(),
+            credentials: Credentials::default(),
             slow_answer_delay: Duration::from_secs(35),
-            aopay_otp_validity: crate::state::AOPAY_VALIDITY,
+            aopay_otp_validity: crate::gateways::aopay::OTP_VALIDITY,
             otp_validity: crate::state::OTP_VALIDITY,
             fixed_otp: None,
             limit_window: crate::state::LIMIT_WINDOW,

@@ -27,39 +27,23 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+// A refusal is the gateway's answer itself (`Err(Response)`), returned at once by a handler:
+// its size on a path that ends the request does not matter.
+#![allow(clippy::result_large_err)]
 
+mod answer;
 mod app;
 mod gateways;
 pub mod magic;
 mod server;
 mod state;
-mod verify;
 
 pub use app::SandboxConfig;
+// Each gateway's credentials struct, `Credentials` (one of each) and `credentials` (the
+// defaults), from the one list of gateways.
+pub use gateways::exports::*;
 #[doc(hidden)]
 #[cfg(feature = "test-util")]
 pub use server::status_for_fuzzing;
 pub use server::Sandbox;
 pub use state::{SentOtp, DEFAULT_MAX_NUMBERS};
-
-/// The sandbox's default credentials (sandbox.md).
-pub mod credentials {
-    /// PhonePe merchant id.
-    pub const PHONEPE_MERCHANT_ID: &str = "SANDBOXMERCHANT";
-    /// PhonePe salt key.
-    pub const PHONEPE_SALT_KEY: &str = "sandbox-salt-key";
-    /// PhonePe salt index.
-    pub const PHONEPE_SALT_INDEX: u32 = 1;
-    /// Paytm client id.
-    pub const PAYTM_CLIENT_ID: &str = "sandbox-client";
-    /// Paytm client secret.
-    pub const PAYTM_CLIENT_SECRET: &str = "sandbox-secret";
-    /// iServeU client_id.
-    pub const ISERVEU_CLIENT_ID: &str = "sandbox-client";
-    /// iServeU client_secret.
-    pub const ISERVEU_CLIENT_SECRET: &str = "sandbox-secret";
-    /// iServeU username.
-    pub const ISERVEU_USERNAME: &str = "sandboxuser";
-    /// AOPay RegistrationID.
-    pub const AOPAY_REGISTRATION_ID: &str = "AOP-SANDBOX";
-}

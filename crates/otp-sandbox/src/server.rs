@@ -1,4 +1,5 @@
-//! The HTTP server: routes, the generic gateway handler, the inbox, start and stop.
+//! The HTTP server: start and stop, the accept loop, the router (every gateway's routes from
+//! [`crate::gateways`], then the sandbox's own), the inbox, reset, metrics and the admin token.
 
 use std::io;
 use std::net::SocketAddr;
@@ -6,24 +7,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post};
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app::{App, SandboxConfig, MAX_BODY_BYTES};
-use crate::gateways::{AOPay, Emulated, IServeU, Paytm, PhonePe};
-use crate::magic::{self, Magic};
 use crate::state::SentOtp;
-use crate::verify::{AOPayRegistration, IServeURegistration, PaytmVerify, PhonePeVerify};
 
 /// A running sandbox. Stops when dropped ([`Sandbox::shutdown`] lets requests finish first).
 pub struct Sandbox {
@@ -172,15 +169,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutting_down: tokio::s
 }
 
 fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(PhonePe::PATH, gateway::<PhonePe>())
-        .route(Paytm::PATH, gateway::<Paytm>())
-        .route(IServeU::PATH, gateway::<IServeU>())
-        .route(AOPay::PATH, gateway::<AOPay>())
-        .route(PhonePeVerify::PATH, gateway::<PhonePeVerify>())
-        .route(PaytmVerify::PATH, gateway::<PaytmVerify>())
-        .route(IServeURegistration::PATH, gateway::<IServeURegistration>())
-        .route(AOPayRegistration::PATH, gateway::<AOPayRegistration>())
+    crate::gateways::routes()
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
         .route("/__sandbox/reset", post(reset).fallback(method_not_allowed))
         .route("/__sandbox/metrics", get(metrics_text).fallback(method_not_allowed))
@@ -189,55 +178,6 @@ fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
-}
-
-fn gateway<G: Emulated + 'static>() -> MethodRouter<Arc<App>> {
-    post(handle::<G>).fallback(method_not_allowed)
-}
-
-async fn handle<G: Emulated>(
-    AxumState(app): AxumState<Arc<App>>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return G::malformed(rejection.status(), "the request body is over 64 KiB")
-        }
-        Err(rejection) => {
-            // Say what went wrong (a broken chunked encoding, a connection closed mid-body).
-            let description = format!("the request body could not be read: {}", rejection.body_text());
-            return G::malformed(rejection.status(), &description);
-        }
-    };
-    let json_content = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    if !json_content {
-        return G::malformed(StatusCode::BAD_REQUEST, "Content-Type must be application/json");
-    }
-    // The body is parsed once, here; a query the URL grammar refuses counts as no query.
-    let body = json_object(&body);
-    let query = query.map(|Query(pairs)| pairs).unwrap_or_default();
-    let mobile = body.as_ref().and_then(G::mobile);
-    match mobile.as_deref().and_then(magic::lookup) {
-        // The slow number answers normally once its delay has passed.
-        Some(Magic::Slow) => tokio::time::sleep(app.config.slow_answer_delay).await,
-        Some(magic) => return G::magic(&app, magic, mobile.as_deref().unwrap_or_default()),
-        None => {}
-    }
-    G::answer(&app, &headers, &query, body.as_ref())
-}
-
-/// The request body as a JSON object, if it is one.
-fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(body).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
 }
 
 /// Sends one JSON request through the sandbox's real router, without a socket or the slow
@@ -277,7 +217,6 @@ struct InboxQuery {
 
 /// With an admin token configured (a sandbox reachable from other machines), every
 /// `/__sandbox/*` route needs `Authorization: Bearer <token>`.
-#[allow(clippy::result_large_err)] // The refusal is the response itself, returned at once.
 fn admitted(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     let Some(expected) = &app.admin_digest else { return Ok(()) };
     let given = headers
@@ -382,6 +321,6 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-async fn method_not_allowed() -> Response {
+pub(crate) async fn method_not_allowed() -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(json!({"error": "method_not_allowed"}))).into_response()
 }

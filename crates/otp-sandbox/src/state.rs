@@ -11,9 +11,7 @@ use serde::Serialize;
 pub const LIMIT: usize = 5;
 /// The window of the send limit.
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(600);
-/// How long an AOPay OTP stays valid by default.
-pub const AOPAY_VALIDITY: Duration = Duration::from_secs(90);
-/// How long a PhonePe, Paytm or iServeU OTP stays verifiable by default.
+/// How long an OTP stays verifiable by default (a gateway's profile may say otherwise).
 pub const OTP_VALIDITY: Duration = Duration::from_secs(600);
 
 /// An OTP the sandbox "sent".
@@ -30,7 +28,7 @@ pub struct SentOtp {
     pub reference: Option<String>,
     /// When it was sent (RFC 3339, UTC).
     pub sent_at: String,
-    /// When it stops being valid (AOPay only; RFC 3339, UTC).
+    /// When it stops being valid (RFC 3339, UTC).
     pub expires_at: Option<String>,
     /// Whether it has expired.
     pub expired: bool,
@@ -457,12 +455,15 @@ mod tests {
 
     use super::*;
 
-    /// An AOPay send and its OTP, valid for `validity`; whether it was admitted.
+    /// Any one gateway: the state keeps every gateway's entries alike.
+    const GATEWAY: Gateway = Gateway::ALL[0];
+
+    /// A send and its OTP, valid for `validity`; whether it was admitted.
     fn send_valid_for(state: &State, mobile: &str, validity: Option<Duration>) -> Admission {
-        let admission = state.admit(Gateway::AOPay, mobile);
+        let admission = state.admit(GATEWAY, mobile);
         if admission == Admission::Admitted {
             let reference = Some(format!("ref-{mobile}"));
-            state.record(Gateway::AOPay, mobile, reference, validity, "123456".into(), Check::default()).unwrap();
+            state.record(GATEWAY, mobile, reference, validity, "123456".into(), Check::default()).unwrap();
         }
         admission
     }
@@ -550,7 +551,7 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(250));
         // Refused, inside the window: it marks activity (for retention), not life.
-        assert_eq!(state.admit(Gateway::AOPay, "7000000001"), Admission::OverLimit);
+        assert_eq!(state.admit(GATEWAY, "7000000001"), Admission::OverLimit);
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(send(&state, "7000000002"), Admission::Admitted, "the window of the admitted sends is over");
     }
@@ -559,7 +560,7 @@ mod tests {
     fn a_recorded_otp_without_a_send_needs_a_place_too() {
         let state = State::new(1, LIMIT_WINDOW, LIMIT_WINDOW);
         assert_eq!(send(&state, "7000000001"), Admission::Admitted);
-        let recorded = state.record(Gateway::AOPay, "9000000005", None, None, "1".into(), Check::default());
+        let recorded = state.record(GATEWAY, "9000000005", None, None, "1".into(), Check::default());
         assert!(recorded.is_err());
         assert_eq!(state.sizes(), (1, 1));
         assert_eq!(state.refused_full(), 1);
@@ -602,7 +603,7 @@ mod tests {
         let state = State::new(10, LIMIT_WINDOW, Duration::from_secs(600));
         for i in 0..(OTPS_PER_NUMBER + 5) {
             let recorded =
-                state.record(Gateway::PhonePe, "7000000001", Some(format!("r{i}")), None, "1".into(), Check::default());
+                state.record(GATEWAY, "7000000001", Some(format!("r{i}")), None, "1".into(), Check::default());
             assert!(recorded.is_ok());
         }
         assert_eq!(state.sizes(), (1, OTPS_PER_NUMBER));

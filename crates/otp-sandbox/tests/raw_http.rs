@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use otp_core::reqwest::{self, StatusCode};
-use otp_sandbox::{Sandbox, SandboxConfig};
+use otp_core::Gateway;
+use otp_sandbox::{PhonePeCredentials, Sandbox, SandboxConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -20,6 +21,67 @@ const AOPAY: &str = "/api/AOP/DMTV1/TransactionSendOtp";
 struct Harness {
     sandbox: Sandbox,
     http: reqwest::Client,
+}
+
+/// What the tests that run every gateway need of one, written here from its documentation:
+/// how to send, and what it answers. Each gateway's section below makes its own, and
+/// [`every_fixture`] finds one for each of `Gateway::ALL`: a gateway without one fails them.
+#[derive(Clone)]
+struct Fixture {
+    gateway: Gateway,
+    /// The send's route, with the query it needs.
+    send: String,
+    /// A send to a number: its headers and body.
+    request: fn(mobile: &str, credentials: Credentials) -> Request,
+    /// Where an answer's code is (a JSON pointer).
+    code: &'static str,
+    /// The code of a send that went out.
+    sent: Value,
+    /// The code of the sixth send to a number inside the limit window (HTTP 200).
+    limited: Value,
+    /// The answers of 9000000001, 9000000002, 9000000003 and 9000000005: the status, and the
+    /// code where the body is the gateway's JSON.
+    magic: [(u16, Option<Value>); 4],
+    /// The answer to a body that is not a JSON object, or not declared as JSON: status, code.
+    malformed: (u16, Value),
+}
+
+/// The credentials a fixture's request carries.
+#[derive(Clone, Copy)]
+enum Credentials {
+    /// The sandbox's defaults.
+    Sandbox,
+    /// Wrong ones: the gateway refuses them.
+    Wrong,
+}
+
+/// A request's headers and body.
+struct Request {
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+/// The makers of every fixture, one per gateway: the one line a gateway adds here.
+const FIXTURES: [fn() -> Fixture; 4] = [phonepe_fixture, paytm_fixture, iserveu_fixture, aopay_fixture];
+
+/// One fixture for each of `Gateway::ALL`, in its order.
+fn every_fixture() -> Vec<Fixture> {
+    Gateway::ALL
+        .into_iter()
+        .map(|gateway| {
+            let mut found = FIXTURES.iter().map(|make| make()).filter(|fixture| fixture.gateway == gateway);
+            let fixture = found.next().unwrap_or_else(|| panic!("no fixture for {gateway}: add one to FIXTURES"));
+            assert!(found.next().is_none(), "two fixtures for {gateway}");
+            fixture
+        })
+        .collect()
+}
+
+impl Fixture {
+    /// The code of an answer, where the gateway puts it (null when it is not there).
+    fn code_of(&self, answer: &Answer) -> Value {
+        answer.json().pointer(self.code).cloned().unwrap_or(Value::Null)
+    }
 }
 
 /// An answer: status, raw body, and the body as JSON when it is JSON.
@@ -54,6 +116,13 @@ impl Harness {
             request = request.header(*name, *value);
         }
         read_answer(request.send().await.unwrap()).await
+    }
+
+    /// A fixture's send to `mobile`.
+    async fn send(&self, fixture: &Fixture, mobile: &str, credentials: Credentials) -> Answer {
+        let request = (fixture.request)(mobile, credentials);
+        let headers: Vec<(&str, &str)> = request.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        self.post(&fixture.send, &headers, request.body).await
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -157,6 +226,33 @@ fn without(mut body: Value, key: &str) -> Value {
 
 // ------------------------------------------------------------------ PhonePe
 
+fn phonepe_fixture() -> Fixture {
+    Fixture {
+        gateway: Gateway::PhonePe,
+        send: PHONEPE.to_owned(),
+        request: |mobile, credentials| {
+            let (merchant_id, salt_key) = match credentials {
+                Credentials::Sandbox => ("SANDBOXMERCHANT", "sandbox-salt-key"),
+                Credentials::Wrong => ("NOBODY", "not-the-salt-key"),
+            };
+            let payload = json!({"merchantId": merchant_id, "mobileNumber": mobile});
+            let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
+            let headers = vec![("x-verify", x_verify(&encoded, salt_key, 1))];
+            Request { headers, body: json!({ "request": encoded }).to_string() }
+        },
+        code: "/code",
+        sent: json!("SUCCESS"),
+        limited: json!("OTP_LIMIT_EXCEEDED"),
+        magic: [
+            (200, Some(json!("OTP_LIMIT_EXCEEDED"))),
+            (200, Some(json!("USER_BLOCKED"))),
+            (500, Some(json!("INTERNAL_SERVER_ERROR"))),
+            (429, Some(json!("TOO_MANY_REQUESTS"))),
+        ],
+        malformed: (400, json!("BAD_REQUEST")),
+    }
+}
+
 #[tokio::test]
 async fn phonepe_signed_send_succeeds_and_lands_in_the_inbox() {
     let h = harness().await;
@@ -216,11 +312,8 @@ async fn phonepe_refuses_a_wrong_salt_key_or_index_with_authorization_failed() {
 
 #[tokio::test]
 async fn phonepe_checks_the_salt_index_and_key_it_was_started_with() {
-    let mut config = SandboxConfig::default();
-    config.phonepe_salt_key = "another-key".into();
-    config.phonepe_salt_index = 3;
-    config.phonepe_merchant_id = "M2".into();
-    let h = harness_with(config).await;
+    let credentials = PhonePeCredentials::default().salt_key("another-key").salt_index(3).merchant_id("M2");
+    let h = harness_with(SandboxConfig::default().phonepe(credentials)).await;
     let payload = json!({"merchantId": "M2", "mobileNumber": "9876543210"});
     assert_eq!(h.phonepe_payload(&payload, "another-key", 1).await.json()["code"], "AUTHORIZATION_FAILED");
     assert_eq!(h.phonepe_payload(&payload, "sandbox-salt-key", 3).await.json()["code"], "AUTHORIZATION_FAILED");
@@ -263,6 +356,31 @@ async fn phonepe_refuses_bad_payloads_with_bad_request() {
 }
 
 // ------------------------------------------------------------------ Paytm
+
+fn paytm_fixture() -> Fixture {
+    Fixture {
+        gateway: Gateway::Paytm,
+        send: format!("{PAYTM}?locale=en-IN"),
+        request: |mobile, credentials| {
+            let headers = match credentials {
+                Credentials::Sandbox => paytm_headers("sandbox-client", "sandbox-secret"),
+                Credentials::Wrong => paytm_headers("x", "y"),
+            };
+            let headers = headers.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
+            Request { headers, body: json!({"phone": mobile, "scopes": ["paytm"]}).to_string() }
+        },
+        code: "/responseCode",
+        sent: json!("BE1400001"),
+        limited: json!("BE1425006"),
+        magic: [
+            (200, Some(json!("BE1425006"))),
+            (200, Some(json!("BE1424001"))),
+            (500, Some(json!("BE1426003"))),
+            (200, Some(json!("BE1425004"))),
+        ],
+        malformed: (400, json!("434")),
+    }
+}
 
 #[tokio::test]
 async fn paytm_send_succeeds_with_a_state_token() {
@@ -329,6 +447,27 @@ async fn paytm_refuses_missing_locale_bad_phone_or_scopes_with_434() {
 }
 
 // ------------------------------------------------------------------ iServeU
+
+fn iserveu_fixture() -> Fixture {
+    Fixture {
+        gateway: Gateway::IServeU,
+        send: ISERVEU.to_owned(),
+        request: |mobile, credentials| {
+            let (client_id, client_secret) = match credentials {
+                Credentials::Sandbox => ("sandbox-client", "sandbox-secret"),
+                Credentials::Wrong => ("x", "y"),
+            };
+            let headers = vec![("client_id", client_id.to_owned()), ("client_secret", client_secret.to_owned())];
+            Request { headers, body: iserveu_transaction(mobile).to_string() }
+        },
+        code: "/statusCode",
+        sent: json!("0"),
+        limited: json!("1"),
+        // Its 500 is bare text, not its JSON.
+        magic: [(200, Some(json!("1"))), (200, Some(json!("1"))), (500, None), (200, Some(json!("1")))],
+        malformed: (200, json!("-1")),
+    }
+}
 
 #[tokio::test]
 async fn iserveu_both_otp_types_succeed() {
@@ -398,6 +537,26 @@ async fn iserveu_enforces_every_field_rule_with_minus_one() {
 }
 
 // ------------------------------------------------------------------ AOPay
+
+fn aopay_fixture() -> Fixture {
+    Fixture {
+        gateway: Gateway::AOPay,
+        send: AOPAY.to_owned(),
+        request: |mobile, credentials| {
+            let body = match credentials {
+                Credentials::Sandbox => aopay_body(mobile),
+                Credentials::Wrong => with(aopay_body(mobile), "RegistrationID", json!("WRONG")),
+            };
+            Request { headers: Vec::new(), body: body.to_string() }
+        },
+        code: "/response_code",
+        sent: json!(1),
+        limited: json!(2),
+        // Its 500 is bare text, not its JSON; 9000000005's OTP went out, for registration.
+        magic: [(200, Some(json!(2))), (200, Some(json!(2))), (500, None), (200, Some(json!(0)))],
+        malformed: (200, json!(3)),
+    }
+}
 
 #[tokio::test]
 async fn aopay_send_succeeds_and_its_otp_expires() {
@@ -495,26 +654,30 @@ async fn aopay_enforces_every_field_rule() {
 #[tokio::test]
 async fn the_sixth_send_within_ten_minutes_is_refused_with_each_gateways_limit_code() {
     let h = harness().await;
+    let fixtures = every_fixture();
     for attempt in 1..=5 {
-        assert_eq!(h.phonepe("9876543210").await.json()["code"], "SUCCESS", "phonepe #{attempt}");
-        assert_eq!(h.paytm("9876543210").await.json()["responseCode"], "BE1400001", "paytm #{attempt}");
-        assert_eq!(h.iserveu(&iserveu_transaction("9876543210")).await.json()["statusCode"], "0");
-        assert_eq!(h.aopay(&aopay_body("9876543210")).await.json()["response_code"], 1);
+        for fixture in &fixtures {
+            let answer = h.send(fixture, "9876543210", Credentials::Sandbox).await;
+            assert_eq!(fixture.code_of(&answer), fixture.sent, "{} #{attempt}: {}", fixture.gateway, answer.text);
+        }
     }
-    let phonepe = h.phonepe("9876543210").await;
-    assert_eq!(phonepe.status, StatusCode::OK);
-    assert_eq!(phonepe.json()["code"], "OTP_LIMIT_EXCEEDED");
-    assert_eq!(h.paytm("9876543210").await.json()["responseCode"], "BE1425006");
-    assert_eq!(h.iserveu(&iserveu_transaction("9876543210")).await.json()["statusCode"], "1");
-    assert_eq!(h.aopay(&aopay_body("9876543210")).await.json()["response_code"], 2);
+    for fixture in &fixtures {
+        let answer = h.send(fixture, "9876543210", Credentials::Sandbox).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", fixture.gateway);
+        assert_eq!(fixture.code_of(&answer), fixture.limited, "{}: {}", fixture.gateway, answer.text);
+    }
 
-    // 20 OTPs recorded (5 per gateway), none for the refused sends; newest first.
+    // 5 OTPs recorded per gateway (a number keeps its latest 20), none for the refused sends;
+    // newest first.
     let inbox = h.inbox("9876543210").await;
-    assert_eq!(inbox.len(), 20);
-    assert_eq!(inbox[0]["gateway"], "aopay");
-    assert_eq!(inbox[19]["gateway"], "phonepe");
+    assert_eq!(inbox.len(), 5 * fixtures.len());
+    assert_eq!(inbox[0]["gateway"], fixtures[fixtures.len() - 1].gateway.as_str());
+    assert_eq!(inbox[inbox.len() - 1]["gateway"], fixtures[0].gateway.as_str());
     // The limit is per number: another number is unaffected.
-    assert_eq!(h.phonepe("9876543211").await.json()["code"], "SUCCESS");
+    for fixture in &fixtures {
+        let answer = h.send(fixture, "9876543211", Credentials::Sandbox).await;
+        assert_eq!(fixture.code_of(&answer), fixture.sent, "{}", fixture.gateway);
+    }
 }
 
 // ------------------------------------------------------------------ magic numbers
@@ -523,70 +686,36 @@ async fn the_sixth_send_within_ten_minutes_is_refused_with_each_gateways_limit_c
 async fn magic_numbers_answer_deterministically_whatever_the_credentials() {
     let h = harness().await;
     // Wrong credentials everywhere: the magic answer still comes.
-    let phonepe = |mobile: &str| {
-        let payload = json!({"merchantId": "NOBODY", "mobileNumber": mobile});
-        let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
-        json!({ "request": encoded }).to_string()
-    };
-    let paytm = |mobile: &str| json!({"phone": mobile, "scopes": ["paytm"]}).to_string();
-    let iserveu = |mobile: &str| iserveu_transaction(mobile).to_string();
-    let aopay = |mobile: &str| with(aopay_body(mobile), "RegistrationID", json!("WRONG")).to_string();
-    let paytm_url = format!("{PAYTM}?locale=en-IN");
-    let bad_basic = paytm_headers("x", "y");
-    let bad_iserveu = [("client_id", "x"), ("client_secret", "y")];
-
-    // (mobile, phonepe (status, code), paytm (status, code), iserveu status + statusCode, aopay status + code)
-    type Row =
-        (&'static str, (u16, &'static str), (u16, &'static str), (u16, Option<&'static str>), (u16, Option<i64>));
-    let table: [Row; 4] = [
-        ("9000000001", (200, "OTP_LIMIT_EXCEEDED"), (200, "BE1425006"), (200, Some("1")), (200, Some(2))),
-        ("9000000002", (200, "USER_BLOCKED"), (200, "BE1424001"), (200, Some("1")), (200, Some(2))),
-        ("9000000003", (500, "INTERNAL_SERVER_ERROR"), (500, "BE1426003"), (500, None), (500, None)),
-        ("9000000005", (429, "TOO_MANY_REQUESTS"), (200, "BE1425004"), (200, Some("1")), (200, Some(0))),
-    ];
-    for (mobile, phonepe_expected, paytm_expected, iserveu_expected, aopay_expected) in table {
-        let answer = h.post(PHONEPE, &[("x-verify", "wrong###1")], phonepe(mobile)).await;
-        assert_eq!((answer.status.as_u16(), answer.json()["code"].as_str().unwrap()), phonepe_expected, "{mobile}");
-
-        let answer = h.post(&paytm_url, &bad_basic, paytm(mobile)).await;
-        assert_eq!((answer.status.as_u16(), answer.json()["responseCode"].as_str().unwrap()), paytm_expected);
-
-        let answer = h.post(ISERVEU, &bad_iserveu, iserveu(mobile)).await;
-        let code = (answer.status == StatusCode::OK).then(|| answer.json()["statusCode"].as_str().unwrap().to_owned());
-        assert_eq!((answer.status.as_u16(), code.as_deref()), iserveu_expected, "{mobile}: {}", answer.text);
-
-        let answer = h.post(AOPAY, &[], aopay(mobile)).await;
-        let code = (answer.status == StatusCode::OK).then(|| answer.json()["response_code"].as_i64().unwrap());
-        assert_eq!((answer.status.as_u16(), code), aopay_expected, "{mobile}: {}", answer.text);
+    for fixture in every_fixture() {
+        // Magic numbers do not count towards the limit, and repeat exactly: 9000000002 is sent
+        // seven times more (not 9000000005, which issues AOPay an OTP each time).
+        let numbers = ["9000000001", "9000000002", "9000000003", "9000000005"];
+        let repeats =
+            numbers.iter().zip(&fixture.magic).chain(std::iter::repeat_n((&numbers[1], &fixture.magic[1]), 7));
+        for (mobile, (status, code)) in repeats {
+            let answer = h.send(&fixture, mobile, Credentials::Wrong).await;
+            let gateway = fixture.gateway;
+            assert_eq!(answer.status.as_u16(), *status, "{gateway} {mobile}: {}", answer.text);
+            if let Some(code) = code {
+                assert_eq!(fixture.code_of(&answer), *code, "{gateway} {mobile}: {}", answer.text);
+            }
+        }
     }
     // 9000000005 on AOPay: sent for registration, so an OTP went out and is in the inbox.
     let inbox = h.inbox("9000000005").await;
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0]["gateway"], "aopay");
-    // Magic numbers do not count towards the limit, and repeat exactly.
-    for _ in 0..7 {
-        let answer = h.post(&paytm_url, &bad_basic, paytm("9000000002")).await;
-        assert_eq!(answer.json()["responseCode"], "BE1424001");
-    }
 }
 
 #[tokio::test]
 async fn magic_9000000006_is_a_proxys_html_502_on_every_gateway() {
     let h = harness().await;
-    let mobile = "9000000006";
-    let phonepe_payload = json!({"merchantId": "X", "mobileNumber": mobile});
-    let encoded = base64::engine::general_purpose::STANDARD.encode(phonepe_payload.to_string());
-    let requests = [
-        (PHONEPE.to_owned(), json!({ "request": encoded })),
-        (format!("{PAYTM}?locale=en-IN"), json!({"phone": mobile, "scopes": ["s"]})),
-        (ISERVEU.to_owned(), iserveu_transaction(mobile)),
-        (AOPAY.to_owned(), aopay_body(mobile)),
-    ];
-    for (path, body) in requests {
-        let answer = h.post(&path, &[], body.to_string()).await;
-        assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{path}");
-        assert_eq!(answer.content_type, "text/html", "{path}");
-        assert!(answer.text.contains("<h1>502 Bad Gateway</h1>"), "{path}");
+    for fixture in every_fixture() {
+        let answer = h.send(&fixture, "9000000006", Credentials::Wrong).await;
+        let gateway = fixture.gateway;
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{gateway}");
+        assert_eq!(answer.content_type, "text/html", "{gateway}");
+        assert!(answer.text.contains("<h1>502 Bad Gateway</h1>"), "{gateway}");
     }
 }
 
@@ -610,40 +739,44 @@ async fn magic_9000000004_answers_only_after_the_slow_delay() {
 #[tokio::test]
 async fn malformed_json_gets_each_gateways_own_error_shape() {
     let h = harness().await;
-    let garbage = "{\"request\": ";
-    let phonepe = h.post(PHONEPE, &[], garbage).await;
-    assert_eq!(phonepe.status, StatusCode::BAD_REQUEST);
-    assert_eq!(phonepe.json()["code"], "BAD_REQUEST");
-    let paytm =
-        h.post(&format!("{PAYTM}?locale=en-IN"), &paytm_headers("sandbox-client", "sandbox-secret"), garbage).await;
-    assert_eq!(paytm.json()["responseCode"], "434");
-    let iserveu = h.iserveu_as("sandbox-client", "sandbox-secret", &json!(null)).await;
-    assert_eq!(iserveu.json()["statusCode"], "-1");
-    let aopay = h.post(AOPAY, &[], vec![0xff, 0xfe, 0x00, 0x7b]).await;
-    assert_eq!(aopay.json()["response_code"], 3);
+    let garbage: [&[u8]; 3] = [b"{\"request\": ", b"null", &[0xff, 0xfe, 0x00, 0x7b]];
+    for fixture in every_fixture() {
+        // The credentials are right: the body is what is wrong.
+        let Request { headers, .. } = (fixture.request)("9876543210", Credentials::Sandbox);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        for body in garbage {
+            let answer = h.post(&fixture.send, &headers, body.to_vec()).await;
+            let (status, code) = &fixture.malformed;
+            assert_eq!(answer.status.as_u16(), *status, "{} {body:?}", fixture.gateway);
+            assert_eq!(fixture.code_of(&answer), *code, "{} {body:?}: {}", fixture.gateway, answer.text);
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_wrong_content_type_is_refused_in_the_gateways_shape() {
     let h = harness().await;
-    let response = h
-        .sandbox
-        .base_url()
-        .parse::<reqwest::Url>()
-        .map(|base| base.join(PHONEPE).unwrap())
-        .map(|url| h.http.post(url).header("content-type", "text/plain").body("request=abc"))
-        .unwrap()
-        .send()
-        .await
-        .unwrap();
-    let answer = read_answer(response).await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.json()["code"], "BAD_REQUEST");
-    assert!(answer.json()["message"].as_str().unwrap().contains("Content-Type"));
-
-    let response = h.http.post(h.url(AOPAY)).body(aopay_body("9876543210").to_string()).send().await.unwrap();
-    let answer = read_answer(response).await;
-    assert_eq!(answer.json()["response_code"], 3);
+    for fixture in every_fixture() {
+        let request = (fixture.request)("9876543210", Credentials::Sandbox);
+        for content_type in [Some("text/plain"), None] {
+            let mut post = h.http.post(h.url(&fixture.send)).body(request.body.clone());
+            for (name, value) in &request.headers {
+                post = post.header(*name, value);
+            }
+            if let Some(content_type) = content_type {
+                post = post.header("content-type", content_type);
+            }
+            let answer = read_answer(post.send().await.unwrap()).await;
+            let (status, code) = &fixture.malformed;
+            assert_eq!(answer.status.as_u16(), *status, "{} {content_type:?}", fixture.gateway);
+            assert_eq!(fixture.code_of(&answer), *code, "{} {content_type:?}: {}", fixture.gateway, answer.text);
+        }
+    }
+    // PhonePe says what was wrong.
+    let response = h.http.post(h.url(PHONEPE)).header("content-type", "text/plain").body("request=abc");
+    let answer = read_answer(response.send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.json()["code"].clone()), (StatusCode::BAD_REQUEST, json!("BAD_REQUEST")));
+    assert!(answer.json()["message"].as_str().unwrap().contains("Content-Type"), "{}", answer.text);
     assert!(h.inbox("9876543210").await.is_empty());
 }
 
@@ -651,10 +784,10 @@ async fn a_wrong_content_type_is_refused_in_the_gateways_shape() {
 async fn a_body_over_64_kib_is_refused_and_the_server_stays_up() {
     let h = harness().await;
     let big = format!("{{\"phone\":\"9876543210\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
-    for path in [PHONEPE, ISERVEU, AOPAY] {
-        let answer = h.post(path, &[], big.clone()).await;
-        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
-        answer.json();
+    for fixture in every_fixture() {
+        let answer = h.post(&fixture.send, &[], big.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", fixture.gateway);
+        assert_eq!(fixture.code_of(&answer), fixture.malformed.1, "{}: {}", fixture.gateway, answer.text);
     }
     // Streamed in chunks without a declared length, over a raw connection.
     let mut stream = tokio::net::TcpStream::connect(h.sandbox.addr()).await.unwrap();
@@ -718,17 +851,14 @@ async fn health_and_inbox_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_are_safe() {
     let h = std::sync::Arc::new(harness().await);
+    let fixtures = every_fixture();
     let mut tasks = Vec::new();
-    for i in 0..200u32 {
+    for i in 0..200usize {
         let h = h.clone();
+        let fixture = fixtures[i % fixtures.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mobile = format!("98{:08}", i);
-            match i % 4 {
-                0 => h.phonepe(&mobile).await.json()["code"] == "SUCCESS",
-                1 => h.paytm(&mobile).await.json()["responseCode"] == "BE1400001",
-                2 => h.iserveu(&iserveu_transaction(&mobile)).await.json()["statusCode"] == "0",
-                _ => h.aopay(&aopay_body(&mobile)).await.json()["response_code"] == 1,
-            }
+            fixture.code_of(&h.send(&fixture, &mobile, Credentials::Sandbox).await) == fixture.sent
         }));
     }
     for task in tasks {
@@ -782,15 +912,11 @@ async fn a_flood_of_new_numbers_never_evicts_a_live_number() {
     for _ in 0..5 {
         token = h.phonepe(victim).await.json()["data"]["otpToken"].as_str().unwrap().to_owned();
     }
+    let fixtures = every_fixture();
     let (mut sent, mut refused) = (0, 0);
-    for i in 0..400u32 {
+    for i in 0..400usize {
         let mobile = format!("97{i:08}");
-        let answer = match i % 4 {
-            0 => h.phonepe(&mobile).await,
-            1 => h.paytm(&mobile).await,
-            2 => h.iserveu(&iserveu_transaction(&mobile)).await,
-            _ => h.aopay(&aopay_body(&mobile)).await,
-        };
+        let answer = h.send(&fixtures[i % fixtures.len()], &mobile, Credentials::Sandbox).await;
         if answer.status == StatusCode::OK {
             sent += 1;
         } else {
@@ -810,7 +936,11 @@ async fn a_flood_of_new_numbers_never_evicts_a_live_number() {
     let metrics = h.get("/__sandbox/metrics").await.text;
     assert!(metrics.contains("\nsandbox_refused_full_total 351\n"), "{metrics}");
     assert!(metrics.contains("\nsandbox_numbers_max 50\n"), "{metrics}");
-    assert!(metrics.contains(r#"sandbox_requests_total{route="/v3/merchant/otp/send",status="503"} 87"#), "{metrics}");
+    // PhonePe's share of the 351 refused sends (87 of them, with four gateways).
+    let phonepe = fixtures.iter().position(|fixture| fixture.gateway == Gateway::PhonePe).unwrap();
+    let refused_phonepe = (49..400).filter(|i| i % fixtures.len() == phonepe).count();
+    let line = format!(r#"sandbox_requests_total{{route="{PHONEPE}",status="503"}} {refused_phonepe}"#);
+    assert!(metrics.contains(&line), "{metrics}");
 }
 
 /// Live entries end with their window and validity; a number with nothing live is the one

@@ -194,7 +194,7 @@ mod tests {
         let (sink, mut receiver) = ChannelSink::new(1);
         let id = VerificationId::random().unwrap();
         for _ in 0..3 {
-            sink.emit(Event::new(EventKind::Started, &id, Gateway::PhonePe));
+            sink.emit(Event::new(EventKind::Started, &id, Gateway::Paytm));
         }
         assert!(receiver.try_recv().is_ok());
         assert!(receiver.try_recv().is_err(), "the two that did not fit were dropped");

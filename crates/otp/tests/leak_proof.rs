@@ -212,9 +212,9 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (setup, receipts, errors) = runtime.block_on(async {
             let mut config = SandboxConfig::default();
-            config.phonepe_salt_key = s.salt_key.clone();
-            config.paytm_client_secret = s.paytm_secret.clone();
-            config.iserveu_client_secret = s.iserveu_secret.clone();
+            config.credentials.phonepe.salt_key = s.salt_key.clone();
+            config.credentials.paytm.client_secret = s.paytm_secret.clone();
+            config.credentials.iserveu.client_secret = s.iserveu_secret.clone();
             let sandbox = Sandbox::start(config).await.unwrap();
             let setup = Setup { clients: clients(&sandbox.base_url(), &s, true), wrong: clients(&sandbox.base_url(), &s, false) };
             let mut receipts = Vec::new();
