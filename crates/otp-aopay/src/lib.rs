@@ -3,7 +3,8 @@
 //! Send OTPs through AOPay's DMTV1 **"Transaction Send OTP"** API
 //! (`POST /api/AOP/DMTV1/TransactionSendOtp`) on otp-core's HTTP path. The partner is
 //! identified by its `RegistrationID` in the body (AOPay whitelists the partner's IP; no auth
-//! header is documented). The OTP is valid for [`OTP_VALIDITY`] (90 seconds).
+//! header is documented). The OTP is valid for [`OTP_VALIDITY`] (90 seconds, as
+//! `Gateway::AOPay.otp_validity()` says).
 //!
 //! Two answers are successes: `response_code` 1 ([`Outcome::Sent`](otp_core::Outcome)) and
 //! `response_code` 0, "Remitter not registered OTP sent for new registration."
@@ -47,6 +48,7 @@
 //!
 #![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
+#![warn(clippy::wildcard_enum_match_arm)] // A new variant must be handled where it is matched.
 
 mod generated;
 
@@ -54,9 +56,11 @@ use std::time::Duration;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
+use otp_core::profile::{self, GatewayProfile, Setting, VerifyExtras};
 use otp_core::{
-    validate, Amount, CodeText, Coordinates, Date, Error, Gateway, KnownHosts, MobileNumber, OtpCode, Pincode,
-    ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SecretText, SendReceipt, VerifyReceipt,
+    validate, Amount, ClientOptions, CodeText, Coordinates, Date, Error, Gateway, KnownHosts, MobileNumber, OtpCode,
+    Outcome, Pincode, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SecretText, SendReceipt,
+    VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,8 +72,8 @@ pub const API_PATH: &str = "/api/AOP/DMTV1/TransactionSendOtp";
 /// AOPay's documented hosts.
 pub const HOSTS: KnownHosts =
     KnownHosts { uat: "https://uatapi.aopay.co.in", production: Some("https://api.aopay.co.in") };
-/// How long an AOPay OTP stays valid.
-pub const OTP_VALIDITY: Duration = Duration::from_secs(90);
+/// How long an AOPay OTP stays valid: [`Gateway::otp_validity`], where it is defined.
+pub const OTP_VALIDITY: Duration = Gateway::AOPay.otp_validity();
 /// The path of "RegisterRemitter", which consumes a sent-for-registration OTP.
 pub const REGISTER_API_PATH: &str = "/api/AOP/DMTV1/RegisterRemitter";
 /// The name of RegisterRemitter's number field. *Inferred*: the page's sample says `MobileNo`,
@@ -459,11 +463,16 @@ impl Request for RegisterRemitterRequest {
 
     fn validate(&self) -> Result<(), Error> {
         validate::text("stateresp", self.stateresp.expose_secret(), 64)?;
-        if let Some(kyc_id) = &self.kyc_id {
-            validate::text("KYC id", kyc_id, 64)?;
+        match &self.kyc_id {
+            Some(kyc_id) => check_kyc_id(kyc_id),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// `KycId`: one check for a request and for a verification that may make one.
+fn check_kyc_id(kyc_id: &str) -> Result<(), Error> {
+    validate::text("KYC id", kyc_id, 64)
 }
 
 impl Operation<RegisterRemitterRequest> for AOPayClient {
@@ -487,6 +496,65 @@ impl Operation<RegisterRemitterRequest> for AOPayClient {
             .json::<Answer>()
             .map(|answer| ProviderAnswer::new(answer.response_code.into_text(), answer.message, None));
         VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
+    }
+}
+
+/// What [`GatewayProfile::verify_request`] refuses for a transaction OTP (code 1).
+const TRANSACTION_NOT_VERIFIED: &str = "an AOPay transaction OTP is checked by AOPay's transfer call, not here";
+
+impl GatewayProfile for AOPayClient {
+    const GATEWAY: Gateway = Gateway::AOPay;
+    const SETTINGS: &'static [Setting] = &[Setting::required("registration_id")];
+    type SendRequest = SendOtpRequest;
+    type VerifyRequest = RegisterRemitterRequest;
+
+    fn from_settings(
+        settings: &mut dyn FnMut(&'static str) -> Option<String>,
+        options: ClientOptions,
+    ) -> Result<Self, Error> {
+        let mut builder = AOPayClient::builder().options(options);
+        if let Some(registration_id) = settings("registration_id") {
+            builder = builder.registration_id(registration_id);
+        }
+        builder.build()
+    }
+
+    fn mobile(request: &SendOtpRequest) -> &MobileNumber {
+        request.mobile()
+    }
+
+    /// Whether the send will be answered for a registration is known only once it is; the
+    /// KYC id the registration would take is checked now.
+    fn validate_verify(_request: &SendOtpRequest, extras: &VerifyExtras) -> Result<(), Error> {
+        match &extras.kyc_id {
+            Some(kyc_id) => check_kyc_id(kyc_id),
+            None => Ok(()),
+        }
+    }
+
+    /// A sent-for-registration OTP (code 0) is consumed by RegisterRemitter, with the send's
+    /// `stateresp` and the KYC id when given; a transaction OTP (code 1) by AOPay's transfer
+    /// call (a payment, not an OTP step): refused.
+    fn verify_request(
+        request: &SendOtpRequest,
+        reference: Option<&SecretString>,
+        outcome: Outcome,
+        code: OtpCode,
+        extras: &VerifyExtras,
+    ) -> Result<RegisterRemitterRequest, Error> {
+        if outcome != Outcome::SentForRegistration {
+            return Err(Error::invalid_input(TRANSACTION_NOT_VERIFIED));
+        }
+        let register = RegisterRemitterRequest::new(request.mobile, code, profile::reference(reference)?);
+        Ok(match &extras.kyc_id {
+            Some(kyc_id) => register.kyc_id(kyc_id),
+            None => register,
+        })
+    }
+
+    /// A resend is the same request: AOPay issues a new `stateresp`.
+    fn check_resend(_request: &SendOtpRequest) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -540,5 +608,34 @@ mod tests {
         }
         assert!(server.received_requests().await.unwrap().is_empty(), "nothing reached AOPay");
         Request::validate(&unchecked("60600077", "Delhi")).unwrap();
+    }
+
+    #[test]
+    fn the_profile_asks_for_its_settings_and_its_validity_is_the_gateways() {
+        otp_core::test_util::check_settings::<AOPayClient>();
+        assert_eq!((OTP_VALIDITY, AOPayClient::OTP_VALIDITY), (Duration::from_secs(90), Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn a_registration_otp_registers_with_the_stateresp_and_a_transaction_otp_is_refused() {
+        let send = unchecked("60600077", "Delhi");
+        let code = || OtpCode::parse("123456").unwrap();
+        let stateresp = SecretString::new("STATE-9");
+        let with_kyc = VerifyExtras::new().kyc_id("KYC-77");
+        AOPayClient::validate_verify(&send, &with_kyc).unwrap();
+        let register =
+            AOPayClient::verify_request(&send, Some(&stateresp), Outcome::SentForRegistration, code(), &with_kyc)
+                .unwrap();
+        assert_eq!(
+            (register.mobile.expose_digits(), register.stateresp.expose_secret(), register.kyc_id.as_deref()),
+            ("9900000088", "STATE-9", Some("KYC-77"))
+        );
+        let error = AOPayClient::verify_request(&send, Some(&stateresp), Outcome::Sent, code(), &with_kyc).unwrap_err();
+        assert_eq!((error.kind(), error.description()), (ErrorKind::InvalidRequest, TRANSACTION_NOT_VERIFIED));
+        let error = AOPayClient::verify_request(&send, None, Outcome::SentForRegistration, code(), &with_kyc);
+        assert_eq!(error.unwrap_err().kind(), ErrorKind::InvalidRequest, "no stateresp");
+        let too_long = VerifyExtras::new().kyc_id("k".repeat(65));
+        assert_eq!(AOPayClient::validate_verify(&send, &too_long).unwrap_err().kind(), ErrorKind::InvalidRequest);
+        AOPayClient::check_resend(&send).unwrap();
     }
 }

@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use std::io::{IsTerminal as _, Write as _};
 
-use otp::verifier::{Sent, SessionGateway, Verification};
+use otp::verifier::Verification;
 use otp::{
     ClientOptions, Environment, Error, GatewayClient, HttpOptions, MobileNumber, OtpCode, SecretString, SendReceipt,
     VerifyReceipt,
 };
 use otp_sandbox::{credentials, Sandbox, SandboxConfig};
-use serde::Deserialize as _;
 
 use crate::args::{CodeArgs, ConnectionArgs, EnvName, SandboxCommand, SendArgs};
 use crate::gateways::{Credentials, Flags, Profile};
@@ -95,7 +94,8 @@ impl Target {
 }
 
 /// The verify step of `--verify`. The request comes from the one definition of how a
-/// gateway's verify follows from its send, the umbrella's `SessionGateway::verify_request`.
+/// gateway's verify follows from its send: `SendOtpRequest::verify_request`, through the
+/// gateway's profile (the verifier's sessions use the same).
 async fn verify_after_send<P: Profile>(
     target: &Target,
     verification: &Verification,
@@ -104,23 +104,12 @@ async fn verify_after_send<P: Profile>(
 ) -> Result<VerifyReceipt, Failure> {
     let tag = |error: Error| Failure::Otp(error.with_gateway(receipt.gateway));
     P::verifiable(receipt).map_err(tag)?;
-    let sent = sent_from(receipt)?;
     let code = read_code(target.sandbox.as_ref(), &mobile).map_err(tag)?;
-    let request = <GatewayClient as SessionGateway>::verify_request(verification, &sent, code).map_err(tag)?;
+    let request = verification
+        .request()
+        .verify_request(receipt.reference.as_ref(), receipt.outcome, code, verification.extras())
+        .map_err(tag)?;
     target.client.verify_otp(&request).await.map_err(Failure::Verify)
-}
-
-/// What `SessionGateway::verify_request` needs of the send's answer. `Sent` is
-/// `#[non_exhaustive]` and otp-verifier gives it no constructor, so outside that crate it can
-/// only be deserialised: from the receipt's own fields (in clear for a moment; this command
-/// prints the reference anyway).
-fn sent_from(receipt: &SendReceipt) -> Result<Sent, Failure> {
-    let fields = serde_json::json!({
-        "reference": receipt.reference.as_ref().map(SecretString::expose_secret),
-        "outcome": receipt.outcome.as_str(),
-    });
-    Sent::deserialize(fields)
-        .map_err(|error| Failure::Internal(format!("the send's answer could not be kept: {error}")))
 }
 
 /// The code the customer received: from the embedded sandbox's inbox, else typed at a prompt

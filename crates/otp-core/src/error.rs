@@ -322,10 +322,14 @@ impl Error {
         self.inner.gateway
     }
 
-    /// Whether the same send may succeed if tried again later: true only for a throttled
-    /// merchant (PhonePe `TOO_MANY_REQUESTS`), a provider that is unavailable, and a connection
-    /// that could not be opened. Retrying a provider failure may still deliver a second OTP;
-    /// see [`Error::reached_provider`].
+    /// Whether the same send may succeed if tried again later. True for: a documented code
+    /// its gateway's table marks retryable (a throttle such as PhonePe `TOO_MANY_REQUESTS`, or
+    /// the provider's own "internal error" codes), an undocumented answer with a 5xx status
+    /// (provider unavailable), a connection that could not be opened, a send refused before it
+    /// was written for want of an in-flight turn, a refusal by the verifier's send guard (after
+    /// [`Error::retry_after`]), and a session store that failed before anything was sent.
+    /// False for everything else. Retrying a provider failure may still deliver a
+    /// second OTP; see [`Error::reached_provider`].
     pub fn is_retryable(&self) -> bool {
         self.inner.retryable
     }
@@ -353,7 +357,8 @@ impl Error {
         }
     }
 
-    /// The send guard rule that refused (`cooldown`, `number_hourly`, …), when the guard refused.
+    /// The send guard rule that refused, when the guard refused: `cooldown`,
+    /// `number_short_window`, `number_long_window`, `client_ip` or `caller_key`.
     pub fn guard_rule(&self) -> Option<&'static str> {
         self.inner.guard.map(|(rule, _)| rule)
     }
@@ -434,7 +439,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_have_the_names_of_gateways_md() {
+    fn kinds_have_the_names_of_the_gateway_docs() {
         let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             names,

@@ -942,7 +942,9 @@ mod tests {
             .filter(|(key, ..)| key.key().name() == "otp.client.requests.in_flight")
             .map(|(.., value)| match value {
                 metrics_util::debugging::DebugValue::Gauge(value) => value.into_inner(),
-                _ => f64::NAN,
+                metrics_util::debugging::DebugValue::Counter(_) | metrics_util::debugging::DebugValue::Histogram(_) => {
+                    f64::NAN
+                }
             })
             .collect();
         assert_eq!(gauges, [0.0], "taken, then given back");

@@ -14,6 +14,9 @@
 //!   [`CodeText`] reads a code sent as a string or a number.
 //! - [`operation`]: the seam a gateway implements per call ([`operation::Operation`]) and the
 //!   one path that runs it ([`operation::execute`]).
+//! - [`profile`]: the seam a gateway implements once ([`profile::GatewayProfile`]): what it
+//!   is beside its calls (its requests, settings, OTP validity, how its verify follows from
+//!   its send, its resend rule), from which the `otp` umbrella generates its dispatch.
 //!
 //! ```
 //! use otp_core::{ErrorKind, MobileNumber, SecretString};
@@ -30,6 +33,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+// A wildcard arm over `Gateway` (or any of our enums) would let a new variant through
+// unnoticed: every match names its variants.
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod client;
 mod codes;
@@ -41,6 +47,7 @@ mod gateway;
 pub mod http;
 mod mobile;
 pub mod operation;
+pub mod profile;
 mod receipt;
 mod retry;
 mod secret;

@@ -131,3 +131,25 @@ pub fn json_value() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Checks a gateway's [`GatewayProfile::SETTINGS`](crate::profile::GatewayProfile::SETTINGS)
+/// against what its client is built from: with nothing given, `from_settings` asks for exactly
+/// those names, in that order, and the builder's error names exactly the required ones.
+pub fn check_settings<P: crate::profile::GatewayProfile>() {
+    let mut asked = Vec::new();
+    let refused = P::from_settings(
+        &mut |name| {
+            asked.push(name);
+            None
+        },
+        crate::ClientOptions::new(),
+    )
+    .err()
+    .expect("a client with no settings is refused");
+    let names: Vec<&str> = P::SETTINGS.iter().map(|setting| setting.name).collect();
+    assert_eq!(asked, names, "{}: from_settings asks for other settings than SETTINGS lists", P::GATEWAY);
+    let required: Vec<String> = P::SETTINGS.iter().filter(|s| s.required).map(|s| s.label()).collect();
+    assert!(refused.is_configuration(), "{}: {refused}", P::GATEWAY);
+    assert_eq!(refused.gateway(), Some(P::GATEWAY));
+    assert_eq!(refused.description(), format!("{} client is missing: {}", P::GATEWAY, required.join(", ")));
+}

@@ -50,6 +50,7 @@
 //!
 #![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
+#![warn(clippy::wildcard_enum_match_arm)] // A new variant must be handled where it is matched.
 
 mod generated;
 
@@ -57,9 +58,11 @@ use std::net::IpAddr;
 
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
+use otp_core::profile::{GatewayProfile, Setting, VerifyExtras};
 use otp_core::{
-    validate, Amount, ClientSecret, CodeText, Coordinates, Error, Gateway, IdentityNumber, KnownHosts, MobileNumber,
-    OtpCode, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt, VerifyReceipt,
+    validate, Amount, ClientOptions, ClientSecret, CodeText, Coordinates, Error, Gateway, IdentityNumber, KnownHosts,
+    MobileNumber, OtpCode, Outcome, ProviderAnswer, ReferenceRule, RequiredSettings, SecretString, SendReceipt,
+    VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +77,7 @@ pub const REGISTRATION_API_PATH: &str = "/common/dmt-lite/unified/customer/proce
 pub const HOSTS: KnownHosts = KnownHosts { uat: "https://apidev.iserveu.online", production: None };
 
 /// The optional fields both OTP types take (the registration call takes all but the params).
-/// `Debug` hides the customer's address (an IP identifies a person, sessions.md); the free-text
+/// `Debug` hides the customer's address (an IP identifies a person); the free-text
 /// params may carry anything, so they too.
 #[derive(Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -280,7 +283,7 @@ impl TryFrom<TransactionWire> for TransactionOtpRequest {
 /// call that consumes that OTP (iServeU has no separate verify call). `Debug` hides the name.
 ///
 /// It takes the send's username, coordinates and address, but not its free-text params:
-/// iServeU's registration call has none (verify.md), so there is nothing to set them on.
+/// iServeU's registration call has none (docs/gateways/verify.md), so there is nothing to set them on.
 ///
 /// ```
 /// use otp_core::{MobileNumber, OtpCode};
@@ -633,9 +636,15 @@ impl Request for CompleteRegistrationRequest {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        validate::text("name", &self.name, 100)?;
+        check_name(&self.name)?;
         self.optional.validate()
     }
+}
+
+/// The customer's `name`, which the registration call takes: one check for a request and for
+/// a verification that will make one.
+fn check_name(name: &str) -> Result<(), Error> {
+    validate::text("name", name, 100)
 }
 
 impl Operation<CompleteRegistrationRequest> for IServeUClient {
@@ -662,5 +671,166 @@ impl Operation<CompleteRegistrationRequest> for IServeUClient {
             .json::<Answer>()
             .map(|answer| ProviderAnswer::new(answer.status_code.into_text(), answer.status_desc, None));
         VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
+    }
+}
+
+impl RegistrationOtpRequest {
+    /// The registration call that consumes this request's OTP: its number, its username,
+    /// coordinates and address (the same customer, the same account), the code and the name.
+    fn completion(&self, code: OtpCode, name: &str) -> CompleteRegistrationRequest {
+        let Optional { username, coordinates, public_ip, params: _ } = &self.optional;
+        let optional = Optional {
+            username: username.clone(),
+            coordinates: coordinates.clone(),
+            public_ip: *public_ip,
+            params: Default::default(),
+        };
+        CompleteRegistrationRequest { mobile: self.mobile, otp: code, name: name.to_owned(), optional }
+    }
+}
+
+/// The name a registration is completed with, from the customer's extras.
+fn customer_name(extras: &VerifyExtras) -> Result<&str, Error> {
+    extras.customer_name.as_deref().ok_or_else(|| {
+        Error::invalid_input(
+            "iServeU completes a registration with the customer's name: give it with the verification's customer_name",
+        )
+    })
+}
+
+/// What [`GatewayProfile::verify_request`] refuses for a transaction OTP.
+const TRANSACTION_NOT_VERIFIED: &str =
+    "an iServeU transaction OTP is checked by iServeU's money-transfer call with the same externalRefNumber, not here";
+
+impl GatewayProfile for IServeUClient {
+    const GATEWAY: Gateway = Gateway::IServeU;
+    /// `username` is not required by the builder: a request may carry its own, and every call
+    /// that has neither is refused as a configuration error before it is sent.
+    const SETTINGS: &'static [Setting] =
+        &[Setting::required("client_id"), Setting::secret("client_secret"), Setting::optional("username")];
+    type SendRequest = SendOtpRequest;
+    type VerifyRequest = CompleteRegistrationRequest;
+
+    fn from_settings(
+        settings: &mut dyn FnMut(&'static str) -> Option<String>,
+        options: ClientOptions,
+    ) -> Result<Self, Error> {
+        let mut builder = IServeUClient::builder().options(options);
+        if let Some(client_id) = settings("client_id") {
+            builder = builder.client_id(client_id);
+        }
+        if let Some(client_secret) = settings("client_secret") {
+            builder = builder.client_secret(client_secret);
+        }
+        if let Some(username) = settings("username") {
+            builder = builder.username(username);
+        }
+        builder.build()
+    }
+
+    fn mobile(request: &SendOtpRequest) -> &MobileNumber {
+        request.mobile()
+    }
+
+    /// A registration is completed with the customer's name: required, and checked now. A
+    /// transaction OTP has no call here, so it takes nothing.
+    fn validate_verify(request: &SendOtpRequest, extras: &VerifyExtras) -> Result<(), Error> {
+        match request {
+            SendOtpRequest::Registration(_) => check_name(customer_name(extras)?),
+            SendOtpRequest::Transaction(_) => Ok(()),
+        }
+    }
+
+    /// A registration OTP is consumed by "process customer registration"; a transaction OTP by
+    /// iServeU's money-transfer call (a payment, not an OTP step): refused.
+    fn verify_request(
+        request: &SendOtpRequest,
+        _reference: Option<&SecretString>,
+        _outcome: Outcome,
+        code: OtpCode,
+        extras: &VerifyExtras,
+    ) -> Result<CompleteRegistrationRequest, Error> {
+        match request {
+            SendOtpRequest::Registration(registration) => Ok(registration.completion(code, customer_name(extras)?)),
+            SendOtpRequest::Transaction(_) => Err(Error::invalid_input(TRANSACTION_NOT_VERIFIED)),
+        }
+    }
+
+    /// iServeU wants a new `externalRefNumber` for every transaction OTP: the same request
+    /// cannot be sent again.
+    fn check_resend(request: &SendOtpRequest) -> Result<(), Error> {
+        match request {
+            SendOtpRequest::Registration(_) => Ok(()),
+            SendOtpRequest::Transaction(_) => Err(Error::invalid_input(
+                "iServeU wants a new externalRefNumber for every transaction OTP: start a new verification instead of resending",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use super::*;
+    use otp_core::ErrorKind;
+
+    fn registration() -> RegistrationOtpRequest {
+        RegistrationOtpRequest::new("8144094480".parse().unwrap(), "AADHAAR", IdentityNumber::new("765386439745"))
+    }
+
+    fn transaction() -> SendOtpRequest {
+        TransactionOtpRequest::new("8144094480".parse().unwrap(), "AADHAAR", "TXN1432452", Amount::parse("10").unwrap())
+            .into()
+    }
+
+    fn code() -> OtpCode {
+        OtpCode::parse("123456").unwrap()
+    }
+
+    #[test]
+    fn the_profile_asks_for_its_settings() {
+        otp_core::test_util::check_settings::<IServeUClient>();
+    }
+
+    #[test]
+    fn a_registration_completes_with_the_name_and_the_sends_account_and_place() {
+        let send: SendOtpRequest = registration()
+            .username("isutestapi1")
+            .public_ip([203, 0, 113, 10].into())
+            .params(Some("echo".into()), None, None)
+            .into();
+        let named = VerifyExtras::new().customer_name("Asha Rao");
+        IServeUClient::validate_verify(&send, &named).unwrap();
+        let completion = IServeUClient::verify_request(&send, None, Outcome::Sent, code(), &named).unwrap();
+        assert_eq!((completion.name.as_str(), completion.mobile.expose_digits()), ("Asha Rao", "8144094480"));
+        assert_eq!(completion.optional.username.as_deref(), Some("isutestapi1"));
+        assert_eq!(completion.optional.public_ip, Some([203, 0, 113, 10].into()));
+        assert_eq!(completion.optional.params, [None, None, None], "the registration call takes no params");
+        IServeUClient::check_resend(&send).unwrap();
+
+        for extras in [
+            VerifyExtras::new(),
+            VerifyExtras::new().customer_name(" "),
+            VerifyExtras::new().customer_name("n".repeat(101)),
+        ] {
+            let error = IServeUClient::validate_verify(&send, &extras).unwrap_err();
+            assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, otp_core::Reached::No));
+        }
+        let error =
+            IServeUClient::verify_request(&send, None, Outcome::Sent, code(), &VerifyExtras::new()).unwrap_err();
+        assert!(error.to_string().contains("customer's name"), "{error}");
+    }
+
+    #[test]
+    fn a_transaction_otp_has_no_verify_call_and_no_resend() {
+        let send = transaction();
+        IServeUClient::validate_verify(&send, &VerifyExtras::new()).unwrap();
+        let reference = SecretString::new("TXN1432452");
+        let error = IServeUClient::verify_request(&send, Some(&reference), Outcome::Sent, code(), &VerifyExtras::new())
+            .unwrap_err();
+        assert_eq!((error.kind(), error.description()), (ErrorKind::InvalidRequest, TRANSACTION_NOT_VERIFIED));
+        let error = IServeUClient::check_resend(&send).unwrap_err();
+        assert!(error.to_string().contains("new externalRefNumber"), "{error}");
     }
 }

@@ -38,15 +38,17 @@
 //!
 #![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
+#![warn(clippy::wildcard_enum_match_arm)] // A new variant must be handled where it is matched.
 
 mod generated;
 
 use base64::Engine as _;
 use otp_core::http::{RawResponse, Transport, WireRequest};
 use otp_core::operation::{execute, json_body, Client, Operation, OperationKind, Request};
+use otp_core::profile::{self, GatewayProfile, Setting, VerifyExtras};
 use otp_core::{
-    validate, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, OtpCode, ProviderAnswer, ReferenceRule,
-    RequiredSettings, SecretString, SecretText, SendReceipt, VerifyReceipt,
+    validate, ClientOptions, ClientSecret, Error, Gateway, KnownHosts, MobileNumber, OtpCode, Outcome, ProviderAnswer,
+    ReferenceRule, RequiredSettings, SecretString, SecretText, SendReceipt, VerifyReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -457,5 +459,87 @@ impl Operation<VerifyOtpRequest> for PaytmClient {
             .json::<VerifyAnswer>()
             .map(|answer| ProviderAnswer::new(answer.response_code, answer.message, answer.tokens.access_token));
         VERIFY_CODES.resolve_verify(response, decoded, ReferenceRule::Optional)
+    }
+}
+
+impl GatewayProfile for PaytmClient {
+    const GATEWAY: Gateway = Gateway::Paytm;
+    const SETTINGS: &'static [Setting] = &[Setting::required("client_id"), Setting::secret("client_secret")];
+    type SendRequest = SendOtpRequest;
+    type VerifyRequest = VerifyOtpRequest;
+
+    fn from_settings(
+        settings: &mut dyn FnMut(&'static str) -> Option<String>,
+        options: ClientOptions,
+    ) -> Result<Self, Error> {
+        let mut builder = PaytmClient::builder().options(options);
+        if let Some(client_id) = settings("client_id") {
+            builder = builder.client_id(client_id);
+        }
+        if let Some(client_secret) = settings("client_secret") {
+            builder = builder.client_secret(client_secret);
+        }
+        builder.build()
+    }
+
+    fn mobile(request: &SendOtpRequest) -> &MobileNumber {
+        request.mobile()
+    }
+
+    /// The validate call takes the send's device id and locale, checked with the send.
+    fn validate_verify(_request: &SendOtpRequest, _extras: &VerifyExtras) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// "Validate OTP": the send's `state_token`, and its device id and locale (Paytm refuses
+    /// another device with `BE1423013`).
+    fn verify_request(
+        request: &SendOtpRequest,
+        reference: Option<&SecretString>,
+        _outcome: Outcome,
+        code: OtpCode,
+        _extras: &VerifyExtras,
+    ) -> Result<VerifyOtpRequest, Error> {
+        let verify = VerifyOtpRequest::new(profile::reference(reference)?, code, request.device_identifier())?;
+        Ok(verify.locale(request.locale_param()))
+    }
+
+    /// A resend is the same request: Paytm issues a new `state_token`.
+    fn check_resend(_request: &SendOtpRequest) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use super::*;
+
+    #[test]
+    fn the_profile_asks_for_its_settings() {
+        otp_core::test_util::check_settings::<PaytmClient>();
+        let given = |name: &str| Some(format!("{name}-value"));
+        PaytmClient::from_settings(&mut |name| given(name), ClientOptions::new()).unwrap();
+    }
+
+    #[test]
+    fn the_validate_call_repeats_the_token_device_and_locale_and_wants_six_digits() {
+        let send = SendOtpRequest::new("9876543210".parse().unwrap(), "device-7").scope("paytm").locale("hi-IN");
+        let token = SecretString::new("state-1");
+        let extras = VerifyExtras::new();
+        let code = |digits: &str| OtpCode::parse(digits).unwrap();
+        let verify = PaytmClient::verify_request(&send, Some(&token), Outcome::Sent, code("123456"), &extras).unwrap();
+        assert_eq!(
+            (verify.state_token.expose_secret(), verify.device_identifier.as_str(), verify.locale.as_str()),
+            ("state-1", "device-7", "hi-IN")
+        );
+        for refused in [
+            PaytmClient::verify_request(&send, Some(&token), Outcome::Sent, code("1234"), &extras),
+            PaytmClient::verify_request(&send, None, Outcome::Sent, code("123456"), &extras),
+        ] {
+            assert_eq!(refused.unwrap_err().kind(), otp_core::ErrorKind::InvalidRequest);
+        }
+        PaytmClient::check_resend(&send).unwrap();
     }
 }

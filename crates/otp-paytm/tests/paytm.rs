@@ -68,7 +68,7 @@ async fn no_auto_read_hash_header_unless_given() {
 
 #[tokio::test]
 async fn every_documented_code_maps_as_gateways_md_says() {
-    // Written from gateways.md, not from the generated table.
+    // Written from docs/gateways/README.md, not from the generated table.
     let cases = [
         ("434", 400, ErrorKind::InvalidRequest, false),
         ("BE1423005", 401, ErrorKind::Authentication, false),
@@ -223,7 +223,7 @@ async fn every_verify_code_maps_as_verify_md_says() {
         ("BE1423012", 400, ErrorKind::InvalidRequest),
         ("BE1423013", 400, ErrorKind::InvalidRequest),
         ("BE1425004", 200, ErrorKind::RateLimited),
-        // Not in the table: the gateways.md rule (status fallback, else rejected, code kept).
+        // Not in the table: the docs/gateways/README.md rule (status fallback, else rejected, code kept).
         ("BE1999999", 200, ErrorKind::Rejected),
         ("BE1999998", 503, ErrorKind::ProviderUnavailable),
     ];

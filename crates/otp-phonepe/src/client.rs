@@ -84,11 +84,13 @@ pub fn x_verify(base64_payload: &str, api_path: &str, salt_key: &SaltKey, salt_i
     hasher.update(api_path.as_bytes());
     hasher.update(salt_key.expose_secret().as_bytes());
     let digest = hasher.finalize();
+    // Encoded in place and copied once into a string of its final size, so that no smaller
+    // buffer holding the signature is left behind unwiped.
+    let mut hex_digest = otp_core::Zeroizing::new([0u8; 64]);
+    #[allow(clippy::expect_used)] // See the message: it holds by construction.
+    hex::encode_to_slice(digest, &mut hex_digest[..]).expect("a SHA-256 digest is 32 bytes: 64 hex digits");
     let mut value = String::with_capacity(64 + 3 + 10);
-    for byte in digest {
-        value.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        value.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-    }
+    value.extend(hex_digest.iter().copied().map(char::from));
     value.push_str("###");
     value.push_str(&salt_index.to_string());
     SecretString::new(value)

@@ -49,9 +49,11 @@
 //!
 #![doc = include_str!("generated/verify_codes.md")]
 #![forbid(unsafe_code)]
+#![warn(clippy::wildcard_enum_match_arm)] // A new variant must be handled where it is matched.
 
 mod client;
 mod generated;
+mod profile;
 mod request;
 
 pub use client::{x_verify, PhonePeClient, PhonePeClientBuilder, API_PATH, HOSTS, VERIFY_API_PATH};

@@ -95,7 +95,7 @@ async fn a_custom_base_with_a_prefix_still_hashes_the_api_path() {
 
 #[tokio::test]
 async fn every_documented_code_maps_as_gateways_md_says() {
-    // (code, HTTP status, kind, retryable), written from gateways.md, not from the table.
+    // (code, HTTP status, kind, retryable), written from docs/gateways/README.md, not from the table.
     let failures = [
         ("AUTHORIZATION_FAILED", 401, ErrorKind::Authentication, false),
         ("BAD_REQUEST", 400, ErrorKind::InvalidRequest, false),

@@ -1,5 +1,5 @@
 //! PhonePe "Verify OTP and link" against a local mock: exact signed bytes, every code of
-//! verify.md, the credential kept secret, never retried.
+//! docs/gateways/verify.md, the credential kept secret, never retried.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
@@ -69,7 +69,7 @@ async fn no_device_id_unless_given_and_success_without_a_token_is_unexpected() {
 
 #[tokio::test]
 async fn every_verify_code_maps_as_verify_md_says() {
-    // (code, HTTP status, kind, retryable), written from verify.md, not from the table.
+    // (code, HTTP status, kind, retryable), written from docs/gateways/verify.md, not from the table.
     let failures = [
         ("OTP_VERIFY_FAILED", 200, ErrorKind::WrongOtp, false),
         ("OTP_EXPIRED", 200, ErrorKind::OtpExpired, false),

@@ -23,38 +23,48 @@ use crate::{ClientOptions, Error, Gateway, GatewayClient};
 /// (point its environment at [`Sandbox::base_url`]). A gateway whose feature is off is a
 /// configuration error.
 pub fn client(gateway: Gateway, options: ClientOptions) -> Result<GatewayClient, Error> {
-    #[allow(unreachable_patterns)] // With every gateway enabled, the fallback arm cannot match.
-    let client: GatewayClient = match gateway {
-        #[cfg(feature = "phonepe")]
-        Gateway::PhonePe => otp_phonepe::PhonePeClient::builder()
-            .merchant_id(credentials::PHONEPE_MERCHANT_ID)
-            .salt_key(credentials::PHONEPE_SALT_KEY)
-            .salt_index(credentials::PHONEPE_SALT_INDEX)
-            .options(options)
-            .build()?
-            .into(),
-        #[cfg(feature = "paytm")]
-        Gateway::Paytm => otp_paytm::PaytmClient::builder()
-            .client_id(credentials::PAYTM_CLIENT_ID)
-            .client_secret(credentials::PAYTM_CLIENT_SECRET)
-            .options(options)
-            .build()?
-            .into(),
-        #[cfg(feature = "iserveu")]
-        Gateway::IServeU => otp_iserveu::IServeUClient::builder()
-            .client_id(credentials::ISERVEU_CLIENT_ID)
-            .client_secret(credentials::ISERVEU_CLIENT_SECRET)
-            .username(credentials::ISERVEU_USERNAME)
-            .options(options)
-            .build()?
-            .into(),
-        #[cfg(feature = "aopay")]
-        Gateway::AOPay => otp_aopay::AOPayClient::builder()
-            .registration_id(credentials::AOPAY_REGISTRATION_ID)
-            .options(options)
-            .build()?
-            .into(),
-        other => return Err(Error::configuration(format!("the {other} feature of otp is not enabled"))),
-    };
-    Ok(client)
+    let defaults = default_settings(gateway);
+    let mut setting = |name: &str| defaults.iter().find(|(named, _)| *named == name).map(|(_, value)| value.clone());
+    GatewayClient::from_settings(gateway, &mut setting, options)
+}
+
+/// The sandbox's default credentials of `gateway`, by the names of its profile's settings
+/// (`GatewayClient::settings`): the one thing here that names each gateway, because the
+/// credentials live in otp-sandbox, which knows no profile.
+fn default_settings(gateway: Gateway) -> Vec<(&'static str, String)> {
+    let text = |value: &str| value.to_owned();
+    match gateway {
+        Gateway::PhonePe => vec![
+            ("merchant_id", text(credentials::PHONEPE_MERCHANT_ID)),
+            ("salt_key", text(credentials::PHONEPE_SALT_KEY)),
+            ("salt_index", credentials::PHONEPE_SALT_INDEX.to_string()),
+        ],
+        Gateway::Paytm => vec![
+            ("client_id", text(credentials::PAYTM_CLIENT_ID)),
+            ("client_secret", text(credentials::PAYTM_CLIENT_SECRET)),
+        ],
+        Gateway::IServeU => vec![
+            ("client_id", text(credentials::ISERVEU_CLIENT_ID)),
+            ("client_secret", text(credentials::ISERVEU_CLIENT_SECRET)),
+            ("username", text(credentials::ISERVEU_USERNAME)),
+        ],
+        Gateway::AOPay => vec![("registration_id", text(credentials::AOPAY_REGISTRATION_ID))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name the profile does not ask for would be dropped silently, and a missing one would
+    /// leave the sandbox client without a setting it may need.
+    #[test]
+    fn the_defaults_name_exactly_each_enabled_gateways_settings() {
+        for gateway in Gateway::ALL {
+            let Some(settings) = GatewayClient::settings(gateway) else { continue };
+            let named: Vec<&str> = default_settings(gateway).iter().map(|(name, _)| *name).collect();
+            let expected: Vec<&str> = settings.iter().map(|setting| setting.name).collect();
+            assert_eq!(named, expected, "{gateway}");
+        }
+    }
 }

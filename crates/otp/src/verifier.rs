@@ -33,7 +33,8 @@ pub use otp_verifier::{
 pub use otp_verifier::{RedisStore, StoreKey};
 
 use crate::{
-    Error, Gateway, GatewayClient, MobileNumber, OtpCode, SendOtpRequest, SendReceipt, VerifyReceipt, VerifyRequest,
+    Error, Gateway, GatewayClient, MobileNumber, OtpCode, SendOtpRequest, SendReceipt, VerifyExtras, VerifyReceipt,
+    VerifyRequest,
 };
 
 /// Verification sessions over a [`GatewayClient`], in a [`MemoryStore`] unless another is named.
@@ -41,47 +42,44 @@ pub type Verifier<S = MemoryStore> = otp_verifier::Verifier<GatewayClient, S>;
 
 /// What a verification sends, and what its check needs that the send does not carry.
 ///
-/// Made from any gateway's send request (`.into()`). iServeU completes a *registration* with
-/// the customer's name: give it with [`Verification::customer_name`] (non-blank, at most 100
-/// characters) or the start is refused as `invalid_request`, nothing sent or counted.
-/// AOPay's RegisterRemitter takes the remitter's KYC id when there is one: [`Verification::kyc_id`].
-/// A resend sends the same request again, so an iServeU *transaction* OTP (which needs a new
-/// `externalRefNumber` each time) is refused a resend, unsent: start a new verification.
-/// `Debug` shows no number, name, address, identity number or KYC id. A stored verification is
-/// read back only through the same checks as a start.
-#[derive(Clone, Serialize, Deserialize)]
+/// Made from any gateway's send request (`.into()`). The check is the gateway's second step,
+/// built from the send, its receipt, the code and the extras given here
+/// ([`SendOtpRequest::verify_request`]). iServeU completes a *registration* with the
+/// customer's name: give it with [`Verification::customer_name`] (non-blank, at most 100
+/// characters) or the start is refused as `invalid_request`, nothing sent or counted. AOPay's
+/// RegisterRemitter takes the remitter's KYC id when given ([`Verification::kyc_id`], at most 64
+/// characters, checked at the start too). A resend sends the same request again, so an iServeU
+/// *transaction* OTP (which needs a new `externalRefNumber` each time) is refused a resend,
+/// unsent: start a new verification. `Debug` shows no number, name, KYC id, address or
+/// identity number. A stored verification is read back only through the same checks as a start.
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "VerificationWire")]
 pub struct Verification {
     request: SendOtpRequest,
-    customer_name: Option<String>,
-    kyc_id: Option<String>,
+    extras: VerifyExtras,
 }
 
 impl std::fmt::Debug for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verification")
-            .field("request", &self.request)
-            .field("customer_name", &self.customer_name.as_ref().map(|_| "[redacted]"))
-            .field("kyc_id", &self.kyc_id.as_ref().map(|_| "[redacted]"))
-            .finish()
+        f.debug_struct("Verification").field("request", &self.request).field("extras", &self.extras).finish()
     }
 }
 
 impl Verification {
     /// A verification that sends `request`.
     pub fn new(request: impl Into<SendOtpRequest>) -> Self {
-        Self { request: request.into(), customer_name: None, kyc_id: None }
+        Self { request: request.into(), extras: VerifyExtras::new() }
     }
 
     /// The customer's name, which iServeU's registration call takes with the code.
     pub fn customer_name(mut self, name: impl Into<String>) -> Self {
-        self.customer_name = Some(name.into());
+        self.extras = self.extras.customer_name(name);
         self
     }
 
-    /// The remitter's KYC id, which AOPay's RegisterRemitter takes with the code.
+    /// The remitter's KYC id (from AOPay's e-KYC), which AOPay's RegisterRemitter takes.
     pub fn kyc_id(mut self, kyc_id: impl Into<String>) -> Self {
-        self.kyc_id = Some(kyc_id.into());
+        self.extras = self.extras.kyc_id(kyc_id);
         self
     }
 
@@ -89,14 +87,38 @@ impl Verification {
     pub fn request(&self) -> &SendOtpRequest {
         &self.request
     }
+
+    /// What the check takes besides the send, its receipt and the code.
+    pub fn extras(&self) -> &VerifyExtras {
+        &self.extras
+    }
 }
 
-/// What a stored verification is read as before its checks let it through.
+/// A verification as stored: the request and each extra by name.
+#[derive(Serialize)]
+struct VerificationRef<'a> {
+    request: &'a SendOtpRequest,
+    customer_name: Option<&'a str>,
+    kyc_id: Option<&'a str>,
+}
+
+impl Serialize for Verification {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        VerificationRef {
+            request: &self.request,
+            customer_name: self.extras.customer_name.as_deref(),
+            kyc_id: self.extras.kyc_id.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What a stored verification is read as before its checks let it through. (A session stored
+/// before `kyc_id` existed reads it as absent.)
 #[derive(Deserialize)]
 struct VerificationWire {
     request: SendOtpRequest,
     customer_name: Option<String>,
-    #[serde(default)]
     kyc_id: Option<String>,
 }
 
@@ -104,8 +126,10 @@ impl TryFrom<VerificationWire> for Verification {
     type Error = Error;
 
     fn try_from(wire: VerificationWire) -> Result<Self, Error> {
-        let verification =
-            Verification { request: wire.request, customer_name: wire.customer_name, kyc_id: wire.kyc_id };
+        let mut extras = VerifyExtras::new();
+        extras.customer_name = wire.customer_name;
+        extras.kyc_id = wire.kyc_id;
+        let verification = Verification { request: wire.request, extras };
         <GatewayClient as SessionGateway>::validate(&verification)?;
         Ok(verification)
     }
@@ -117,26 +141,8 @@ impl<T: Into<SendOtpRequest>> From<T> for Verification {
     }
 }
 
-/// The registration call a check of an iServeU registration OTP makes.
-#[cfg(feature = "iserveu")]
-fn iserveu_completion(
-    verification: &Verification,
-    request: &crate::iserveu::RegistrationOtpRequest,
-    code: OtpCode,
-) -> Result<crate::iserveu::CompleteRegistrationRequest, Error> {
-    let name = verification.customer_name.as_deref().ok_or_else(|| {
-        Error::invalid_input(
-            "iServeU completes a registration with the customer's name: give it with Verification::customer_name",
-        )
-    })?;
-    Ok(crate::iserveu::CompleteRegistrationRequest::new(*request.mobile(), code, name))
-}
-
-#[cfg(any(feature = "phonepe", feature = "paytm", feature = "aopay"))]
-fn reference(sent: &Sent) -> Result<crate::SecretString, Error> {
-    sent.reference.clone().ok_or_else(|| Error::invalid_input("the send returned no reference to verify against"))
-}
-
+/// Each method is the gateway's profile, through the dispatch `gateways!` generates: nothing
+/// here knows a gateway.
 impl SessionGateway for GatewayClient {
     type Request = Verification;
     type VerifyRequest = VerifyRequest;
@@ -146,38 +152,18 @@ impl SessionGateway for GatewayClient {
     }
 
     fn otp_validity(&self) -> Duration {
-        match GatewayClient::gateway(self) {
-            // AOPay: 90 s (verify.md); PhonePe, Paytm, iServeU: 10 minutes (sessions.md).
-            Gateway::AOPay => Duration::from_secs(90),
-            _ => Duration::from_secs(600),
-        }
+        GatewayClient::otp_validity(self)
     }
 
     fn mobile(verification: &Verification) -> &MobileNumber {
-        match verification.request {
-            #[cfg(feature = "phonepe")]
-            SendOtpRequest::PhonePe(ref request) => request.mobile(),
-            #[cfg(feature = "paytm")]
-            SendOtpRequest::Paytm(ref request) => request.mobile(),
-            #[cfg(feature = "iserveu")]
-            SendOtpRequest::IServeU(ref request) => request.mobile(),
-            #[cfg(feature = "aopay")]
-            SendOtpRequest::AOPay(ref request) => request.mobile(),
-        }
+        verification.request.mobile()
     }
 
     fn validate(verification: &Verification) -> Result<(), Error> {
         verification.request.validate()?;
         // What the check will send besides the send's reference and the code, checked now: a
         // session that could never be checked must not cost an OTP or a place in the guard.
-        #[cfg(feature = "iserveu")]
-        if let SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Registration(ref request)) = verification.request
-        {
-            // Any valid code: the code is the one thing the check adds, and it is checked when made.
-            let completion = iserveu_completion(verification, request, OtpCode::parse("000000")?)?;
-            otp_core::operation::Request::validate(&completion)?;
-        }
-        Ok(())
+        verification.request.validate_verify(&verification.extras)
     }
 
     async fn send(&self, verification: &Verification) -> Result<SendReceipt, Error> {
@@ -185,44 +171,7 @@ impl SessionGateway for GatewayClient {
     }
 
     fn verify_request(verification: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
-        #[allow(unused_variables)] // With no gateway enabled, nothing reads them.
-        let (sent, code) = (sent, code);
-        match verification.request {
-            #[cfg(feature = "phonepe")]
-            SendOtpRequest::PhonePe(ref request) => {
-                let mut verify = crate::phonepe::VerifyOtpRequest::new(reference(sent)?, code);
-                if let Some(device_id) = request.device_id_header() {
-                    verify = verify.device_id(device_id);
-                }
-                Ok(verify.into())
-            }
-            #[cfg(feature = "paytm")]
-            SendOtpRequest::Paytm(ref request) => {
-                let verify = crate::paytm::VerifyOtpRequest::new(reference(sent)?, code, request.device_identifier())?;
-                Ok(verify.locale(request.locale_param()).into())
-            }
-            #[cfg(feature = "iserveu")]
-            SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Registration(ref request)) => {
-                Ok(iserveu_completion(verification, request, code)?.into())
-            }
-            #[cfg(feature = "iserveu")]
-            SendOtpRequest::IServeU(_) => Err(Error::invalid_input(
-                "an iServeU transaction OTP is checked by iServeU's money-transfer call with the same externalRefNumber, not here",
-            )),
-            #[cfg(feature = "aopay")]
-            SendOtpRequest::AOPay(ref request) if sent.outcome == crate::Outcome::SentForRegistration => {
-                let verify = crate::aopay::RegisterRemitterRequest::new(*request.mobile(), code, reference(sent)?);
-                Ok(match &verification.kyc_id {
-                    Some(kyc_id) => verify.kyc_id(kyc_id),
-                    None => verify,
-                }
-                .into())
-            }
-            #[cfg(feature = "aopay")]
-            SendOtpRequest::AOPay(_) => Err(Error::invalid_input(
-                "an AOPay transaction OTP is checked by AOPay's transfer call, not here",
-            )),
-        }
+        verification.request.verify_request(sent.reference.as_ref(), sent.outcome, code, &verification.extras)
     }
 
     async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
@@ -230,12 +179,6 @@ impl SessionGateway for GatewayClient {
     }
 
     fn check_resend(verification: &Verification) -> Result<(), Error> {
-        match verification.request {
-            #[cfg(feature = "iserveu")]
-            SendOtpRequest::IServeU(crate::iserveu::SendOtpRequest::Transaction(_)) => Err(Error::invalid_input(
-                "iServeU wants a new externalRefNumber for every transaction OTP: start a new verification instead of resending",
-            )),
-            _ => Ok(()),
-        }
+        verification.request.check_resend()
     }
 }

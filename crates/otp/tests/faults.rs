@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use otp::{ErrorKind, GatewayClient, HttpOptions, Reached, SendOtpRequest};
+use otp::{ErrorKind, Gateway, GatewayClient, HttpOptions, Reached, SendOtpRequest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -109,9 +109,13 @@ async fn serve(fault: Fault, stream: &mut TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
+/// A client and a request of each gateway.
 fn pairs(base: &str, timeout: Duration) -> Vec<(GatewayClient, SendOtpRequest)> {
-    let clients = common::sandbox_clients(base, HttpOptions::default().timeout(timeout));
-    clients.into_iter().zip(common::sample_requests("9876543210")).collect()
+    let http = HttpOptions::default().timeout(timeout);
+    Gateway::ALL
+        .into_iter()
+        .map(|gateway| (common::client_at(gateway, base, http.clone()), common::sample_request(gateway, "9876543210")))
+        .collect()
 }
 
 async fn each_gateway(fault: Fault, timeout: Duration, expected: ErrorKind, reached: Reached) {

@@ -150,3 +150,36 @@ async fn an_iserveu_registration_needs_a_customer_name_its_check_can_send() {
     // A transaction OTP is not checked here, so it needs no name.
     GatewayClient::validate(&Verification::new(sample_request(Gateway::IServeU, "9876543210"))).unwrap();
 }
+
+#[tokio::test]
+async fn an_aopay_kyc_id_is_checked_at_the_start_kept_in_the_session_and_taken_by_the_check() {
+    let server = server().await;
+    let send = || sample_request(Gateway::AOPay, "9876543210");
+    let over_long = Verification::new(send()).kyc_id("k".repeat(65));
+    assert_refused(&GatewayClient::validate(&over_long).unwrap_err(), Gateway::AOPay, "an over-long KYC id");
+    let verifier = Verifier::new(client(&server, Gateway::AOPay), MemoryStore::new());
+    assert_refused(&verifier.start(over_long.clone(), &context()).await.unwrap_err(), Gateway::AOPay, "start");
+    assert_eq!(server.connections(), 0, "no OTP was sent for a session that cannot be checked");
+    let stored = serde_json::to_value(&over_long).unwrap();
+    assert_eq!(stored["kyc_id"], "k".repeat(65));
+    assert!(serde_json::from_value::<Verification>(stored).is_err(), "read back through the same checks");
+
+    let with_kyc = Verification::new(send()).kyc_id("KYC-0042").customer_name("Asha Rao");
+    let stored = serde_json::to_value(&with_kyc).unwrap();
+    let back: Verification = serde_json::from_value(stored).unwrap();
+    assert_eq!(
+        (back.extras().kyc_id.as_deref(), back.extras().customer_name.as_deref()),
+        (Some("KYC-0042"), Some("Asha Rao"))
+    );
+    let rendered = format!("{back:?}");
+    assert!(!rendered.contains("KYC-0042") && !rendered.contains("Asha"), "{rendered}");
+    // A session stored before `kyc_id` existed reads it as absent.
+    let old = serde_json::json!({ "request": serde_json::to_value(send()).unwrap(), "customer_name": null });
+    assert_eq!(serde_json::from_value::<Verification>(old).unwrap().extras().kyc_id, None);
+
+    let sent: otp::verifier::Sent =
+        serde_json::from_str(r#"{"reference":"STATE-1","outcome":"sent_for_registration"}"#).unwrap();
+    let check = GatewayClient::verify_request(&back, &sent, otp::OtpCode::parse("123456").unwrap()).unwrap();
+    assert_eq!(check.gateway(), Gateway::AOPay);
+    assert!(format!("{check:?}").contains(r#"kyc_id: Some("KYC-0042")"#), "{check:?}");
+}

@@ -101,7 +101,7 @@ impl Profile for AOPay {
         })
     }
 
-    /// Kept hand-written although the umbrella's `SessionGateway::verify_request` refuses the
+    /// Kept hand-written although the umbrella's `SendOtpRequest::verify_request` refuses the
     /// same answer: it refuses only once it has the code, and the customer must not be asked
     /// for a code that nothing will check.
     fn verifiable(receipt: &SendReceipt) -> Result<(), Error> {

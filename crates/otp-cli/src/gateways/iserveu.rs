@@ -174,7 +174,7 @@ impl Profile for IServeU {
 
     /// A registration OTP is consumed by the registration, which takes the customer's name; a
     /// transaction OTP by the money transfer, which this command does not make. Kept
-    /// hand-written although the umbrella's `SessionGateway::verify_request` refuses both too:
+    /// hand-written although the umbrella's `SendOtpRequest::verify_request` refuses both too:
     /// it refuses at the check, after an SMS went out for nothing; these refuse before.
     fn for_verify(args: &SendFlags, verification: Verification) -> Result<Verification, Error> {
         if args.otp_type == OtpType::Transaction {

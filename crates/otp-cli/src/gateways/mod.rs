@@ -5,7 +5,7 @@
 //! `otp verify` and their dispatch are generated from it.
 //!
 //! How `--verify` derives the verify request from the send is deliberately not here: that is
-//! the umbrella's `SessionGateway::verify_request` (the one definition, which sessions use
+//! the umbrella's `SendOtpRequest::verify_request` (the one definition, which sessions use
 //! too); `send.rs` calls it with what a profile adds in [`Profile::for_verify`].
 
 mod aopay;
@@ -43,7 +43,7 @@ pub trait Profile: Registered {
     fn send_request(args: &Self::Send, mobile: MobileNumber) -> Result<SendOtpRequest, Error>;
 
     /// `otp verify <gateway>`'s request, from its flags and the code (`--verify`'s comes from
-    /// the send instead, through the umbrella's `SessionGateway::verify_request`).
+    /// the send instead, through the umbrella's `SendOtpRequest::verify_request`).
     fn standalone_verify(args: &Self::Verify, code: OtpCode) -> Result<VerifyRequest, Error>;
 
     /// `otp verify <gateway>`'s code and connection flags.
