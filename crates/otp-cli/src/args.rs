@@ -56,10 +56,10 @@ pub struct SandboxCommand {
     #[arg(long)]
     pub fixed_otp: Option<String>,
     /// How long a PhonePe, Paytm or iServeU OTP stays verifiable, in seconds.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    #[arg(long, default_value_t = otp::Gateway::PhonePe.otp_validity().as_secs(), value_name = "SECS")]
     pub otp_validity: u64,
     /// How long an AOPay OTP stays valid, in seconds.
-    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    #[arg(long, default_value_t = otp::Gateway::AOPay.otp_validity().as_secs(), value_name = "SECS")]
     pub aopay_otp_validity: u64,
     /// The window of the per-number send limit (the 6th send inside it is refused), in seconds;
     /// 0 turns the limit off.

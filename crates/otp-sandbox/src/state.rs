@@ -11,8 +11,9 @@ use serde::Serialize;
 pub const LIMIT: usize = 5;
 /// The window of the send limit.
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(600);
-/// How long an OTP stays verifiable by default (a gateway's profile may say otherwise).
-pub const OTP_VALIDITY: Duration = Duration::from_secs(600);
+/// How long a PhonePe, Paytm or iServeU OTP stays verifiable by default: the gateways' own
+/// validity, defined once in otp-core.
+pub const OTP_VALIDITY: Duration = otp_core::Gateway::PhonePe.otp_validity();
 
 /// An OTP the sandbox "sent".
 #[derive(Debug, Clone, Serialize)]

@@ -177,7 +177,7 @@ async fn read_answer(response: reqwest::Response) -> Answer {
 /// PhonePe's signature, computed here independently of the sandbox.
 fn x_verify(encoded: &str, salt_key: &str, salt_index: u32) -> String {
     let digest = Sha256::digest(format!("{encoded}{PHONEPE}{salt_key}"));
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(digest);
     format!("{hex}###{salt_index}")
 }
 
@@ -1043,7 +1043,7 @@ async fn phonepe_verify(h: &Harness, token: &str, otp: &str, salt_key: &str) -> 
     let payload = json!({"merchantId": "SANDBOXMERCHANT", "otpToken": token, "otp": otp});
     let encoded = base64::engine::general_purpose::STANDARD.encode(payload.to_string());
     let digest = Sha256::digest(format!("{encoded}{PHONEPE_VERIFY}{salt_key}"));
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(digest);
     let body = json!({ "request": encoded }).to_string();
     h.post(PHONEPE_VERIFY, &[("x-verify", &format!("{hex}###1"))], body).await
 }

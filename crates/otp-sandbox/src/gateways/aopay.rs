@@ -19,8 +19,8 @@ use crate::app::{random_text, App, SandboxConfig};
 use crate::magic::Magic;
 use crate::state::{Check, Find, Verdict};
 
-/// How long an AOPay OTP stays valid by default, as AOPay documents.
-pub(crate) const OTP_VALIDITY: Duration = Duration::from_secs(90);
+/// How long an AOPay OTP stays valid by default, as AOPay documents (defined once, in otp-core).
+pub(crate) const OTP_VALIDITY: Duration = Gateway::AOPay.otp_validity();
 
 impl Profile for AOPay {
     const GATEWAY: Gateway = Gateway::AOPay;

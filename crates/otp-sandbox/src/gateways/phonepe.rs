@@ -29,7 +29,7 @@ impl Profile for PhonePe {
         let credentials = &app.config.credentials.phonepe;
         let expected = {
             let digest = Sha256::digest(format!("{encoded}{path}{}", credentials.salt_key));
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(digest);
             format!("{hex}###{}", credentials.salt_index)
         };
         if request.header("x-verify") != Some(expected.as_str()) {
