@@ -116,6 +116,8 @@ const PARTIAL_GATEWAY_LISTS: &[(&str, &str)] = &[
     ("crates/otp-core/tests/http_path.rs", "tags its transports and tables with two gateways as examples"),
     ("crates/otp/tests/guard_attacks.rs", "each attack runs through one gateway's client"),
     ("crates/otp/tests/telemetry.rs", "each case is one gateway's documented answer"),
+    ("crates/otp/tests/validation.rs", "besides its every-gateway tests, two gateways' own extras are tested"),
+    ("crates/otp/tests/verify_flow.rs", "besides its every-gateway tests, each failure case is one gateway's"),
 ];
 
 /// ARCHITECTURE.md's "Adding a gateway" list is true, and no place enumerates gateways in part:

@@ -85,8 +85,9 @@ fn gateway_name<S: serde::Serializer>(gateway: &Gateway, serializer: S) -> Resul
     serializer.serialize_str(gateway.as_str())
 }
 
-/// How many OTPs one number keeps (older ones are dropped with their references).
-pub const OTPS_PER_NUMBER: usize = 20;
+/// How many OTPs one number keeps (older ones are dropped with their references): every OTP
+/// the limit lets each gateway send it within one window.
+pub const OTPS_PER_NUMBER: usize = LIMIT * Gateway::ALL.len();
 /// The default cap on the numbers the sandbox keeps. When every place is held by a number
 /// with something live, a send to a new number is refused (HTTP 503) rather than evicting one.
 pub const DEFAULT_MAX_NUMBERS: usize = 25_000;
@@ -609,6 +610,9 @@ mod tests {
         }
         assert_eq!(state.sizes(), (1, OTPS_PER_NUMBER));
         assert_eq!(state.lock().references.len(), OTPS_PER_NUMBER);
-        assert_eq!(state.otps(Some("7000000001"), 1)[0].reference.as_deref(), Some("r24"));
+        assert_eq!(
+            state.otps(Some("7000000001"), 1)[0].reference.as_deref(),
+            Some(format!("r{}", OTPS_PER_NUMBER + 4).as_str())
+        );
     }
 }

@@ -19,26 +19,30 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 proptest! {
     #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
 
-    /// The sandbox's checks directly (no socket), so each route sees thousands of inputs.
+    /// The sandbox's checks directly (no socket), so each route — every gateway's send and
+    /// second step, from the sandbox's own list — sees thousands of inputs.
     #[test]
     fn the_sandbox_answers_any_request(
-        route in 0usize..4,
+        route in any::<prop::sample::Index>(),
+        second_step in any::<bool>(),
         header in ".{0,80}",
         body in prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..400),
             json_value().prop_map(|v| v.to_string().into_bytes()),
         ],
     ) {
-        let (path, query) = [
-            ("/v3/merchant/otp/send", None),
-            ("/v4/signin/otp/sv1/", Some("locale=en-IN")),
-            ("/common/dmt-lite/unified/otp/send", None),
-            ("/api/AOP/DMTV1/TransactionSendOtp", None),
-        ][route];
+        let (_, send, verify) = otp_sandbox::ROUTES[route.index(otp_sandbox::ROUTES.len())];
+        let path = if second_step { verify } else { send };
         let headers = [("x-verify", header.as_str()), ("authorization", header.as_str()), ("client_id", header.as_str())];
-        let status = runtime().block_on(otp_sandbox::status_for_fuzzing(path, query, &headers, &body));
-        prop_assert!(status.is_some_and(|s| [200, 400, 401, 429, 500, 502].contains(&s)), "{:?}", status);
+        let status = runtime().block_on(otp_sandbox::status_for_fuzzing(path, Some("locale=en-IN"), &headers, &body));
+        prop_assert!(status.is_some_and(|s| [200, 400, 401, 429, 500, 502].contains(&s)), "{path}: {:?}", status);
     }
+}
+
+#[test]
+fn the_sandbox_lists_a_route_pair_for_every_gateway() {
+    let listed: Vec<otp::Gateway> = otp_sandbox::ROUTES.iter().map(|(gateway, _, _)| *gateway).collect();
+    assert_eq!(listed, otp::Gateway::ALL);
 }
 
 mod sandbox_requests {
@@ -48,12 +52,27 @@ mod sandbox_requests {
     use otp_core::reqwest;
     use otp_sandbox::{Sandbox, SandboxConfig};
 
-    const ROUTES: [&str; 4] = [
-        "/v3/merchant/otp/send",
-        "/v4/signin/otp/sv1/?locale=en-IN",
-        "/common/dmt-lite/unified/otp/send",
-        "/api/AOP/DMTV1/TransactionSendOtp",
-    ];
+    /// Every send route, with the valid body its mutations start from (one per gateway: a
+    /// gateway without one fails to compile).
+    fn send_route(gateway: otp::Gateway) -> (String, Value) {
+        let send = otp_sandbox::ROUTES.iter().find(|(g, _, _)| *g == gateway).map(|(_, send, _)| *send).unwrap();
+        let body = match gateway {
+            otp::Gateway::PhonePe => {
+                serde_json::json!({"request": "eyJtZXJjaGFudElkIjoiU0FOREJPWE1FUkNIQU5UIiwibW9iaWxlTnVtYmVyIjoiOTg3NjU0MzIxMCJ9"})
+            }
+            otp::Gateway::Paytm => serde_json::json!({"phone": "9876543210", "scopes": ["paytm"]}),
+            otp::Gateway::IServeU => {
+                serde_json::json!({"otpType": "2", "customerMobileNumber": "9876543210", "username": "sandboxuser",
+                               "ovdType": "AADHAAR", "externalRefNumber": "REF123456", "requestedAmount": "10"})
+            }
+            otp::Gateway::AOPay => {
+                serde_json::json!({"RegistrationID": "AOP-SANDBOX", "MobileNumber": "9876543210", "BeneID": "B1",
+                               "Txntype": "IMPS", "Amount": "1", "Pincode": "560001", "Address": "a",
+                               "DOB": "20/08/1990", "Latitude": "1", "Longitute": "1"})
+            }
+        };
+        (format!("{send}?locale=en-IN"), body)
+    }
 
     struct Harness {
         runtime: tokio::runtime::Runtime,
@@ -101,18 +120,6 @@ mod sandbox_requests {
         }
     }
 
-    fn fixtures() -> [Value; 4] {
-        [
-            serde_json::json!({"request": "eyJtZXJjaGFudElkIjoiU0FOREJPWE1FUkNIQU5UIiwibW9iaWxlTnVtYmVyIjoiOTg3NjU0MzIxMCJ9"}),
-            serde_json::json!({"phone": "9876543210", "scopes": ["paytm"]}),
-            serde_json::json!({"otpType": "2", "customerMobileNumber": "9876543210", "username": "sandboxuser",
-                               "ovdType": "AADHAAR", "externalRefNumber": "REF123456", "requestedAmount": "10"}),
-            serde_json::json!({"RegistrationID": "AOP-SANDBOX", "MobileNumber": "9876543210", "BeneID": "B1",
-                               "Txntype": "IMPS", "Amount": "1", "Pincode": "560001", "Address": "a",
-                               "DOB": "20/08/1990", "Latitude": "1", "Longitute": "1"}),
-        ]
-    }
-
     #[test]
     fn arbitrary_and_mutated_requests_get_well_formed_answers() {
         let harness = harness();
@@ -126,17 +133,17 @@ mod sandbox_requests {
         );
         proptest::test_runner::TestRunner::new(config)
             .run(&strategy, |(route, bytes, field, junk, flips)| {
-                let i = route.index(ROUTES.len());
-                let route = ROUTES[i];
+                let (route, fixture) = send_route(otp::Gateway::ALL[route.index(otp::Gateway::ALL.len())]);
+                let route = route.as_str();
                 harness.post(route, bytes)?;
                 // A valid body with one field's value of the wrong type.
-                let mut body = fixtures()[i].clone();
+                let mut body = fixture.clone();
                 let object = body.as_object_mut().unwrap();
                 let key = object.keys().nth(field.index(object.len())).cloned().unwrap();
                 object.insert(key, junk);
                 harness.post(route, body.to_string().into_bytes())?;
                 // A valid body with bytes flipped.
-                let mut bytes = fixtures()[i].to_string().into_bytes();
+                let mut bytes = fixture.to_string().into_bytes();
                 for (at, byte) in flips {
                     let at = at.index(bytes.len());
                     bytes[at] = byte;

@@ -164,6 +164,14 @@ macro_rules! registry {
                 $(pub use crate::gateways::$module::defaults::*;)+
             }
 
+            /// Every gateway's send and second-step paths, in the registry's order (for tests
+            /// that must cover every route: a gateway added here reaches them).
+            pub const ROUTES: &[(otp_core::Gateway, &str, &str)] = &[$((
+                <super::$module::$profile as super::Profile>::GATEWAY,
+                <super::$module::$profile as super::Profile>::SEND,
+                <super::$module::$profile as super::Profile>::VERIFY,
+            ),)+];
+
             /// The credentials the sandbox accepts: one set per gateway, each defaulting to its
             /// constants in [`credentials`].
             #[derive(Clone, Debug, Default, PartialEq, Eq)]
