@@ -1,5 +1,5 @@
 //! What the command prints: one JSON object with `--json`, readable lines otherwise; and the
-//! exit code of cli.md.
+//! exit code README's CLI section lists.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use otp::{Error, ErrorKind, Gateway, MobileNumber, Outcome, Reached, SendReceipt, VerifyReceipt};
 use serde::Serialize;
 
-/// Exit codes of cli.md.
+/// Exit codes, as README's CLI section lists them.
 pub mod exit {
     /// The OTP was sent.
     pub const SENT: u8 = 0;
@@ -282,7 +282,7 @@ fn failure_parts(failure: &Failure) -> (&str, Option<&str>, Option<u16>, &str, b
             error.is_retryable(),
             exit_code(error),
         ),
-        // No kind of gateways.md fits a failure of this machine; `transport` is the nearest
+        // No kind of docs/gateways/README.md fits a failure of this machine; `transport` is the nearest
         // ("the connection could not be made"), and the exit code says it is not the provider's.
         Failure::Internal(message) => ("transport", None, None, message.as_str(), false, exit::OTHER),
     }

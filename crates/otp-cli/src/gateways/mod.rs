@@ -111,7 +111,7 @@ impl Credentials {
     pub fn finish(self) -> Result<(), Error> {
         let gateway = self.gateway;
         let Err(error) = self.required.finish(gateway) else { return Ok(()) };
-        // Kept hand-written: cli.md's sentence, which says what to set and offers --sandbox.
+        // Kept hand-written: the CLI's documented sentence, which says what to set and offers --sandbox.
         // RequiredSettings words its own for a builder and hands out no list, so the names are
         // read back from it (`missing_variables_are_named_in_cli_md_s_words` pins the result).
         let prefix = format!("{gateway} client is missing: ");
