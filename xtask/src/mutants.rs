@@ -10,10 +10,11 @@ use crate::codegen::gateway_crates;
 const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
 /// The verifier's files, which its own unit tests and otp's end-to-end `tests/verifier.rs` (a
-/// real Redis and the sandbox) and `tests/telemetry.rs` (its spans and counters) test
-/// together: their mutants run those tests, and only those.
+/// real Redis and the sandbox), `tests/lifecycle.rs` (a verification's whole life, events and
+/// the sweeper), `tests/guard_attacks.rs` (each attack on the guard) and `tests/telemetry.rs`
+/// (its spans and counters) test together: their mutants run those tests, and only those.
 const VERIFIER_SCOPE: [&str; 2] = ["crates/otp-verifier/src/*.rs", "crates/otp/src/verifier.rs"];
-const VERIFIER_TESTS: [&str; 10] = [
+const VERIFIER_TESTS: [&str; 14] = [
     "--test-package",
     "otp-verifier",
     "--test-package",
@@ -22,6 +23,10 @@ const VERIFIER_TESTS: [&str; 10] = [
     "--lib",
     "--test",
     "verifier",
+    "--test",
+    "lifecycle",
+    "--test",
+    "guard_attacks",
     "--test",
     "telemetry",
 ];

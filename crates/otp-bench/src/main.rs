@@ -514,6 +514,9 @@ async fn main() -> Result<(), BoxError> {
     if let Some(sends) = std::env::args().skip_while(|a| a != "--memory-probe").nth(1) {
         return verifier::memory_probe(sends.parse()?).await;
     }
+    if std::env::args().any(|a| a == "--tombstone-probe") {
+        return verifier::tombstone_probe().await;
+    }
     if std::env::args().any(|a| a == "--verifier") {
         return verifier::run(quick).await;
     }

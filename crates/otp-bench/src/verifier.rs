@@ -1,16 +1,18 @@
 //! The verifier's figures (sessions.md): guard decisions per second on each store, memory under
-//! millions of distinct numbers, start+check against the sandbox at c=64, and the Redis round
-//! trips of a start and of a check, counted by the server (`INFO commandstats`).
+//! millions of distinct numbers and of a million tombstones, status lookups and start+check
+//! against the sandbox at c=64 (on Redis with events into its stream and without), and the
+//! Redis round trips of a start and of a check, counted by the server (`INFO commandstats`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use otp::sandbox::{Sandbox, SandboxConfig};
-use otp::verifier::{Check, Context, GuardRules, MemoryStore, RedisStore, Store, StoreKey, Verifier};
+use otp::verifier::{Check, Context, GuardRules, MemoryStore, RedisStore, Store, StoreKey, VerificationId, Verifier};
 use otp::{ClientOptions, Environment, Gateway, MobileNumber, OtpCode};
 use otp_verifier::test_util::{guard_decision, RedisServer};
+use otp_verifier::RedisEventStream;
 
-use crate::{measure, BoxError};
+use crate::{measure, BoxError, Run};
 
 /// A distinct valid number per index (8 followed by nine digits: no sandbox magic).
 #[allow(clippy::expect_used)] // See the message: it holds by construction.
@@ -46,10 +48,29 @@ async fn decisions<S: Store>(label: &str, store: S, n: usize) -> Result<(), BoxE
 }
 
 async fn start_and_check<S: Store>(label: &str, store: S, n: usize, offset: usize) -> Result<(), BoxError> {
+    let run = start_and_check_run(store, None, n, offset).await?.stats();
+    println!(
+        "{label:>6}  {:>10.0} start+check/s at c=64  p50 {:>8.1?}  p99 {:>8.1?}",
+        run.requests_per_second, run.p50, run.p99
+    );
+    Ok(())
+}
+
+/// `n` start+check at c=64 against a sandbox of its own, each to a distinct number from
+/// `offset` on; with `events`, every state change goes to that sink.
+async fn start_and_check_run<S: Store>(
+    store: S,
+    events: Option<RedisEventStream>,
+    n: usize,
+    offset: usize,
+) -> Result<Run, BoxError> {
     let sandbox = Arc::new(Sandbox::start(SandboxConfig::default()).await?);
     let options = ClientOptions::new().environment(Environment::Custom(sandbox.base_url()));
-    let verifier = Verifier::new(otp::sandbox::client(Gateway::PhonePe, options)?, store);
-    let run = measure(n, 64, move |i| {
+    let mut verifier = Verifier::new(otp::sandbox::client(Gateway::PhonePe, options)?, store);
+    if let Some(sink) = events {
+        verifier = verifier.with_events(sink);
+    }
+    measure(n, 64, move |i| {
         let (verifier, sandbox) = (verifier.clone(), sandbox.clone());
         async move {
             let mobile = number(offset + i);
@@ -62,11 +83,102 @@ async fn start_and_check<S: Store>(label: &str, store: S, n: usize, offset: usiz
             }
         }
     })
+    .await
+}
+
+/// Events off against on (the Redis stream sink), in alternating rounds so that drift on a
+/// shared machine lands on both alike; prints each side and on/off.
+async fn events_cost(redis: &RedisServer, key: &StoreKey, n: usize) -> Result<(), BoxError> {
+    const ROUNDS: usize = 6;
+    let (mut off, mut on) = (Run::default(), Run::default());
+    let mut stream_stats = Vec::new();
+    for round in 0..ROUNDS {
+        let offset = 400_000 + round * n;
+        let store = RedisStore::open(&redis.url(), key.clone())?;
+        if round % 2 == 0 {
+            off.add(start_and_check_run(store, None, n, offset).await?);
+        } else {
+            let sink = store.event_stream(1_000_000)?;
+            on.add(start_and_check_run(store, Some(sink.clone()), n, offset).await?);
+            sink.flush().await;
+            stream_stats.push(sink.stats());
+        }
+    }
+    let (off, on) = (off.stats(), on.stats());
+    for (label, run) in [("off", &off), ("on", &on)] {
+        println!(
+            "events {label:>3}  {:>10.0} start+check/s at c=64  p50 {:>8.1?}  p99 {:>8.1?}  (bench process CPU {:.0} µs per start+check)",
+            run.requests_per_second,
+            run.p50,
+            run.p99,
+            run.cpu_per_send.as_secs_f64() * 1e6
+        );
+    }
+    let appended: u64 = stream_stats.iter().map(|s| s.appended).sum();
+    let dropped: u64 = stream_stats.iter().map(|s| s.dropped).sum();
+    let trips: u64 = stream_stats.iter().map(|s| s.round_trips).sum();
+    println!(
+        "events on/off throughput: {:.3} (cost {:+.1} %); the stream took {appended} events in {trips} round trips ({:.1} per batch), {dropped} dropped",
+        on.requests_per_second / off.requests_per_second,
+        (1.0 - on.requests_per_second / off.requests_per_second) * 100.0,
+        appended as f64 / trips.max(1) as f64
+    );
+    Ok(())
+}
+
+/// Status lookups at c=64 over `sessions` pending verifications, round robin.
+async fn status_lookups<S: Store>(
+    label: &str,
+    store: S,
+    sessions: usize,
+    n: usize,
+    offset: usize,
+) -> Result<(), BoxError> {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+    let options = ClientOptions::new().environment(Environment::Custom(sandbox.base_url()));
+    let verifier = Verifier::new(otp::sandbox::client(Gateway::PhonePe, options)?, store);
+    let mut ids: Vec<VerificationId> = Vec::with_capacity(sessions);
+    for i in 0..sessions {
+        let request = otp::phonepe::SendOtpRequest::new(number(offset + i));
+        ids.push(verifier.start(request.into(), &Context::new(address(offset + i))).await?.id);
+    }
+    let ids = Arc::new(ids);
+    let run = measure(n, 64, move |i| {
+        let (verifier, ids) = (verifier.clone(), ids.clone());
+        async move {
+            match verifier.status(&ids[i % ids.len()]).await? {
+                Some(_) => Ok(()),
+                None => Err("a started verification has no status".into()),
+            }
+        }
+    })
     .await?
     .stats();
     println!(
-        "{label:>6}  {:>10.0} start+check/s at c=64  p50 {:>8.1?}  p99 {:>8.1?}",
+        "{label:>6}  {:>10.0} status/s at c=64  p50 {:>8.1?}  p99 {:>8.1?}  (over {sessions} pending verifications)",
         run.requests_per_second, run.p50, run.p99
+    );
+    Ok(())
+}
+
+/// `--tombstone-probe`: finishes a million sessions in a fresh default memory store (its bound
+/// of tombstones: four per live session) and prints the resident bytes per tombstone; then a
+/// quarter million more, which take the oldest ones' places.
+pub async fn tombstone_probe() -> Result<(), BoxError> {
+    let store = MemoryStore::new();
+    let bound = 4 * otp_verifier::DEFAULT_MAX_SESSIONS;
+    let before = resident_mib();
+    otp_verifier::test_util::finish_sessions(&store, bound).await?;
+    let full = resident_mib() - before;
+    let kept = otp_verifier::test_util::tombstones(&store);
+    otp_verifier::test_util::finish_sessions(&store, bound / 4).await?;
+    let after = resident_mib() - before;
+    println!(
+        "memory store, {} finished sessions: {kept} tombstones kept, {:.0} bytes per tombstone (+{full:.0} MiB); {} more: {} kept, +{after:.0} MiB",
+        bound,
+        full * 1024.0 * 1024.0 / kept.max(1) as f64,
+        bound / 4,
+        otp_verifier::test_util::tombstones(&store)
     );
     Ok(())
 }
@@ -112,6 +224,11 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         }
         print!("{}", String::from_utf8_lossy(&probe.stdout));
     }
+    let probe = std::process::Command::new(std::env::current_exe()?).arg("--tombstone-probe").output()?;
+    if !probe.status.success() {
+        return Err(format!("the tombstone probe failed: {}", String::from_utf8_lossy(&probe.stderr)).into());
+    }
+    print!("{}", String::from_utf8_lossy(&probe.stdout));
     println!("guard decisions, c=64:");
     let n = if quick { 20_000 } else { 200_000 };
     decisions("memory", MemoryStore::new(), n).await?;
@@ -143,6 +260,13 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
     let store = RedisStore::open(&redis.url(), key()?)?;
     start_and_check("warm-up", store.clone(), n / 10, 100_000).await?; // loads the scripts
     start_and_check("redis", store, n, 200_000).await?;
+    println!("start + check on Redis, events into its stream (RedisStore::event_stream) or not, alternating rounds:");
+    events_cost(&redis, &key()?, n / 3).await?;
+
+    println!("status lookups:");
+    let (sessions, lookups) = if quick { (500, 20_000) } else { (2_000, 200_000) };
+    status_lookups("memory", MemoryStore::new(), sessions, lookups, 600_000).await?;
+    status_lookups("redis", RedisStore::open(&redis.url(), key()?)?, sessions, lookups / 4, 610_000).await?;
 
     // Round trips of one start and one check, counted by the server.
     let sandbox = Sandbox::start(SandboxConfig::default()).await?;
@@ -177,6 +301,42 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         per(before, after_starts),
         per(refused_before, after_refusals),
         per(after_refusals, after_checks)
+    );
+
+    // The same with events into the stream, one operation at a time (the sink's task appends
+    // each event in a round trip of its own; under load it batches, as printed above).
+    let store = RedisStore::open(&redis.url(), key()?)?;
+    let sink = store.event_stream(1_000_000)?;
+    let verifier = Verifier::new(
+        otp::sandbox::client(
+            Gateway::PhonePe,
+            ClientOptions::new().environment(Environment::Custom(sandbox.base_url())),
+        )?,
+        store,
+    )
+    .with_events(sink.clone());
+    let calls = || redis.calls(&["evalsha", "eval", "xadd"]);
+    let (mut starts, mut checks) = (0, 0);
+    let trips_before = sink.stats().round_trips;
+    for i in 0..rounds {
+        let mobile = number(310_000 + i);
+        let before = calls()?;
+        let started = verifier
+            .start(otp::phonepe::SendOtpRequest::new(mobile).into(), &Context::new(address(10_000 + i)))
+            .await?;
+        sink.flush().await;
+        let after_start = calls()?;
+        let code = sandbox.otps(mobile.expose_digits())[0].otp.clone();
+        verifier.check(&started.id, OtpCode::parse(&code)?).await?;
+        sink.flush().await;
+        starts += after_start - before;
+        checks += calls()? - after_start;
+    }
+    println!(
+        "redis round trips with events on: {:.2} per start, {:.2} per check (scripts + XADD; {:.2} of the sink's own per operation, off the verification's path)",
+        starts as f64 / rounds as f64,
+        checks as f64 / rounds as f64,
+        (sink.stats().round_trips - trips_before) as f64 / (2 * rounds) as f64
     );
     Ok(())
 }

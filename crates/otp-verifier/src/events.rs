@@ -6,7 +6,8 @@
 //!
 //! Emitting never blocks or fails a verification: a sink takes an event or drops it at once.
 //! [`ChannelSink`] hands events to a bounded channel and, when the consumer cannot keep up,
-//! drops the newest with `otp.events.dropped` counted and a log line at most once a minute.
+//! drops the newest with `otp.events.dropped` counted and a log line at most once a minute;
+//! `RedisEventStream` (feature `redis`) does the same in front of a Redis Stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,7 +139,7 @@ impl<F: Fn(Event) + Send + Sync + 'static> EventSink for F {
 #[derive(Clone)]
 pub struct ChannelSink {
     sender: tokio::sync::mpsc::Sender<Event>,
-    dropped_logged: Arc<AtomicU64>,
+    drops: Arc<Drops>,
 }
 
 impl std::fmt::Debug for ChannelSink {
@@ -151,24 +152,53 @@ impl ChannelSink {
     /// A sink and the receiver its events arrive at, holding at most `capacity` (at least 1).
     pub fn new(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<Event>) {
         let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
-        (Self { sender, dropped_logged: Arc::new(AtomicU64::new(0)) }, receiver)
+        (Self { sender, drops: Arc::new(Drops::new("channel")) }, receiver)
+    }
+}
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: Event) {
+        if self.sender.try_send(event).is_err() {
+            self.drops.dropped(1, "full");
+        }
     }
 }
 
 const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 
-impl EventSink for ChannelSink {
-    fn emit(&self, event: Event) {
-        if self.sender.try_send(event).is_err() {
-            metrics::counter!("otp.events.dropped").increment(1);
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let last = self.dropped_logged.load(Ordering::Relaxed);
-            if now.saturating_sub(last) >= DROP_LOG_EVERY.as_secs()
-                && self.dropped_logged.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-            {
-                tracing::warn!("verification events are being dropped: the channel's consumer does not keep up");
-            }
+/// A sink's dropped events: counted (`otp.events.dropped`, by sink and reason) and logged at
+/// most once a minute, so a sink that cannot keep up never floods the log it would report to.
+pub(crate) struct Drops {
+    sink: &'static str,
+    count: AtomicU64,
+    logged_s: AtomicU64,
+}
+
+impl Drops {
+    pub(crate) fn new(sink: &'static str) -> Self {
+        Self { sink, count: AtomicU64::new(0), logged_s: AtomicU64::new(0) }
+    }
+
+    /// `reason`: `full` (the sink's buffer), `store_failed` (its store refused or could not be reached).
+    pub(crate) fn dropped(&self, events: u64, reason: &'static str) {
+        self.count.fetch_add(events, Ordering::Relaxed);
+        metrics::counter!("otp.events.dropped", "sink" => self.sink, "reason" => reason).increment(events);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let last = self.logged_s.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= DROP_LOG_EVERY.as_secs()
+            && self.logged_s.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(
+                sink = self.sink,
+                reason,
+                "verification events are being dropped: the sink does not keep up (logged at most once a minute)"
+            );
         }
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Only the Redis stream reports its count.
+    pub(crate) fn total(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 }
 

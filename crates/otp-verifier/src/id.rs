@@ -24,7 +24,7 @@ impl VerificationId {
         Ok(Self::from_bytes(random_bytes()?))
     }
 
-    fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+    pub(crate) fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
         Self { bytes, text: URL_SAFE_NO_PAD.encode(bytes).into_boxed_str() }
     }
 

@@ -57,12 +57,22 @@
 //! - [`MemoryStore`]: one process, bounded, the default.
 //! - `RedisStore` (feature `redis`): every decision one Lua script with the server's clock,
 //!   a TTL on every key, keys that are keyed hashes, values sealed with XChaCha20-Poly1305.
+//!
+//! ## Events
+//!
+//! [`Verifier::with_events`] reports every state change to an [`EventSink`]: a [`ChannelSink`],
+//! or (feature `redis`) `RedisStore::event_stream`, the store's Redis Stream that webhook
+//! delivery reads with a consumer group. [`Verifier::sweep_expired`], run every few seconds by
+//! each instance, reports the sessions that ran out their lifetime, each exactly once
+//! (docs/verifier.md).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod events;
 mod id;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_events;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod rules;
@@ -74,6 +84,8 @@ mod verifier;
 pub use events::{ChannelSink, Event, EventKind, EventSink};
 pub use id::VerificationId;
 pub use memory::{MemoryStore, DEFAULT_MAX_GUARD_KEYS, DEFAULT_MAX_SESSIONS};
+#[cfg(feature = "redis")]
+pub use redis_events::{RedisEventStream, StreamStats, StreamedEvent, DEFAULT_EVENT_BUFFER};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, StoreKey};
 pub use rules::{Context, GuardRule, GuardRules, Limit};

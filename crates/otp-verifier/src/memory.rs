@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::id::VerificationId;
 use crate::store::{
-    Admission, Claim, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store, Ticket,
-    TryTaken,
+    Admission, Claim, Claimed, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store,
+    Swept, Ticket, TryTaken,
 };
 
 /// The default most guard subjects (numbers, addresses, caller keys) kept: about 145 MiB when
@@ -64,6 +64,10 @@ struct Tables {
     /// Finished sessions: state and record only, until their retention ends.
     tombstones: HashMap<[u8; 16], Tombstone>,
     tombstone_expiry: BTreeSet<(u64, [u8; 16])>,
+    /// (expiry in ms, id): the sessions that ran out their lifetime pending and whose
+    /// `expired` event no sweep has claimed yet. Each has its tombstone, and goes with it: at
+    /// most as many as there are tombstones.
+    unswept: BTreeSet<(u64, [u8; 16])>,
     /// Idempotency keys (their keyed hashes are not needed in one process: the key itself).
     keys: HashMap<Box<str>, KeyEntry>,
     key_expiry: BTreeSet<(u64, Box<str>)>,
@@ -107,6 +111,8 @@ struct Tombstone {
     state: State,
     record: Zeroizing<Vec<u8>>,
     until_ms: u64,
+    /// When it ran out its lifetime, while no sweep has claimed its `expired` event.
+    unswept_ms: Option<u64>,
 }
 
 struct KeyEntry {
@@ -159,6 +165,11 @@ impl MemoryStore {
     pub fn len(&self) -> (usize, usize) {
         let state = self.lock();
         (state.logs.len(), state.sessions.len())
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn tombstones(&self) -> usize {
+        self.lock().tombstones.len()
     }
 
     /// Whether it holds nothing.
@@ -283,12 +294,30 @@ impl Tables {
 
     /// Turns every live session whose lifetime has ended into an `expired` tombstone.
     fn forget_expired_sessions(&mut self, now: u64, max_tombstones: usize) {
-        while let Some(&(expires, id)) = self.session_expiry.first() {
-            if expires > now {
-                break;
-            }
+        while self.session_expiry.first().is_some_and(|&(expires, _)| expires <= now) {
+            // Taken out first: every turn makes progress, whatever the session table holds.
+            let Some((_, id)) = self.session_expiry.pop_first() else { break };
             self.finish(&id, State::Expired, None, max_tombstones);
         }
+    }
+
+    /// Claims up to `limit` sessions that ran out their lifetime pending, each once: their
+    /// ids and records. Live sessions past their lifetime become tombstones first, as any
+    /// access would turn them.
+    fn claim_expired(&mut self, now: u64, limit: usize, max_tombstones: usize) -> Vec<Swept> {
+        while self.unswept.len() < limit && self.session_expiry.first().is_some_and(|&(expires, _)| expires <= now) {
+            let Some((_, id)) = self.session_expiry.pop_first() else { break };
+            self.finish(&id, State::Expired, None, max_tombstones);
+        }
+        let mut claimed = Vec::new();
+        while claimed.len() < limit {
+            let Some((_, id)) = self.unswept.pop_first() else { break };
+            if let Some(tombstone) = self.tombstones.get_mut(&id) {
+                tombstone.unswept_ms = None;
+                claimed.push(Swept { id: VerificationId::from_bytes(id), record: tombstone.record.clone() });
+            }
+        }
+        claimed
     }
 
     fn say_full(&mut self, now: u64) {
@@ -335,23 +364,34 @@ impl Tables {
     }
 
     /// Ends a live session in `state`: its payload is dropped (and wiped), its record (`record`,
-    /// or the one it had) kept as its tombstone until its retention ends.
+    /// or the one it had) kept as its tombstone until its retention ends. Without a `record`
+    /// it ran out its lifetime, and waits for a sweep to report it expired.
     fn finish(&mut self, id: &[u8; 16], state: State, record: Option<&[u8]>, max_tombstones: usize) {
         let Some(session) = self.remove_session(id) else { return };
         let until_ms = session.expires_ms.saturating_add(session.retention_ms);
+        let unswept_ms = record.is_none().then_some(session.expires_ms);
         let record = record.map_or(session.record, |r| Zeroizing::new(r.to_vec()));
         self.remove_tombstone(id);
         while self.tombstones.len() >= max_tombstones {
             let Some((_, oldest)) = self.tombstone_expiry.pop_first() else { break };
-            self.tombstones.remove(&oldest);
+            // An unswept tombstone forgotten to make room takes its `expired` event with it.
+            if let Some(Tombstone { unswept_ms: Some(expired_ms), .. }) = self.tombstones.remove(&oldest) {
+                self.unswept.remove(&(expired_ms, oldest));
+            }
         }
         self.tombstone_expiry.insert((until_ms, *id));
-        self.tombstones.insert(*id, Tombstone { state, record, until_ms });
+        if let Some(expired_ms) = unswept_ms {
+            self.unswept.insert((expired_ms, *id));
+        }
+        self.tombstones.insert(*id, Tombstone { state, record, until_ms, unswept_ms });
     }
 
     fn remove_tombstone(&mut self, id: &[u8; 16]) {
         if let Some(tombstone) = self.tombstones.remove(id) {
             self.tombstone_expiry.remove(&(tombstone.until_ms, *id));
+            if let Some(expired_ms) = tombstone.unswept_ms {
+                self.unswept.remove(&(expired_ms, *id));
+            }
         }
     }
 
@@ -533,10 +573,21 @@ impl Store for MemoryStore {
             }
         }
         // Kept `retention` from now: a session ended early is remembered as long as one that ran out.
-        session.expires_ms = now;
+        let expires = std::mem::replace(&mut session.expires_ms, now);
         session.retention_ms = millis(retention);
+        // Its place in the expiry index moves with it, so that nothing stale is left there.
+        tables.session_expiry.remove(&(expires, *id.as_bytes()));
+        tables.session_expiry.insert((now, *id.as_bytes()));
         tables.finish(id.as_bytes(), state, Some(record), max_tombstones);
         Ok(Ending::Ended)
+    }
+
+    async fn claim_expired(&self, limit: usize, _retention: Duration, _ticket: Ticket) -> Result<Claimed, Error> {
+        // One mutex section: clones of this store (every verifier of the process) claim each once.
+        let now = self.now_ms();
+        let max_tombstones = self.bounds().max_tombstones();
+        let expired = self.lock().claim_expired(now, limit.max(1), max_tombstones);
+        Ok(Claimed { claimed: expired.len(), expired })
     }
 
     async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
@@ -740,6 +791,44 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_is_claimed_once() {
         crate::store::behaviour::an_idempotency_key_is_claimed_once(MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn a_session_that_runs_out_is_claimed_once() {
+        crate::store::behaviour::a_session_that_runs_out_is_claimed_once(MemoryStore::new()).await;
+    }
+
+    /// A session ended before its lifetime leaves nothing in the expiry index: a full store
+    /// making room later finds only what is really there (it once spun on a stale entry).
+    #[tokio::test]
+    async fn a_session_ended_early_leaves_no_stale_expiry_behind() {
+        let store = MemoryStore::with_bounds(10, 1);
+        let short = Lifetimes { session: Duration::from_millis(30), retention: Duration::from_secs(60) };
+        let long = Lifetimes { session: Duration::from_secs(60), retention: Duration::from_secs(60) };
+        let early = VerificationId::random().unwrap();
+        store.put_session(&early, b"p", b"r", short).await.unwrap();
+        store.end_session(&early, Generation::Any, State::Approved, b"r", Duration::from_secs(60)).await.unwrap();
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", long).await.unwrap();
+        assert_eq!(store.lock().session_expiry.len(), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(admit(&store, &number(1), 1).await, Admission::Full, "the one live session stays");
+        assert!(store.claim_expired(10, Duration::from_secs(60), 2).await.unwrap().expired.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unswept_tombstone_forgotten_to_make_room_takes_its_index_entry_with_it() {
+        let store = MemoryStore::with_bounds(10, 1);
+        let short = Lifetimes { session: Duration::from_millis(10), retention: Duration::from_secs(60) };
+        for _ in 0..10 {
+            store.put_session(&VerificationId::random().unwrap(), b"p", b"r", short).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        // Ten ran out; four tombstones fit (four per live session): the index holds those four.
+        let unswept = store.lock().unswept.len();
+        assert!(unswept <= 4, "{unswept}");
+        let claimed = store.claim_expired(100, Duration::from_secs(60), 1).await.unwrap();
+        assert_eq!(claimed.expired.len(), 4);
+        assert!(store.lock().unswept.is_empty());
     }
 
     #[tokio::test]

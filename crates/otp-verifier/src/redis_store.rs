@@ -9,8 +9,16 @@
 //! decision over a number, an address and a caller key is one script on one slot; sessions
 //! each have their own tag and spread over the shards. The guard's shard carries every decision
 //! (tens of thousands a second, far above any OTP traffic); sessions carry the rest.
+//!
+//! Sessions pending are also listed in one expiry set (`{prefix}:{x}:expiries`, scored by the
+//! end of their lifetime), from which `Verifier::sweep_expired` claims the ones that ran out,
+//! each once: on one server the session scripts keep it in the same step; on a Cluster it is
+//! its own slot and is written by a call of its own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -28,8 +36,8 @@ use crate::id::{random_bytes, VerificationId};
 use crate::memory::millis;
 use crate::rules::GuardRule;
 use crate::store::{
-    Admission, Claim, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store, Ticket,
-    TryTaken,
+    Admission, Claim, Claimed, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store,
+    Swept, Ticket, TryTaken,
 };
 
 /// The secret the Redis store derives its keyed-hash key and its sealing key from: at least 32
@@ -195,8 +203,58 @@ impl RedisStore {
     /// it as the tombstone): each session is its own hash tag, so sessions spread over a
     /// cluster and one session's two keys are one slot.
     fn session_keys(&self, id: &VerificationId) -> (String, String) {
-        let hex = self.hashed('s', &[id.as_bytes()]);
+        self.session_keys_of(&self.session_hash(id))
+    }
+
+    /// The keyed hash naming a session's keys, and its member in the expiry set.
+    fn session_hash(&self, id: &VerificationId) -> String {
+        self.hashed('s', &[id.as_bytes()])
+    }
+
+    fn session_keys_of(&self, hex: &str) -> (String, String) {
         (format!("{}:s:{{{hex}}}", self.keys.prefix), format!("{}:r:{{{hex}}}", self.keys.prefix))
+    }
+
+    /// `{prefix}:{x}:expiries`: every pending session's hash, scored by when its lifetime ends
+    /// (ms, the server's clock), for the sweeper. One key, in a hash tag of its own: on a
+    /// Cluster it is one slot, apart from the sessions.
+    fn expiry_key(&self) -> String {
+        format!("{}:{{x}}:expiries", self.keys.prefix)
+    }
+
+    /// `{prefix}:{x}:claim:<ticket>`: what one sweep claimed, so that its replay answers the same.
+    fn sweep_claim_key(&self, ticket: Ticket) -> String {
+        format!("{}:{{x}}:claim:{}", self.keys.prefix, ticket_text(ticket))
+    }
+
+    /// `{prefix}:{e}:events`: the stream of events (`RedisStore::event_stream`), one key in a
+    /// hash tag of its own.
+    pub(crate) fn stream_key(&self) -> String {
+        format!("{}:{{e}}:events", self.keys.prefix)
+    }
+
+    /// On one server the session scripts keep the expiry set in the same step; on a Cluster the
+    /// set is on another slot than the session, so it is written by a call of its own.
+    fn single_server(&self) -> bool {
+        matches!(self.connection, Connection::Single(_))
+    }
+
+    /// Runs one command (or pipeline) on whichever connection this store has.
+    pub(crate) async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, Error> {
+        match &self.connection {
+            Connection::Single(connection) => command.query_async(&mut connection.clone()).await,
+            Connection::Cluster(connection) => command.query_async(&mut connection.clone()).await,
+        }
+        .map_err(unreachable)
+    }
+
+    /// Runs a pipeline (commands on one slot: one round trip) and ignores its answers.
+    pub(crate) async fn query_pipeline(&self, pipeline: &redis::Pipeline) -> Result<(), Error> {
+        match &self.connection {
+            Connection::Single(connection) => pipeline.query_async::<()>(&mut connection.clone()).await,
+            Connection::Cluster(connection) => pipeline.query_async::<()>(&mut connection.clone()).await,
+        }
+        .map_err(unreachable)
     }
 
     /// `{prefix}:k:{<hex>}`: an idempotency key, as a keyed hash.
@@ -213,7 +271,7 @@ impl RedisStore {
     }
 
     /// nonce ‖ ciphertext, authenticated together with the key name it is stored under.
-    fn seal(&self, key: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
+    pub(crate) fn seal(&self, key: &str, payload: &[u8]) -> Result<Vec<u8>, Error> {
         let nonce: [u8; 24] = random_bytes()?;
         let sealed = self
             .keys
@@ -226,7 +284,7 @@ impl RedisStore {
         Ok(value)
     }
 
-    fn open_sealed(&self, key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    pub(crate) fn open_sealed(&self, key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         let refused = || {
             Error::store_unavailable(
                 Reached::No,
@@ -354,10 +412,34 @@ end
 return 1
 ";
 
+/// The expiry set's one write, shared by the scripts below: the session `member` is due at
+/// now + `lifetime` (the server's clock, as its live part's TTL); members more than a
+/// `retention` past their expiry go (their records are gone: nothing left to report), and the
+/// set is kept as long as its newest member's record. So the set never holds more than the
+/// sessions whose records Redis still keeps, swept or not.
+macro_rules! schedule_lua {
+    () => {
+        r"
+local function schedule(set, member, lifetime, retention)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', '(' .. (now - retention))
+  redis.call('ZADD', set, now + lifetime, member)
+  if redis.call('PTTL', set) < lifetime + retention then
+    redis.call('PEXPIRE', set, lifetime + retention)
+  end
+end
+"
+    };
+}
+
 /// Replaces a live session's payload (ARGV[1]), lifetime (ARGV[2]) and record (ARGV[3], kept
 /// ARGV[2] + ARGV[4]) for the resend ARGV[5], keeping its tries and raising its generation: 1,
-/// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op.
-const REPLACE: &str = r"
+/// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op. With the
+/// expiry set as KEYS[3] (one server), its member ARGV[6] is due again at the new lifetime's end.
+const REPLACE: &str = concat!(
+    schedule_lua!(),
+    r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
@@ -367,22 +449,84 @@ if redis.call('HGET', KEYS[1], 'u') ~= ARGV[5] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('HSET', KEYS[2], 'z', ARGV[3])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
+  if KEYS[3] then
+    schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
+  end
 end
 return 1
-";
+"
+);
 
 /// A new session: tries at 0, generation 0, the lifetime (ARGV[2]) as its TTL; its record
-/// (ARGV[3]) pending, kept ARGV[2] + ARGV[4]. Ids are random, so a record already there is
-/// this call's own first run: left as it is.
-const PUT: &str = r"
+/// (ARGV[3]) pending with its sealed id (ARGV[5], for the sweeper's event), kept ARGV[2] +
+/// ARGV[4]. Ids are random, so a record already there is this call's own first run: left as it
+/// is. With the expiry set as KEYS[3] (one server), its member ARGV[6] is due at the lifetime's end.
+const PUT: &str = concat!(
+    schedule_lua!(),
+    r"
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 1
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'st', 0, 'z', ARGV[3])
+redis.call('HSET', KEYS[2], 'st', 0, 'z', ARGV[3], 'i', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
+if KEYS[3] then
+  schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
+end
 return 1
+"
+);
+
+/// The expiry set alone (a Cluster, where it is on another slot than the session; and a sweep
+/// putting back a session still live): KEYS[1] the set, ARGV member, ms until due, retention.
+const SCHEDULE: &str = concat!(
+    schedule_lua!(),
+    r"
+schedule(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+return 1
+"
+);
+
+/// Claims up to ARGV[1] members of the expiry set (KEYS[1]) due before now, by the server's
+/// clock, taking them out in the same step: each is claimed by one sweep alone, however many
+/// run. What it took is kept ARGV[2] ms under the sweep's ticket (KEYS[2]), so that a replay
+/// answers the same members instead of losing them.
+const CLAIM_EXPIRED: &str = r"
+local done = redis.call('LRANGE', KEYS[2], 0, -1)
+if #done > 0 then
+  return done
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+  redis.call('RPUSH', KEYS[2], unpack(due))
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return due
+";
+
+/// What a claimed session is now (it only reads, so a replay answers the same): {0} gone with
+/// its retention, {1} ended otherwise (or never to expire), {2, ms} still live for ms (a
+/// resend extended it, or another clock ran ahead), {3, 0, sealed id, record} ran out pending.
+const SWEPT: &str = r"
+local st = redis.call('HGET', KEYS[2], 'st')
+if not st then
+  return {0, 0, false, false}
+end
+if st ~= '0' then
+  return {1, 0, false, false}
+end
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 then
+  return {1, 0, false, false}
+end
+if left >= 0 then
+  return {2, math.max(left, 1), false, false}
+end
+return {3, 0, redis.call('HGET', KEYS[2], 'i'), redis.call('HGET', KEYS[2], 'z')}
 ";
 
 /// {0} unknown; {1, tries used, generation, payload, 0, record} live; {2, 0, 0, false, state,
@@ -405,7 +549,8 @@ return {2, 0, 0, false, tonumber(st), z}
 
 /// Ends a live session of generation ARGV[1] (`*`: any) in state ARGV[2] with the record
 /// ARGV[3], kept ARGV[4] ms: {1} ended, {2} a newer generation lives on, {3, state} already
-/// finished (a replay finds its own ending), {0} unknown.
+/// finished (a replay finds its own ending), {0} unknown. With the expiry set as KEYS[3] (one
+/// server), its member ARGV[5] goes: nothing is left to sweep.
 const END: &str = r"
 local st = redis.call('HGET', KEYS[2], 'st')
 if not st then
@@ -421,6 +566,9 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'st', ARGV[2], 'z', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if KEYS[3] then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+end
 return {1, 0}
 ";
 
@@ -477,6 +625,9 @@ struct Scripts {
     load: Script,
     end: Script,
     release: Script,
+    schedule: Script,
+    claim_expired: Script,
+    swept: Script,
     key_claim: Script,
     key_finish: Script,
     key_forget: Script,
@@ -494,6 +645,9 @@ fn scripts() -> &'static Scripts {
         load: Script::new(LOAD),
         end: Script::new(END),
         release: Script::new(RELEASE),
+        schedule: Script::new(SCHEDULE),
+        claim_expired: Script::new(CLAIM_EXPIRED),
+        swept: Script::new(SWEPT),
         key_claim: Script::new(KEY_CLAIM),
         key_finish: Script::new(KEY_FINISH),
         key_forget: Script::new(KEY_FORGET),
@@ -550,16 +704,27 @@ impl Store for RedisStore {
         record: &[u8],
         lifetimes: Lifetimes,
     ) -> Result<(), Error> {
-        let (live, kept) = self.session_keys(id);
+        let hex = self.session_hash(id);
+        let (live, kept) = self.session_keys_of(&hex);
+        let lifetime = millis(lifetimes.session).max(1);
         let mut invocation = scripts().put.prepare_invoke();
         invocation
             .key(&live)
             .key(&kept)
             .arg(self.seal(&live, payload)?)
-            .arg(millis(lifetimes.session).max(1))
+            .arg(lifetime)
             .arg(self.seal(&kept, record)?)
-            .arg(millis(lifetimes.retention));
-        self.invoke::<i64>(&invocation).await.map(drop)
+            .arg(millis(lifetimes.retention))
+            .arg(self.seal(&id_field(&kept), id.as_str().as_bytes())?);
+        if self.single_server() {
+            invocation.key(self.expiry_key()).arg(&hex);
+            return self.invoke::<i64>(&invocation).await.map(drop);
+        }
+        // Two slots: the session and its place in the expiry set, at once. Should only the
+        // schedule land, the sweeper finds no record and skips it.
+        let (put, scheduled) =
+            both(self.invoke::<i64>(&invocation), self.schedule(&hex, lifetime, lifetimes.retention)).await;
+        put.and(scheduled)
     }
 
     async fn load_session(&self, id: &VerificationId) -> Result<Lookup, Error> {
@@ -594,17 +759,29 @@ impl Store for RedisStore {
         lifetimes: Lifetimes,
         ticket: Ticket,
     ) -> Result<bool, Error> {
-        let (live, kept) = self.session_keys(id);
+        let hex = self.session_hash(id);
+        let (live, kept) = self.session_keys_of(&hex);
+        let lifetime = millis(lifetimes.session).max(1);
         let mut invocation = scripts().replace.prepare_invoke();
         invocation
             .key(&live)
             .key(&kept)
             .arg(self.seal(&live, payload)?)
-            .arg(millis(lifetimes.session).max(1))
+            .arg(lifetime)
             .arg(self.seal(&kept, record)?)
             .arg(millis(lifetimes.retention))
             .arg(ticket_text(ticket));
-        Ok(self.invoke::<i64>(&invocation).await? == 1)
+        if self.single_server() {
+            invocation.key(self.expiry_key()).arg(&hex);
+            return Ok(self.invoke::<i64>(&invocation).await? == 1);
+        }
+        let replaced = self.invoke::<i64>(&invocation).await? == 1;
+        if replaced {
+            // Until this lands, a sweep that claims the old expiry finds the session live and
+            // puts it back: late, never early.
+            self.schedule(&hex, lifetime, lifetimes.retention).await?;
+        }
+        Ok(replaced)
     }
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32, ticket: Ticket) -> Result<TryTaken, Error> {
@@ -636,7 +813,8 @@ impl Store for RedisStore {
         record: &[u8],
         retention: Duration,
     ) -> Result<Ending, Error> {
-        let (live, kept) = self.session_keys(id);
+        let hex = self.session_hash(id);
+        let (live, kept) = self.session_keys_of(&hex);
         let mut invocation = scripts().end.prepare_invoke();
         invocation.key(&live).key(&kept);
         match generation {
@@ -644,6 +822,11 @@ impl Store for RedisStore {
             Generation::Only(generation) => invocation.arg(generation.to_string()),
         };
         invocation.arg(state.index()).arg(self.seal(&kept, record)?).arg(millis(retention).max(1));
+        // On a Cluster an ended session's member stays until its expiry: the sweep that claims
+        // it finds it no longer pending, and a check costs no third round trip.
+        if self.single_server() {
+            invocation.key(self.expiry_key()).arg(&hex);
+        }
         let (ended, finished): (i64, i64) = self.invoke(&invocation).await?;
         Ok(match ended {
             1 => Ending::Ended,
@@ -651,6 +834,35 @@ impl Store for RedisStore {
             3 => Ending::Finished(known_state(finished)?),
             _ => Ending::Unknown,
         })
+    }
+
+    async fn claim_expired(&self, limit: usize, retention: Duration, ticket: Ticket) -> Result<Claimed, Error> {
+        let mut invocation = scripts().claim_expired.prepare_invoke();
+        invocation
+            .key(self.expiry_key())
+            .key(self.sweep_claim_key(ticket))
+            .arg(limit.clamp(1, MAX_SWEEP_BATCH))
+            .arg(millis(SWEEP_CLAIM_KEPT));
+        let members: Vec<String> = self.invoke(&invocation).await?;
+        let claimed = members.len();
+        let mut expired = Vec::new();
+        // Each claimed session is this sweep's alone; what it is now is read on its own slot,
+        // a few at once (one connection pipelines them).
+        for chunk in members.chunks(SWEEP_CONCURRENCY) {
+            let answers = join_all(chunk.iter().map(|hex| self.swept(hex))).await;
+            for (hex, answer) in chunk.iter().zip(answers) {
+                match answer {
+                    Ok(Sweep::Expired(swept)) => expired.push(swept),
+                    Ok(Sweep::Skip) => {}
+                    Ok(Sweep::LiveFor(ms)) => self.put_back(hex, ms, retention).await,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "a claimed session could not be read; it is put back for the next sweep");
+                        self.put_back(hex, 1, retention).await;
+                    }
+                }
+            }
+        }
+        Ok(Claimed { claimed, expired })
     }
 
     async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
@@ -690,6 +902,123 @@ impl Store for RedisStore {
             },
         )
     }
+}
+
+/// The most sessions one sweep's claim takes (Lua's `unpack` takes a few thousand at most).
+const MAX_SWEEP_BATCH: usize = 1_000;
+/// How many claimed sessions a sweep reads at once.
+const SWEEP_CONCURRENCY: usize = 64;
+/// How long a sweep's claim is kept for a replay of it (a client retry after a lost reply).
+const SWEEP_CLAIM_KEPT: Duration = Duration::from_secs(60);
+
+/// What a claimed member of the expiry set turned out to be.
+enum Sweep {
+    /// Ran out its lifetime pending: its `expired` event is this sweep's to emit.
+    Expired(Swept),
+    /// Ended otherwise, gone with its retention, or not ours to read: nothing to report.
+    Skip,
+    /// Still live for this many ms (a resend extended it, or the set's clock ran ahead).
+    LiveFor(u64),
+}
+
+impl RedisStore {
+    /// Schedules `hex` due in `ms` (the expiry set's own call: a Cluster, or a put-back).
+    async fn schedule(&self, hex: &str, ms: u64, retention: Duration) -> Result<(), Error> {
+        let mut invocation = scripts().schedule.prepare_invoke();
+        invocation.key(self.expiry_key()).arg(hex).arg(ms).arg(millis(retention));
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    /// Puts a claimed session back for a later sweep; should that fail, its event is lost.
+    async fn put_back(&self, hex: &str, ms: u64, retention: Duration) {
+        if let Err(error) = self.schedule(hex, ms, retention).await {
+            tracing::warn!(error = %error, "a claimed session could not be put back: its expired event may be lost");
+        }
+    }
+
+    /// What the claimed session `hex` is now.
+    async fn swept(&self, hex: &str) -> Result<Sweep, Error> {
+        // A member is a keyed hash this store wrote; anything else names no session.
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Sweep::Skip);
+        }
+        let (live, kept) = self.session_keys_of(hex);
+        let mut invocation = scripts().swept.prepare_invoke();
+        invocation.key(&live).key(&kept);
+        let (found, left, id, record): (i64, u64, Option<Vec<u8>>, Option<Vec<u8>>) = self.invoke(&invocation).await?;
+        Ok(match found {
+            2 => Sweep::LiveFor(left),
+            3 => {
+                // A record written before ids were kept for the sweeper has none: nothing to name.
+                let Some(id) = id else { return Ok(Sweep::Skip) };
+                let id = self.open_sealed(&id_field(&kept), &id)?;
+                let id = std::str::from_utf8(&id)
+                    .ok()
+                    .and_then(|text| VerificationId::parse(text).ok())
+                    .ok_or_else(|| Error::store_unavailable(Reached::No, "a swept session's id could not be read"))?;
+                Sweep::Expired(Swept { id, record: self.open_optional(&kept, record)? })
+            }
+            _ => Sweep::Skip,
+        })
+    }
+}
+
+/// The name a record's sealed id is bound to (its own, so that it cannot pass for the record).
+fn id_field(record_key: &str) -> String {
+    format!("{record_key}#i")
+}
+
+/// Two futures at once on this task (the multiplexed connection pipelines their commands).
+async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut first, mut second) = (None, None);
+    std::future::poll_fn(|cx| {
+        if first.is_none() {
+            if let Poll::Ready(output) = a.as_mut().poll(cx) {
+                first = Some(output);
+            }
+        }
+        if second.is_none() {
+            if let Poll::Ready(output) = b.as_mut().poll(cx) {
+                second = Some(output);
+            }
+        }
+        match (first.take(), second.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (first, second) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Many futures of one kind at once on this task, their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Option<Pin<Box<F>>>> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// A state the scripts handed back, as its index in `State::ALL`.
@@ -819,6 +1148,84 @@ mod replays {
     async fn an_idempotency_key_is_claimed_once() {
         let (_server, store) = store().await;
         crate::store::behaviour::an_idempotency_key_is_claimed_once(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_session_that_runs_out_is_claimed_once() {
+        let (_server, store) = store().await;
+        crate::store::behaviour::a_session_that_runs_out_is_claimed_once(store).await;
+    }
+
+    /// On a Cluster the expiry set is written by calls of its own, apart from the session's
+    /// scripts: the same behaviour, and an ended session left in the set is skipped by the sweep.
+    #[tokio::test]
+    async fn on_a_cluster_a_session_that_runs_out_is_claimed_once() {
+        let cluster = crate::test_util::RedisCluster::start()
+            .unwrap_or_else(|e| panic!("this test needs a real Redis Cluster (redis-server and redis-cli): {e}"));
+        let urls = cluster.urls();
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let store = RedisStore::connect_cluster(&nodes, StoreKey::from_bytes(&[3; 32]).unwrap()).await.unwrap();
+        assert!(!store.single_server());
+        crate::store::behaviour::a_session_that_runs_out_is_claimed_once(store.clone()).await;
+        crate::store::behaviour::a_session_lives_and_leaves_a_tombstone(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_sweep_replayed_answers_its_own_claim_and_the_expiry_set_follows_the_sessions() {
+        let (server, store) = store().await;
+        let short = Lifetimes { session: Duration::from_millis(50), retention: HOUR };
+        let ids: Vec<VerificationId> = (0..3).map(|_| VerificationId::random().unwrap()).collect();
+        for id in &ids {
+            store.put_session(id, b"p", b"r", short).await.unwrap();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(store.expiry_key())
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 3);
+        let live_ttl: i64 =
+            redis::cmd("PTTL").arg(store.session_keys(&ids[0]).0).query_async(&mut connection).await.unwrap();
+        let set_ttl: i64 = redis::cmd("PTTL").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
+        assert!(live_ttl > 0 && set_ttl > live_ttl, "the set outlives its members' records: {set_ttl} {live_ttl}");
+        // An ended session leaves the set in the same step.
+        store.end_session(&ids[2], Generation::Any, State::Canceled, b"x", HOUR).await.unwrap();
+        let left: u64 = redis::cmd("ZCARD").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
+        assert_eq!(left, 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first = store.claim_expired(10, HOUR, 9).await.unwrap();
+        let replay = store.claim_expired(10, HOUR, 9).await.unwrap();
+        let other = store.claim_expired(10, HOUR, 10).await.unwrap();
+        let ids_of = |claimed: &Claimed| -> Vec<String> {
+            let mut ids: Vec<String> = claimed.expired.iter().map(|s| s.id.as_str().to_owned()).collect();
+            ids.sort();
+            ids
+        };
+        let mut expected: Vec<String> = ids[..2].iter().map(|id| id.as_str().to_owned()).collect();
+        expected.sort();
+        assert_eq!(ids_of(&first), expected);
+        assert_eq!(ids_of(&replay), expected, "the replay answers the first run's claim");
+        assert_eq!(other.claimed, 0, "another sweep finds nothing left");
+        let left: u64 = redis::cmd("ZCARD").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn members_a_retention_past_their_expiry_are_trimmed_by_the_next_session() {
+        let (server, store) = store().await;
+        let brief = Lifetimes { session: Duration::from_millis(20), retention: Duration::from_millis(20) };
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief).await.unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let left: u64 = redis::cmd("ZCARD").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
+        assert_eq!(left, 1, "the unswept one whose record is gone was trimmed");
     }
 
     #[tokio::test]

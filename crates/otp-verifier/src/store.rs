@@ -163,6 +163,20 @@ pub enum Claim {
     Reused,
 }
 
+/// A session a sweep claimed that ran out its lifetime pending: its id and its record.
+pub struct Swept {
+    pub(crate) id: VerificationId,
+    pub(crate) record: Zeroizing<Vec<u8>>,
+}
+
+/// What one claim of due sessions took: how many it claimed (each by this call alone), and
+/// those of them that ran out their lifetime pending (the rest had ended otherwise, or are
+/// gone with their retention).
+pub struct Claimed {
+    pub(crate) claimed: usize,
+    pub(crate) expired: Vec<Swept>,
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -236,6 +250,18 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
         retention: Duration,
     ) -> impl Future<Output = Result<Ending, Error>> + Send;
 
+    /// Claims up to `limit` sessions whose lifetime has ended, each for exactly one caller
+    /// however many instances sweep the store at once. `retention` bounds the store's index
+    /// of expiries (what it keeps of a session it cannot claim yet); the ticket makes a replay
+    /// answer the first run's claim.
+    #[doc(hidden)]
+    fn claim_expired(
+        &self,
+        limit: usize,
+        retention: Duration,
+        ticket: Ticket,
+    ) -> impl Future<Output = Result<Claimed, Error>> + Send;
+
     /// Claims an idempotency key for a call with this request (compared whole in memory, as
     /// a keyed hash in Redis), leased for `lease` until the call finishes.
     #[doc(hidden)]
@@ -270,6 +296,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
 pub(crate) mod behaviour {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::collections::HashSet;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
@@ -351,6 +378,59 @@ pub(crate) mod behaviour {
         assert_eq!(tries(store.take_try(&id, 2, 40).await.unwrap()), Err("expired"));
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Unknown));
+    }
+
+    fn ids(claimed: &Claimed) -> HashSet<VerificationId> {
+        claimed.expired.iter().map(|swept| swept.id.clone()).collect()
+    }
+
+    /// A session that runs out its lifetime pending is claimed once, with its record; one that
+    /// ended otherwise, or was extended by a resend, is not (yet).
+    pub(crate) async fn a_session_that_runs_out_is_claimed_once<S: Store>(store: S) {
+        let short = Lifetimes { session: Duration::from_millis(200), retention: MINUTE };
+        let (ran_out, ended, extended, looked_at) = (
+            VerificationId::random().unwrap(),
+            VerificationId::random().unwrap(),
+            VerificationId::random().unwrap(),
+            VerificationId::random().unwrap(),
+        );
+        for id in [&ran_out, &ended, &extended, &looked_at] {
+            store.put_session(id, b"p", b"rec", short).await.unwrap();
+        }
+        let nothing = store.claim_expired(10, MINUTE, 1).await.unwrap();
+        assert_eq!((nothing.claimed, nothing.expired.len()), (0, 0), "nothing is due yet");
+        store.end_session(&ended, Generation::Any, State::Approved, b"done", MINUTE).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.claim_resend(&extended, 2).await.unwrap());
+        let long = Lifetimes { session: MINUTE, retention: MINUTE };
+        assert!(store.replace_session(&extended, b"p2", b"rec2", long, 3).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Read after its lifetime (the memory store turns it into a tombstone then): still claimed once.
+        assert!(matches!(
+            store.load_session(&looked_at).await.unwrap(),
+            Lookup::Finished { state: State::Expired, .. }
+        ));
+
+        let first = store.claim_expired(10, MINUTE, 4).await.unwrap();
+        assert_eq!(ids(&first), HashSet::from([ran_out.clone(), looked_at.clone()]));
+        assert!(first.expired.iter().all(|swept| swept.record.as_slice() == b"rec"), "each with its record");
+        let again = store.claim_expired(10, MINUTE, 5).await.unwrap();
+        assert!(again.expired.is_empty(), "claimed once");
+        assert!(matches!(store.load_session(&ran_out).await.unwrap(), Lookup::Finished { state: State::Expired, .. }));
+        assert!(matches!(store.load_session(&extended).await.unwrap(), Lookup::Live { .. }), "the resend lives on");
+
+        // A limit claims that many, the next claim the rest.
+        let ids_due: Vec<VerificationId> = (0..5).map(|_| VerificationId::random().unwrap()).collect();
+        let tiny = Lifetimes { session: Duration::from_millis(30), retention: MINUTE };
+        for id in &ids_due {
+            store.put_session(id, b"p", b"r", tiny).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let some = store.claim_expired(3, MINUTE, 6).await.unwrap();
+        let rest = store.claim_expired(3, MINUTE, 7).await.unwrap();
+        assert_eq!((some.claimed, some.expired.len(), rest.expired.len()), (3, 3, 2));
+        let all: HashSet<VerificationId> = ids(&some).union(&ids(&rest)).cloned().collect();
+        assert_eq!(all, ids_due.into_iter().collect());
     }
 
     pub(crate) async fn an_idempotency_key_is_claimed_once<S: Store>(store: S) {

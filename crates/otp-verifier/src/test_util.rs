@@ -98,6 +98,12 @@ impl RedisServer {
     /// How many script calls (EVALSHA + EVAL) it has served, from `INFO commandstats`: every
     /// operation of the Redis store is one script call, so this counts its round trips.
     pub fn script_calls(&self) -> Result<u64, String> {
+        self.calls(&["evalsha", "eval"])
+    }
+
+    /// How many of these commands (lower case, as `INFO commandstats` names them: `xadd`,
+    /// `evalsha`, …) it has served in all.
+    pub fn calls(&self, commands: &[&str]) -> Result<u64, String> {
         use std::io::{BufRead, BufReader, Read, Write};
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(|e| e.to_string())?;
         stream.write_all(b"INFO commandstats\r\n").map_err(|e| e.to_string())?;
@@ -119,7 +125,7 @@ impl RedisServer {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
         };
-        Ok(calls("evalsha") + calls("eval"))
+        Ok(commands.iter().map(|command| calls(command)).sum())
     }
 
     /// Kills it (as a crash would: no shutdown, nothing saved).
@@ -227,4 +233,23 @@ pub async fn guard_decision<S: crate::Store>(
     ];
     let ticket = u128::from_le_bytes(crate::id::random_bytes()?);
     Ok(store.admit(&counted, ticket).await? == Admission::Admitted)
+}
+
+/// Finishes `n` new sessions in `store` as the verifier does (stored with a record of a real
+/// verification's size, then approved), for the benchmark of what tombstones cost.
+pub async fn finish_sessions(store: &crate::MemoryStore, n: usize) -> Result<(), otp_core::Error> {
+    use crate::store::{Generation, Lifetimes, State, Store};
+    let lifetimes = Lifetimes { session: Duration::from_secs(600), retention: crate::DEFAULT_RETENTION };
+    let record = crate::verifier::sample_record()?;
+    for _ in 0..n {
+        let id = crate::VerificationId::random()?;
+        store.put_session(&id, b"payload", &record, lifetimes).await?;
+        store.end_session(&id, Generation::Any, State::Approved, &record, lifetimes.retention).await?;
+    }
+    Ok(())
+}
+
+/// How many tombstones (finished sessions) the memory store keeps now.
+pub fn tombstones(store: &crate::MemoryStore) -> usize {
+    store.tombstones()
 }

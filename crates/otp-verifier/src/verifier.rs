@@ -96,6 +96,8 @@ pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// any send's deadline, so only a call whose process died lets a retry through (its code may
 /// have gone out: the guard's cooldown still holds the retry).
 const IDEMPOTENCY_LEASE: Duration = Duration::from_secs(120);
+/// How many due sessions one claim of a sweep takes (a sweep claims until none is left).
+const SWEEP_BATCH: usize = 500;
 
 /// A session as stored: what a resend and a check need (personal data: sealed in Redis).
 #[derive(Serialize, Deserialize)]
@@ -338,7 +340,8 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     }
 
     /// Where every state change is reported (an audit trail, webhooks). Emitting never blocks
-    /// or fails a verification: see [`EventSink`].
+    /// or fails a verification: see [`EventSink`]. A session that runs out its lifetime is
+    /// reported by [`Verifier::sweep_expired`].
     pub fn with_events(mut self, sink: impl EventSink) -> Self {
         self.events = Some(Arc::new(sink));
         self
@@ -657,6 +660,41 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         Ok(self.started(id.clone(), &record))
     }
 
+    /// Reports `verification.expired` for every session of the store that ran out its lifetime
+    /// while pending, and answers how many. Each such session is claimed in one atomic step of
+    /// the store, so however many instances sweep one store at once, each session is reported
+    /// exactly once, by whichever claimed it; one that ended otherwise (approved, cancelled, …)
+    /// or was extended by a resend is not. Call it every few seconds from one task per instance
+    /// (an event comes that much after the lifetime's end); it reports every verifier's
+    /// sessions on this store, each with its own gateway. The event has no number: the
+    /// session's tombstone keeps none.
+    ///
+    /// A session that no sweep claimed within the retention after its lifetime is not reported.
+    pub async fn sweep_expired(&self) -> Result<usize, Error> {
+        let mut reported = 0;
+        loop {
+            let claimed = self.store.claim_expired(SWEEP_BATCH, self.retention, new_ticket()?).await?;
+            for swept in &claimed.expired {
+                let (gateway, test, at) = match decode_record(&swept.record) {
+                    Ok(record) => (record.gateway, record.test, system_time(record.expires_ms)),
+                    Err(_) => (self.gateway.gateway(), false, SystemTime::now()),
+                };
+                metrics::counter!("otp.verifier.expired_swept", "otp.gateway" => gateway.as_str()).increment(1);
+                if let Some(sink) = &self.events {
+                    let mut event = Event::new(EventKind::Expired, &swept.id, gateway);
+                    event.outcome = Some("otp_expired");
+                    event.test = test;
+                    event.at = at;
+                    sink.emit(event);
+                }
+            }
+            reported += claimed.expired.len();
+            if claimed.claimed < SWEEP_BATCH {
+                return Ok(reported);
+            }
+        }
+    }
+
     /// Cancels a pending verification: later checks answer `canceled`. Answers the state it is
     /// in now — `Canceled` (now or before), or the state it had already finished in (an
     /// approved one stays approved) — or `None` for an unknown id.
@@ -912,6 +950,22 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             )),
         }
     }
+}
+
+/// A finished record as the verifier writes one, for the benchmark of tombstones' memory.
+#[cfg(feature = "test-util")]
+pub(crate) fn sample_record() -> Result<Zeroizing<Vec<u8>>, Error> {
+    let now = now_ms();
+    encode(&Record {
+        gateway: Gateway::PhonePe,
+        outcome: Outcome::Sent,
+        sends: 1,
+        created_ms: now,
+        last_send_ms: now,
+        expires_ms: now + 600_000,
+        ended_ms: Some(now + 30_000),
+        test: false,
+    })
 }
 
 /// The first call's answer, again.

@@ -14,7 +14,8 @@ use otp::verifier::{
     Verification, Verifier,
 };
 use otp::{phonepe, ErrorKind, Gateway, MobileNumber, Reached};
-use otp_verifier::test_util::RedisServer;
+use otp_verifier::test_util::{RedisCluster, RedisServer};
+use otp_verifier::RedisEventStream;
 
 mod common;
 use common::{code, inbox_code, sandbox_client, wrong};
@@ -283,4 +284,178 @@ async fn events_carry_no_number_code_reference_or_address() {
         }
         assert_eq!(event.to_json()["to"], "XXXXXX3301");
     }
+}
+
+/// Where a sweeper test's verifiers report, read back as the `expired` events' JSON.
+enum Events {
+    Channels(Vec<tokio::sync::mpsc::Receiver<Event>>),
+    Stream(RedisStore, Vec<RedisEventStream>),
+}
+
+impl Events {
+    async fn expired(&mut self) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        match self {
+            Events::Channels(receivers) => {
+                for receiver in receivers {
+                    all.extend(std::iter::from_fn(|| receiver.try_recv().ok()).map(|e| e.to_json()));
+                }
+            }
+            Events::Stream(store, sinks) => {
+                for sink in sinks.iter() {
+                    sink.flush().await;
+                }
+                loop {
+                    let read = store.read_events("sweeper-test", "t1", 500).await.unwrap();
+                    if read.is_empty() {
+                        break;
+                    }
+                    store.ack_events("sweeper-test", &read).await.unwrap();
+                    all.extend(read.iter().map(|entry| entry.to_json()));
+                }
+            }
+        }
+        all.retain(|event| event["type"] == "verification.expired");
+        all
+    }
+}
+
+/// Sessions that run out their lifetime are reported expired by whichever sweeper claims them:
+/// 3 verifiers (on connections of their own, or clones of one store) sweep concurrently over
+/// `count` sessions of 1 s, and exactly `count` `expired` events come, one per session.
+async fn three_sweepers<S: Store>(verifiers: [Verifier<S>; 3], mut events: Events, count: usize) {
+    // Started across the three (test numbers: no gateway, so they all start at once).
+    let starts: Vec<_> = (0..count)
+        .map(|i| {
+            let verifier = verifiers[i % 3].clone();
+            let request = phonepe_to(sweeper_number(i).expose_digits());
+            tokio::spawn(async move { verifier.start(request, &from(i as u32)).await })
+        })
+        .collect();
+    let mut started = std::collections::BTreeSet::new();
+    for start in starts {
+        started.insert(start.await.unwrap().unwrap().id.as_str().to_owned());
+    }
+    assert_eq!(started.len(), count);
+    // Two that end otherwise before their lifetime: never reported expired.
+    let (approved, canceled) = (
+        verifiers[0].start(phonepe_to(sweeper_number(count).expose_digits()), &from(90_001)).await.unwrap(),
+        verifiers[1].start(phonepe_to(sweeper_number(count + 1).expose_digits()), &from(90_002)).await.unwrap(),
+    );
+    assert!(matches!(verifiers[2].check(&approved.id, code("123456")).await.unwrap(), Check::Verified { .. }));
+    verifiers[2].cancel(&canceled.id).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    let sweepers: Vec<_> = verifiers
+        .iter()
+        .map(|verifier| {
+            let verifier = verifier.clone();
+            tokio::spawn(async move {
+                let mut reported = 0;
+                while tokio::time::Instant::now() < deadline {
+                    reported += verifier.sweep_expired().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                reported
+            })
+        })
+        .collect();
+    let mut reported = 0;
+    for sweeper in sweepers {
+        reported += sweeper.await.unwrap();
+    }
+    // Every sweeper has stopped: all they emitted is in the sinks now.
+    let expired = events.expired().await;
+    assert_eq!(reported, count, "the sweepers' own count");
+    assert_eq!(expired.len(), count, "exactly one expired event per session: none twice, none missing");
+    let ids: std::collections::BTreeSet<String> =
+        expired.iter().map(|event| event["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, started, "each for a session that ran out");
+    for event in &expired {
+        assert_eq!(event["gateway"], "phonepe");
+        assert!(event["to"].is_null() && event["test"] == true && event["outcome"] == "otp_expired", "{event}");
+    }
+    for verifier in &verifiers {
+        assert_eq!(verifier.sweep_expired().await.unwrap(), 0, "nothing is left to report");
+    }
+    assert!(events.expired().await.is_empty());
+    let one = otp::verifier::VerificationId::parse(started.first().unwrap()).unwrap();
+    assert_eq!(verifiers[1].status(&one).await.unwrap().unwrap().state, State::Expired);
+}
+
+fn sweeper_number(i: usize) -> MobileNumber {
+    format!("81{i:08}").parse().unwrap()
+}
+
+/// Verifiers whose sessions last 1 s, with `count + 2` test numbers (no gateway is called).
+fn sweeping_verifier<S: Store>(sandbox: &Sandbox, store: S, count: usize) -> Verifier<S> {
+    Verifier::new(sandbox_client(sandbox, Gateway::PhonePe), store)
+        .with_session_lifetime(Duration::from_secs(1))
+        .unwrap()
+        .with_test_numbers((0..count + 2).map(|i| (sweeper_number(i), code("123456"))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_sweepers_report_each_of_a_thousand_expired_sessions_once_on_redis() {
+    let server = redis_server();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut sinks = Vec::new();
+    let verifiers = std::array::from_fn(|_| {
+        let store = redis_store(&server);
+        let sink = store.event_stream(100_000).unwrap();
+        sinks.push(sink.clone());
+        sweeping_verifier(&sandbox, store, 1_000).with_events(sink)
+    });
+    three_sweepers(verifiers, Events::Stream(redis_store(&server), sinks), 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_sweepers_report_each_of_a_thousand_expired_sessions_once_in_memory() {
+    let store = MemoryStore::new();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut receivers = Vec::new();
+    let verifiers = std::array::from_fn(|_| {
+        let (sink, receiver) = ChannelSink::new(10_000);
+        receivers.push(receiver);
+        sweeping_verifier(&sandbox, store.clone(), 1_000).with_events(sink)
+    });
+    three_sweepers(verifiers, Events::Channels(receivers), 1_000).await;
+}
+
+/// On a three-node Redis Cluster the stream and the expiry set are keys of their own slots,
+/// apart from the sessions: a verification's events reach the stream, and three sweepers on
+/// connections of their own report each expired session once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_redis_cluster_events_reach_the_stream_and_sweepers_report_each_expiry_once() {
+    let cluster = RedisCluster::start()
+        .unwrap_or_else(|e| panic!("this test needs a real Redis Cluster (redis-server and redis-cli): {e}"));
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(RedisStore::connect_cluster(&nodes, StoreKey::from_bytes(&[7; 32]).unwrap()).await.unwrap());
+    }
+    // A verification through a real gateway: its events in order, read back from the stream.
+    let sink = stores[3].event_stream(10_000).unwrap();
+    let verifier =
+        Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), stores[3].clone()).with_events(sink.clone());
+    let started = verifier.start(phonepe_to("9876513401"), &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876513401");
+    verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    verifier.check(&started.id, code(&issued)).await.unwrap();
+    sink.flush().await;
+    let read = stores[3].read_events("webhooks", "w1", 10).await.unwrap();
+    let kinds: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
+    assert_eq!(kinds, ["verification.started", "verification.wrong_code", "verification.approved"]);
+    assert!(read.iter().all(|entry| entry.to_json()["id"] == started.id.as_str()));
+    assert_eq!(read[0].to_json()["to"], "XXXXXX3401");
+
+    let mut sinks = Vec::new();
+    let verifiers = std::array::from_fn(|i| {
+        let sink = stores[i].event_stream(100_000).unwrap();
+        sinks.push(sink.clone());
+        sweeping_verifier(&sandbox, stores[i].clone(), 300).with_events(sink)
+    });
+    three_sweepers(verifiers, Events::Stream(stores[3].clone(), sinks), 300).await;
 }

@@ -535,7 +535,8 @@ async fn with_redis_down_every_call_answers_transport_and_sends_nothing_and_limi
     assert_eq!(sandbox.otps("9876500602").len(), 1);
 }
 
-/// Every key and value in Redis, as bytes, with each key's TTL in ms.
+/// Every key and value in Redis, as bytes, with each key's TTL in ms (a stream's entries'
+/// field names and values, with its length).
 async fn redis_contents(server: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
     let client = redis::Client::open(server.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -546,6 +547,13 @@ async fn redis_contents(server: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)
         let values: Vec<Vec<u8>> = match kind.as_str() {
             "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut connection).await.unwrap(),
             "hash" => redis::cmd("HGETALL").arg(&key).query_async(&mut connection).await.unwrap(),
+            "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut connection).await.unwrap(),
+            "stream" => {
+                type Entries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+                let entries: Entries =
+                    redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut connection).await.unwrap();
+                entries.into_iter().flat_map(|(_, fields)| fields.into_iter().flat_map(|(n, v)| [n, v])).collect()
+            }
             other => panic!("unexpected {other} at {key}"),
         };
         let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
@@ -558,7 +566,10 @@ async fn redis_contents(server: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)
 async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expires() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let server = redis_server();
-    let verifier = Verifier::new(client(&sandbox, Gateway::Paytm), redis_store(&server));
+    let store = redis_store(&server);
+    const MAX_EVENTS: usize = 1_000;
+    let events = store.event_stream(MAX_EVENTS).unwrap();
+    let verifier = Verifier::new(client(&sandbox, Gateway::Paytm), store.clone()).with_events(events.clone());
     let context = Context::new("203.0.113.77".parse().unwrap())
         .caller_key("account-4242")
         .unwrap()
@@ -569,36 +580,74 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
     let issued = inbox_code(&sandbox, "9876500701");
     let reference = sandbox.otps("9876500701")[0].reference.clone().unwrap();
     assert!(matches!(verifier.check(&started.id, wrong(&issued)).await.unwrap(), Check::WrongOtp { .. }));
+    // A second verification runs out its lifetime and is swept: its record, the sweep's claim
+    // and the `expired` event are in Redis too.
+    let brief = Verifier::new(client(&sandbox, Gateway::Paytm), store)
+        .with_session_lifetime(Duration::from_secs(1))
+        .unwrap()
+        .with_events(events.clone());
+    let second = otp::paytm::SendOtpRequest::new("9876500702".parse().unwrap(), "device-secret-8").scope("paytm");
+    let ran_out = brief.start(second.into(), &Context::new("203.0.113.77".parse().unwrap())).await.unwrap();
+    let second_reference = sandbox.otps("9876500702")[0].reference.clone().unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(brief.sweep_expired().await.unwrap(), 1);
+    events.flush().await;
+    assert_eq!(events.stats().appended, 4, "started, wrong_code, started, expired");
 
     let contents = redis_contents(&server).await;
     assert_eq!(
         contents.len(),
-        6,
-        "number, address, caller key, session, its record, the idempotency key: {contents:?}"
+        11,
+        "two numbers, the address, the caller key, the live session and two records, the \
+         idempotency key, the expiry set, the sweep's claim, the event stream: {contents:?}"
     );
     let secrets = [
         "9876500701",
+        "9876500702",
         "203.0.113.77",
         "account-4242",
         "device-secret-9",
+        "device-secret-8",
         "order-secret-77",
         &issued,
         &reference,
+        &second_reference,
         started.id.as_str(),
+        ran_out.id.as_str(),
     ];
+    let hex = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
     for (key, values, ttl) in &contents {
-        let hex = |text: &str| text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
         let shape_ok = match key.strip_prefix("otp:{g}:") {
             Some(guard) => matches!(guard.split_once(':'), Some(("n" | "i" | "c", digest)) if hex(digest)),
-            None => key
-                .strip_prefix("otp:s:{")
-                .or_else(|| key.strip_prefix("otp:r:{"))
-                .or_else(|| key.strip_prefix("otp:k:{"))
-                .and_then(|rest| rest.strip_suffix('}'))
-                .is_some_and(hex),
+            None => {
+                key == "otp:{x}:expiries"
+                    || key == "otp:{e}:events"
+                    || key.strip_prefix("otp:{x}:claim:").is_some_and(hex)
+                    || key
+                        .strip_prefix("otp:s:{")
+                        .or_else(|| key.strip_prefix("otp:r:{"))
+                        .or_else(|| key.strip_prefix("otp:k:{"))
+                        .and_then(|rest| rest.strip_suffix('}'))
+                        .is_some_and(hex)
+            }
         };
         assert!(shape_ok, "{key}");
-        assert!(*ttl > 0, "{key} has no TTL");
+        if key == "otp:{e}:events" {
+            // A stream is bounded by its length (MAXLEN ~), not a TTL: a consumer group keeps its place.
+            assert_eq!(*ttl, -1, "{key}");
+            let client = redis::Client::open(server.url()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let length: usize = redis::cmd("XLEN").arg(key).query_async(&mut connection).await.unwrap();
+            assert_eq!(length, 4, "{key}: one entry per event, within its bound of {MAX_EVENTS}");
+            let text: Vec<String> = values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+            assert!(text.contains(&"XXXXXX0701".to_owned()), "the masked number is there: {text:?}");
+        } else {
+            assert!(*ttl > 0, "{key} has no TTL");
+        }
+        if key.starts_with("otp:{x}:") {
+            // The expiry set and a sweep's claim hold sessions' keyed hashes, nothing else.
+            assert!(values.iter().all(|v| hex(&String::from_utf8_lossy(v))), "{key}: {values:?}");
+        }
         for secret in secrets {
             assert!(!key.contains(secret), "{key}");
             for value in values {
