@@ -1,4 +1,4 @@
-//! The verifier's figures (sessions.md): guard decisions per second on each store, memory under
+//! The verifier's figures (docs/verifier.md): guard decisions per second on each store, memory under
 //! millions of distinct numbers and of a million tombstones, status lookups and start+check
 //! against the sandbox at c=64 (on Redis with events into its stream and without), and the
 //! Redis round trips of a start and of a check, counted by the server (`INFO commandstats`).
@@ -212,7 +212,7 @@ pub async fn memory_probe(sends: usize) -> Result<(), BoxError> {
 pub async fn run(quick: bool) -> Result<(), BoxError> {
     let redis = RedisServer::start()?;
     let key = || StoreKey::from_bytes(&[42; 32]);
-    println!("Verifier (sessions.md): a redis-server of its own on loopback, the sandbox in process");
+    println!("Verifier: a redis-server of its own on loopback, the sandbox in process");
     // Bytes per subject, each measured in a fresh process: an allocator reuses what an earlier
     // run freed, so a second measurement in one process reads too small.
     for sends in [1, 10] {

@@ -1,7 +1,7 @@
 //! # otp-verifier
 //!
 //! Verification sessions over the gateways of otp-rs, and a send guard that holds across every
-//! instance of an application (`../shared/spec/sessions.md`): an application *starts* a
+//! instance of an application (docs/verifier.md, docs/security.md): an application *starts* a
 //! verification for a number, later *checks* the code the customer typed, may *resend*, and
 //! never stores a gateway token, counts wrong tries or enforces cooldowns itself.
 //!

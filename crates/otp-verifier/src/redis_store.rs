@@ -179,12 +179,7 @@ impl RedisStore {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        let digest = mac.finalize().into_bytes();
-        let mut hex = String::with_capacity(32);
-        for byte in &digest[..16] {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        hex
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// `{prefix}:{g}:{kind}:<hex>`. Every guard key shares the hash tag `{g}`: a decision

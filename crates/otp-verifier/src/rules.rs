@@ -61,7 +61,7 @@ impl Limit {
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// The guard's rules (sessions.md); every number can be changed.
+/// The guard's rules (docs/security.md); every number can be changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GuardRules {

@@ -173,7 +173,7 @@ pub enum Check {
 }
 
 impl Check {
-    /// The stable name: `verified`, `wrong_otp`, `otp_expired` (as the CLI and verify.md say),
+    /// The stable name: `verified`, `wrong_otp`, `otp_expired` (as the CLI and docs/gateways/verify.md say),
     /// `already_approved`, `canceled`, `max_attempts_reached`, `not_found`.
     pub const fn as_str(&self) -> &'static str {
         match self {
@@ -896,9 +896,8 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             tracing::Span::current().record("otp.test_number", true);
             metrics::counter!("otp.verifier.test_number_sends", "otp.gateway" => gateway.as_str()).increment(1);
             let reference: [u8; 16] = random_bytes()?;
-            let reference: String = reference.iter().map(|b| format!("{b:02x}")).collect();
             return Ok(Sent {
-                reference: Some(SecretString::new(format!("test-{reference}"))),
+                reference: Some(SecretString::new(format!("test-{}", hex::encode(reference)))),
                 outcome: Outcome::Sent,
             });
         }

@@ -10,33 +10,14 @@ use std::time::Duration;
 
 use otp::sandbox::{Sandbox, SandboxConfig};
 use otp::verifier::{
-    Check, Context, GuardRules, Limit, MemoryStore, RedisStore, Sent, SessionGateway, Store, StoreKey, Verification,
-    Verifier,
+    Check, Context, GuardRules, Limit, MemoryStore, RedisStore, Store, StoreKey, Verification, Verifier,
 };
-use otp::{
-    phonepe, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode, Reached, SendReceipt, VerifyReceipt,
-    VerifyRequest,
-};
-use otp_verifier::test_util::{guard_decision, RedisServer};
+use otp::{ErrorKind, Gateway, MobileNumber, Reached};
+use otp_verifier::test_util::guard_decision;
 
 mod common;
+use common::sessions::{from, phonepe_to, redis_server, redis_store, Instrumented};
 use common::{code, inbox_code, sandbox_client, wrong};
-
-fn phonepe_to(mobile: &str) -> Verification {
-    phonepe::SendOtpRequest::new(mobile.parse::<MobileNumber>().unwrap()).into()
-}
-
-fn from(caller: u32) -> Context {
-    Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
-}
-
-fn redis_server() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
-
-fn redis_store(server: &RedisServer) -> RedisStore {
-    RedisStore::open(&server.url(), StoreKey::from_bytes(&[7; 32]).unwrap()).unwrap()
-}
 
 /// A distinct valid number per index, none of them the sandbox's magic numbers.
 fn number(i: usize) -> MobileNumber {
@@ -197,48 +178,6 @@ async fn a_spent_session_is_not_resent_on_redis() {
     a_spent_session_is_not_resent(redis_store(&server)).await;
 }
 
-/// The real client, with every verify held back a while: the customer's old code is in flight
-/// while a resend goes out.
-#[derive(Clone, Debug)]
-struct SlowVerify {
-    client: GatewayClient,
-    delay: Duration,
-}
-
-impl SessionGateway for SlowVerify {
-    type Request = Verification;
-    type VerifyRequest = VerifyRequest;
-
-    fn gateway(&self) -> Gateway {
-        self.client.gateway()
-    }
-
-    fn otp_validity(&self) -> Duration {
-        SessionGateway::otp_validity(&self.client)
-    }
-
-    fn mobile(request: &Verification) -> &MobileNumber {
-        <GatewayClient as SessionGateway>::mobile(request)
-    }
-
-    fn validate(request: &Verification) -> Result<(), Error> {
-        <GatewayClient as SessionGateway>::validate(request)
-    }
-
-    async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
-        SessionGateway::send(&self.client, request).await
-    }
-
-    fn verify_request(request: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
-        <GatewayClient as SessionGateway>::verify_request(request, sent, code)
-    }
-
-    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
-        tokio::time::sleep(self.delay).await;
-        SessionGateway::verify(&self.client, request).await
-    }
-}
-
 /// Point 4: the old code's check and a resend race, 200 times. Whatever order they land in, a
 /// resend that succeeded leaves a session its new code verifies (unless the old code already
 /// verified it): the check of the old code never ends the resend's session.
@@ -246,7 +185,11 @@ async fn a_check_never_ends_the_session_a_resend_replaced<S: Store>(store: S, fi
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let rules =
         GuardRules::default().cooldown(Duration::ZERO).per_client_ip(Limit::new(1_000, Duration::from_secs(3600)));
-    let gateway = SlowVerify { client: sandbox_client(&sandbox, Gateway::PhonePe), delay: Duration::from_millis(5) };
+    // Every verify held back a while: the customer's old code is in flight while a resend goes out.
+    let gateway = Instrumented {
+        verify_delay: Duration::from_millis(5),
+        ..Instrumented::new(sandbox_client(&sandbox, Gateway::PhonePe))
+    };
     let verifier = otp_verifier::Verifier::new(gateway, store).with_rules(rules).unwrap();
     let (mut resent_first, mut verified_first) = (0, 0);
     for i in 0..200 {

@@ -5,36 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime};
 
 use otp::sandbox::{Sandbox, SandboxConfig};
 use otp::verifier::{
     ChannelSink, Check, Context, Event, EventKind, GuardRules, MemoryStore, RedisStore, State, Store, StoreKey,
-    Verification, Verifier,
+    Verifier,
 };
-use otp::{phonepe, ErrorKind, Gateway, MobileNumber, Reached};
-use otp_verifier::test_util::{RedisCluster, RedisServer};
+use otp::{ErrorKind, Gateway, MobileNumber, Reached};
+use otp_verifier::test_util::RedisCluster;
 use otp_verifier::RedisEventStream;
 
 mod common;
+use common::sessions::{from, phonepe_to, redis_server, redis_store};
 use common::{code, inbox_code, sandbox_client, wrong};
-
-fn phonepe_to(mobile: &str) -> Verification {
-    phonepe::SendOtpRequest::new(mobile.parse::<MobileNumber>().unwrap()).into()
-}
-
-fn from(caller: u32) -> Context {
-    Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
-}
-
-fn redis_server() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
-}
-
-fn redis_store(server: &RedisServer) -> RedisStore {
-    RedisStore::open(&server.url(), StoreKey::from_bytes(&[7; 32]).unwrap()).unwrap()
-}
 
 fn drain(receiver: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<EventKind> {
     let mut kinds = Vec::new();

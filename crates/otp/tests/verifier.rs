@@ -1,4 +1,4 @@
-//! Verification sessions and the send guard end to end (sessions.md): many verifiers racing
+//! Verification sessions and the send guard end to end (docs/security.md): many verifiers racing
 //! for one number against the sandbox, on one shared memory store and on a real Redis; wrong
 //! codes racing on one session; Redis killed and restarted mid-run; what Redis holds; a Redis
 //! whose clock is not the application's.
@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap in a test is a failed test.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use otp::sandbox::{self, Sandbox, SandboxConfig};
@@ -16,36 +14,15 @@ use otp::verifier::{
     Check, Context, GuardRules, Limit, MemoryStore, RedisStore, Sent, SessionGateway, Store, StoreKey, Verification,
     Verifier,
 };
-use otp::{
-    phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, OtpCode, Reached,
-    SendReceipt, VerifyReceipt, VerifyRequest,
-};
+use otp::{phonepe, ClientOptions, Environment, Error, ErrorKind, Gateway, GatewayClient, MobileNumber, Reached};
 use otp_verifier::test_util::{RedisCluster, RedisServer};
 
 mod common;
+use common::sessions::{from, phonepe_to, redis_server, redis_store, Instrumented, STORE_KEY};
 use common::{code, inbox_code, sandbox_client, wrong};
 
 fn client(sandbox: &Sandbox, gateway: Gateway) -> GatewayClient {
     sandbox_client(sandbox, gateway)
-}
-
-fn phonepe_to(mobile: &str) -> Verification {
-    phonepe::SendOtpRequest::new(mobile.parse::<MobileNumber>().unwrap()).into()
-}
-
-/// A distinct client address per caller, so that only the number's rules decide.
-fn from(caller: u32) -> Context {
-    Context::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + caller)))
-}
-
-const STORE_KEY: [u8; 32] = [7; 32];
-
-fn redis_store(server: &RedisServer) -> RedisStore {
-    RedisStore::open(&server.url(), StoreKey::from_bytes(&STORE_KEY).unwrap()).unwrap()
-}
-
-fn redis_server() -> RedisServer {
-    RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"))
 }
 
 /// 200 concurrent starts for one number through 4 verifiers: exactly `allowed` reach the
@@ -150,69 +127,6 @@ async fn the_address_and_caller_key_rules_count_across_numbers() {
     let error = verifier.start(phonepe_to("9876500209"), &keyed(9)).await.unwrap_err();
     assert_eq!((error.kind(), error.guard_rule()), (ErrorKind::RateLimited, Some("caller_key")));
     assert!(sandbox.otps("9876500109").is_empty() && sandbox.otps("9876500209").is_empty());
-}
-
-/// The real client, counting the verify calls that leave the verifier for the gateway, and
-/// holding each send back for `send_delay` (to let something happen meanwhile).
-/// Answers that replace the next verify calls' answers, while any are queued.
-type QueuedFailures = Arc<std::sync::Mutex<Vec<fn() -> Error>>>;
-
-/// `verify_failures`, while any are queued, replace the next verify calls' answers.
-#[derive(Clone)]
-struct Instrumented {
-    client: GatewayClient,
-    verifies: Arc<AtomicUsize>,
-    send_delay: Duration,
-    verify_failures: QueuedFailures,
-}
-
-impl Instrumented {
-    fn new(client: GatewayClient) -> Self {
-        Self { client, verifies: Arc::default(), send_delay: Duration::ZERO, verify_failures: Arc::default() }
-    }
-
-    fn fail_next_verify(&self, failure: fn() -> Error) {
-        self.verify_failures.lock().unwrap().push(failure);
-    }
-}
-
-impl SessionGateway for Instrumented {
-    type Request = Verification;
-    type VerifyRequest = VerifyRequest;
-
-    fn gateway(&self) -> Gateway {
-        self.client.gateway()
-    }
-
-    fn otp_validity(&self) -> Duration {
-        SessionGateway::otp_validity(&self.client)
-    }
-
-    fn mobile(request: &Verification) -> &MobileNumber {
-        <GatewayClient as SessionGateway>::mobile(request)
-    }
-
-    fn validate(request: &Verification) -> Result<(), Error> {
-        <GatewayClient as SessionGateway>::validate(request)
-    }
-
-    async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
-        tokio::time::sleep(self.send_delay).await;
-        SessionGateway::send(&self.client, request).await
-    }
-
-    fn verify_request(request: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
-        <GatewayClient as SessionGateway>::verify_request(request, sent, code)
-    }
-
-    async fn verify(&self, request: &VerifyRequest) -> Result<VerifyReceipt, Error> {
-        self.verifies.fetch_add(1, Ordering::SeqCst);
-        let failure = self.verify_failures.lock().unwrap().pop();
-        match failure {
-            Some(failure) => Err(failure()),
-            None => SessionGateway::verify(&self.client, request).await,
-        }
-    }
 }
 
 /// 10 concurrent wrong codes on one session whose limit is 5: at most 5 reach the gateway,

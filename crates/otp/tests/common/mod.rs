@@ -6,6 +6,10 @@
 #![allow(dead_code)] // Each test file uses what it needs.
 #![warn(clippy::wildcard_enum_match_arm)] // Every fixture names every gateway.
 
+/// The verifier's end-to-end tests' shared parts (a real Redis, a wrapped client).
+#[cfg(feature = "redis")]
+pub mod sessions;
+
 use std::time::Duration;
 
 use otp::sandbox::Sandbox;
