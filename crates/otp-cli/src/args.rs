@@ -24,6 +24,49 @@ pub enum Command {
     Verify(VerifyCommand),
     /// Serve the gateway sandbox (the same routes as the real gateways) until interrupted.
     Sandbox(SandboxCommand),
+    /// Serve verifications over HTTP (docs/serve.md) until interrupted.
+    Serve(ServeCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeCommand {
+    /// Zero configuration: the embedded sandbox as every gateway, the memory store, loopback
+    /// only, and a development API key printed at start.
+    #[arg(long, conflicts_with = "config")]
+    pub sandbox: bool,
+    /// The service's TOML configuration (docs/serve.md).
+    #[arg(long, value_name = "FILE", required_unless_present = "sandbox")]
+    pub config: Option<std::path::PathBuf>,
+    /// Listen here instead of the configured address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<SocketAddr>,
+    /// How log lines are written to stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormatArg,
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Print a new random API key and the config lines holding its SHA-256.
+    HashKey {
+        /// The key's name in the config.
+        #[arg(long, default_value = "backend")]
+        name: String,
+        /// The tenant its verifications belong to.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,8 @@
 //! otp send <phonepe|paytm|iserveu|aopay> --mobile <NUMBER> [gateway flags] [--json] [--sandbox] [--verify]
 //! otp verify <phonepe|paytm|iserveu|aopay> --reference <REF> --otp <CODE|-> [verify flags]
 //! otp sandbox [--addr 127.0.0.1:8080]
+//! otp serve --sandbox | --config FILE [--addr HOST:PORT] [--log-format json]
+//! otp serve hash-key [--name NAME] [--tenant TENANT]
 //! ```
 //!
 //! The contract (flags, credential variables, JSON fields, exit codes) is stable for scripts:
@@ -16,6 +18,7 @@ mod args;
 mod gateways;
 mod output;
 mod send;
+mod serve;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
     init_logs();
     // One thread is plenty for one send; `otp sandbox` serves many clients on every core.
     let runtime = match &cli.command {
-        Command::Sandbox(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        Command::Sandbox(_) | Command::Serve(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
     let runtime = match runtime {
@@ -47,12 +50,17 @@ fn main() -> ExitCode {
         Command::Send(command) => runtime.block_on(command.gateway.run()),
         Command::Verify(command) => runtime.block_on(command.gateway.run()),
         Command::Sandbox(command) => runtime.block_on(send::serve_sandbox(command)),
+        Command::Serve(command) => runtime.block_on(serve::run(command)),
     }
 }
 
 /// Logs only when `RUST_LOG` asks (tracing's filter syntax), always to stderr so stdout stays
 /// the one JSON object scripts parse.
 fn init_logs() {
+    // `otp serve` installs its own request-line logging.
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return;
+    }
     let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else { return };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
