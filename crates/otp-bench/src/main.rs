@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use base64::Engine as _;
-use otp::{Environment, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
+use clap::Parser as _;
+use otp::{Environment, Gateway, GatewayClient, IdentityNumber, MobileNumber, SendOtpRequest};
 use otp_core::operation::Operation as _;
 use otp_core::reqwest;
 use sha2::{Digest, Sha256};
@@ -195,11 +196,17 @@ fn mobile() -> Result<MobileNumber, BoxError> {
     Ok(MOBILE.parse()?)
 }
 
-fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequest)>, BoxError> {
+/// Every gateway's client and request, as the bench sends them (one arm each: a new gateway
+/// does not compile without its own).
+fn sdk_pairs(base: &str) -> Result<Vec<(Gateway, GatewayClient, SendOtpRequest)>, BoxError> {
+    Gateway::ALL.into_iter().map(|gateway| sdk_pair(gateway, base)).collect()
+}
+
+fn sdk_pair(gateway: Gateway, base: &str) -> Result<(Gateway, GatewayClient, SendOtpRequest), BoxError> {
     let env = || Environment::Custom(base.to_owned());
-    Ok(vec![
-        (
-            "phonepe",
+    Ok(match gateway {
+        Gateway::PhonePe => (
+            Gateway::PhonePe,
             otp::phonepe::PhonePeClient::builder()
                 .merchant_id(PHONEPE_MERCHANT)
                 .salt_key(PHONEPE_SALT)
@@ -209,8 +216,8 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
                 .into(),
             otp::phonepe::SendOtpRequest::new(mobile()?).into(),
         ),
-        (
-            "paytm",
+        Gateway::Paytm => (
+            Gateway::Paytm,
             otp::paytm::PaytmClient::builder()
                 .client_id("bench-client")
                 .client_secret("bench-secret")
@@ -219,8 +226,8 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
                 .into(),
             otp::paytm::SendOtpRequest::new(mobile()?, "device-0042").scope("paytm").into(),
         ),
-        (
-            "iserveu",
+        Gateway::IServeU => (
+            Gateway::IServeU,
             otp::iserveu::IServeUClient::builder()
                 .client_id("bench-client")
                 .client_secret("bench-secret")
@@ -232,8 +239,8 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
                 .ovd_data(IdentityNumber::new("765386439745"))
                 .into(),
         ),
-        (
-            "aopay",
+        Gateway::AOPay => (
+            Gateway::AOPay,
             otp::aopay::AOPayClient::builder().registration_id("AOP-554").environment(env()).build()?.into(),
             otp::aopay::SendOtpRequest::new(
                 mobile()?,
@@ -249,7 +256,7 @@ fn sdk_pairs(base: &str) -> Result<Vec<(&'static str, GatewayClient, SendOtpRequ
             )?
             .into(),
         ),
-    ])
+    })
 }
 
 /// The exact request the SDK would send, to prove the raw call matches it byte for byte.
@@ -271,17 +278,17 @@ fn sdk_wire_body(client: &GatewayClient, request: &SendOtpRequest) -> Result<Vec
 struct RawCall {
     http: reqwest::Client,
     url: String,
-    gateway: &'static str,
+    gateway: Gateway,
     basic: String,
 }
 
 impl RawCall {
-    fn new(http: reqwest::Client, base: &str, gateway: &'static str) -> Self {
+    fn new(http: reqwest::Client, base: &str, gateway: Gateway) -> Self {
         let path = match gateway {
-            "phonepe" => "/v3/merchant/otp/send",
-            "paytm" => "/v4/signin/otp/sv1/?locale=en-IN",
-            "iserveu" => "/common/dmt-lite/unified/otp/send",
-            _ => "/api/AOP/DMTV1/TransactionSendOtp",
+            Gateway::PhonePe => "/v3/merchant/otp/send",
+            Gateway::Paytm => "/v4/signin/otp/sv1/?locale=en-IN",
+            Gateway::IServeU => "/common/dmt-lite/unified/otp/send",
+            Gateway::AOPay => "/api/AOP/DMTV1/TransactionSendOtp",
         };
         let basic = base64::engine::general_purpose::STANDARD.encode("bench-client:bench-secret");
         Self { http, url: format!("{base}{path}"), gateway, basic: format!("Basic {basic}") }
@@ -290,30 +297,26 @@ impl RawCall {
     /// The body and headers, built per call as the SDK builds them per call.
     fn request(&self, mobile: &str) -> (Vec<u8>, Vec<(&'static str, String)>) {
         match self.gateway {
-            "phonepe" => {
+            Gateway::PhonePe => {
                 let payload = format!(r#"{{"merchantId":"{PHONEPE_MERCHANT}","mobileNumber":"{mobile}"}}"#);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
                 let digest = Sha256::digest(format!("{encoded}/v3/merchant/otp/send{PHONEPE_SALT}"));
-                let mut hex = String::with_capacity(64);
-                for byte in digest {
-                    hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-                    hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-                }
+                let hex = hex::encode(digest);
                 let body = format!(r#"{{"request":"{encoded}"}}"#).into_bytes();
                 (body, vec![("x-verify", format!("{hex}###1"))])
             }
-            "paytm" => (
+            Gateway::Paytm => (
                 format!(r#"{{"phone":"{mobile}","scopes":["paytm"]}}"#).into_bytes(),
                 vec![("authorization", self.basic.clone()), ("x-device-identifier", "device-0042".into())],
             ),
-            "iserveu" => (
+            Gateway::IServeU => (
                 format!(
                     r#"{{"customerMobileNumber":"{mobile}","externalRefNumber":"REF123456","requestedAmount":"1500.50","username":"benchuser","otpType":"2","ovdType":"AADHAAR","ovdData":"765386439745"}}"#
                 )
                 .into_bytes(),
                 vec![("client_id", "bench-client".into()), ("client_secret", "bench-secret".into())],
             ),
-            _ => (
+            Gateway::AOPay => (
                 format!(
                     r#"{{"MobileNumber":"{mobile}","BeneID":"BENE1001","Txntype":"IMPS","Amount":"2500","Pincode":"560001","Address":"12 MG Road, Bengaluru","DOB":"20/08/1990","Latitude":"12.9716","Longitute":"77.5946","RegistrationID":"AOP-554"}}"#
                 )
@@ -418,7 +421,7 @@ async fn sdk_vs_raw(n: usize) -> Result<f64, BoxError> {
         }
     }
     // The resolution of the figures above: the raw call measured against itself the same way.
-    let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, "aopay")));
+    let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, Gateway::AOPay)));
     let raw_job = move |_| async move { raw.send(MOBILE).await };
     measure(n / 10, 64, raw_job).await?;
     let same = interleaved(n, 64, ROUNDS, raw_job, raw_job).await?;
@@ -448,7 +451,7 @@ async fn sandbox_vs_wiremock(n: usize) -> Result<(), BoxError> {
     // one number in 10 minutes.
     let next_number: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
     let job_for = |base: String| {
-        let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(http.clone(), &base, "phonepe")));
+        let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(http.clone(), &base, Gateway::PhonePe)));
         move |_| async move { raw.send(&format!("7{:09}", next_number.fetch_add(1, Ordering::Relaxed))).await }
     };
     let (sandbox_job, wiremock_job) = (job_for(sandbox.base_url()), job_for(mock.uri()));
@@ -473,17 +476,13 @@ fn profile_sends() -> usize {
     std::env::var("OTP_BENCH_SENDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000)
 }
 
-fn gateway_name(name: &str) -> &'static str {
-    ["phonepe", "paytm", "iserveu", "aopay"].into_iter().find(|g| *g == name).unwrap_or("aopay")
-}
-
 /// `--profile GATEWAY`: only SDK sends at c=64, long enough to attach a profiler
 /// (`--profile-raw GATEWAY`: only the raw calls).
-async fn profile(gateway: &str) -> Result<(), BoxError> {
+async fn profile(gateway: Gateway) -> Result<(), BoxError> {
     let base = fixed_server().await?;
     let (_, client, request) =
         sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
-    let raw_call = RawCall::new(raw_client()?, &base, gateway_name(gateway));
+    let raw_call = RawCall::new(raw_client()?, &base, gateway);
     let (client, request, _) = leak(client, request, raw_call);
     let job = move |_| async move { client.send_otp(request).await.map(drop).map_err(BoxError::from) };
     let stats = measure(profile_sends(), 64, job).await?.stats();
@@ -491,36 +490,70 @@ async fn profile(gateway: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// What `cargo xtask bench` runs, and the single runs it offers for one question at a time.
+#[derive(clap::Parser)]
+#[command(name = "otp-bench", about = "otp-rs benchmarks: the realistic TLS stand-in, the verifier, loopback overhead")]
+struct Args {
+    /// Fewer requests: a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// 15 s runs and a 60 s overload.
+    #[arg(long)]
+    long: bool,
+    /// Only the verifier's figures.
+    #[arg(long)]
+    verifier: bool,
+    /// One gateway's SDK/raw comparison, three times (`OTP_BENCH_SENDS` sends each).
+    #[arg(long, value_name = "GATEWAY")]
+    compare: Option<Gateway>,
+    /// SDK sends at c=64 for a profiler to attach.
+    #[arg(long, value_name = "GATEWAY")]
+    profile: Option<Gateway>,
+    /// Raw calls only at c=64 for a profiler to attach.
+    #[arg(long, value_name = "GATEWAY")]
+    profile_raw: Option<Gateway>,
+    /// AOPay sends to distinct numbers to a running `otp sandbox` at this base URL.
+    #[arg(long, value_name = "BASE_URL")]
+    soak: Option<String>,
+    /// (Internal) the memory store's bytes per subject, in a fresh process.
+    #[arg(long, value_name = "SENDS", hide = true)]
+    memory_probe: Option<usize>,
+    /// (Internal) the memory store's bytes per tombstone, in a fresh process.
+    #[arg(long, hide = true)]
+    tombstone_probe: bool,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    if let Some(gateway) = std::env::args().skip_while(|a| a != "--compare").nth(1) {
-        return compare(&gateway).await;
+    let args = Args::parse();
+    let quick = args.quick;
+    if let Some(gateway) = args.compare {
+        return compare(gateway).await;
     }
-    if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
-        return profile(&gateway).await;
+    if let Some(gateway) = args.profile {
+        return profile(gateway).await;
     }
-    if let Some(base) = std::env::args().skip_while(|a| a != "--soak").nth(1) {
-        return soak(&base, profile_sends()).await;
+    if let Some(base) = &args.soak {
+        return soak(base, profile_sends()).await;
     }
-    if let Some(gateway) = std::env::args().skip_while(|a| a != "--profile-raw").nth(1) {
+    if let Some(gateway) = args.profile_raw {
         let base = fixed_server().await?;
-        let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, gateway_name(&gateway))));
+        let raw: &'static RawCall = Box::leak(Box::new(RawCall::new(raw_client()?, &base, gateway)));
         let job = move |_| async move { raw.send(MOBILE).await };
         let stats = measure(profile_sends(), 64, job).await?.stats();
         println!("{gateway} raw c=64: {:.0} req/s", stats.requests_per_second);
         return Ok(());
     }
-    if let Some(sends) = std::env::args().skip_while(|a| a != "--memory-probe").nth(1) {
-        return verifier::memory_probe(sends.parse()?).await;
+    if let Some(sends) = args.memory_probe {
+        return verifier::memory_probe(sends).await;
     }
-    if std::env::args().any(|a| a == "--tombstone-probe") {
+    if args.tombstone_probe {
         return verifier::tombstone_probe().await;
     }
-    if std::env::args().any(|a| a == "--verifier") {
+    if args.verifier {
         return verifier::run(quick).await;
     }
-    let long = std::env::args().any(|a| a == "--long");
+    let long = args.long;
     let n = if quick { 1_000 } else { 10_000 };
     println!(
         "machine: {} logical CPUs; release={}",
@@ -575,11 +608,11 @@ async fn soak(base: &str, sends: usize) -> Result<(), BoxError> {
 
 /// `--compare GATEWAY`: only that gateway's SDK/raw comparison, three times over
 /// (`OTP_BENCH_SENDS` per run): a quick check of one change without the whole suite.
-async fn compare(gateway: &str) -> Result<(), BoxError> {
+async fn compare(gateway: Gateway) -> Result<(), BoxError> {
     let base = fixed_server().await?;
     let (_, client, request) =
         sdk_pairs(&base)?.into_iter().find(|(name, _, _)| *name == gateway).ok_or("no such gateway")?;
-    let raw = RawCall::new(raw_client()?, &base, gateway_name(gateway));
+    let raw = RawCall::new(raw_client()?, &base, gateway);
     let (client, request, raw) = leak(client, request, raw);
     let n = profile_sends();
     for _ in 0..3 {

@@ -162,7 +162,7 @@ fn raw_call(stand_in: &StandIn) -> Result<RawCall, BoxError> {
         .user_agent(format!("otp-rs/{}", env!("CARGO_PKG_VERSION")))
         .add_root_certificate(reqwest::Certificate::from_pem(stand_in.ca_pem.as_bytes())?)
         .build()?;
-    Ok(RawCall::new(http, &stand_in.base_url, "phonepe"))
+    Ok(RawCall::new(http, &stand_in.base_url, otp::Gateway::PhonePe))
 }
 
 fn request() -> Result<SendOtpRequest, BoxError> {
