@@ -728,6 +728,22 @@ mod tests {
     }
 
     #[test]
+    fn spent_subjects_are_forgotten_only_when_room_is_needed() {
+        let bounds = Bounds { max_guard_keys: 3, max_sessions: 10 };
+        let mut state = Tables::default();
+        let limits = [(crate::GuardRule::Cooldown, 100, 1)];
+        for i in 0..2 {
+            assert_eq!(state.admit(&only(&number(i), &limits), i as u128, 0, bounds), Admission::Admitted);
+        }
+        // Both are spent at 1,000, but a third subject still fits: nothing is forgotten.
+        assert_eq!(state.admit(&only(&number(2), &limits), 2, 1_000, bounds), Admission::Admitted);
+        assert_eq!(state.logs.len(), 3);
+        // A fourth needs room: the spent ones make it.
+        assert_eq!(state.admit(&only(&number(3), &limits), 3, 1_000, bounds), Admission::Admitted);
+        assert_eq!(state.logs.len(), 2);
+    }
+
+    #[test]
     fn a_store_full_of_live_sessions_refuses_new_sends_and_drops_none() {
         let bounds = Bounds { max_guard_keys: 10, max_sessions: 2 };
         let mut state = Tables::default();
