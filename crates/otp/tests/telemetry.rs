@@ -195,6 +195,29 @@ fn the_verifier_records_its_spans_and_the_guard_its_refusals_by_rule() {
     }
 }
 
+/// A memory store full of live limits refuses a new number unsent, counts `otp.guard.full` for
+/// each refusal, and says so in the log once (not once per refusal).
+#[test]
+fn a_full_memory_store_counts_every_refusal_and_logs_it_once() {
+    use otp::verifier::{Context, MemoryStore, Verifier};
+    let (rows, logs) = recorded(async {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        // Two places: the first start's number and address fill them.
+        let verifier = Verifier::new(phonepe_client(&sandbox, HttpOptions::default()), MemoryStore::with_bounds(2, 10));
+        let context = Context::new("203.0.113.5".parse().unwrap());
+        let request = |mobile: &str| phonepe::SendOtpRequest::new(mobile.parse().unwrap()).into();
+        verifier.start(request("9876543210"), &context).await.unwrap();
+        for mobile in ["9876543211", "9876543212", "9876543213"] {
+            let error = verifier.start(request(mobile), &context).await.unwrap_err();
+            assert_eq!(error.reached_provider(), otp::Reached::No, "{error}");
+            assert!(sandbox.otps(mobile).is_empty());
+        }
+    });
+    let full = rows.iter().find(|(name, _, _)| name == "otp.guard.full").map(|row| row.2);
+    assert_eq!(full, Some(3.0), "{rows:#?}");
+    assert_eq!(logs.matches("the memory store is full of live limits").count(), 1, "{logs}");
+}
+
 /// A server that answers every request with a 200 whose body is not JSON.
 async fn garbage_server() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
