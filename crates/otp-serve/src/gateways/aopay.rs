@@ -5,19 +5,17 @@
 use otp::aopay;
 use otp::verifier::Verification;
 use otp::{Amount, Coordinates, Pincode};
-use otp::{ClientOptions, Error, Gateway, GatewayClient};
+use otp::Gateway;
 use serde::Deserialize;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use super::{params, schemas_of, Common, Credential, Credentials, Profile, Refusal};
+use super::{params, schemas_of, Common, Profile, Refusal};
 
 pub(crate) static PROFILE: Profile = Profile {
     gateway: Gateway::AOPay,
     title: "AOPay",
-    credentials: &[Credential { key: "registration_id", env: "OTP_AOPAY_REGISTRATION_ID" }],
-    client,
     verification,
     schemas,
 };
@@ -70,8 +68,3 @@ fn verification(common: Common, value: serde_json::Value) -> Result<Verification
     })
 }
 
-fn client(credentials: &Credentials, options: ClientOptions) -> Result<GatewayClient, Error> {
-    let client =
-        aopay::AOPayClient::builder().registration_id(credentials.get("registration_id")).options(options).build()?;
-    Ok(client.into())
-}

@@ -4,23 +4,17 @@
 
 use otp::verifier::Verification;
 use otp::{iserveu, Amount, Coordinates, IdentityNumber};
-use otp::{ClientOptions, Error, Gateway, GatewayClient};
+use otp::{Error, Gateway};
 use serde::Deserialize;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use super::{params, schemas_of, Common, Credential, Credentials, Profile, Refusal};
+use super::{params, schemas_of, Common, Profile, Refusal};
 
 pub(crate) static PROFILE: Profile = Profile {
     gateway: Gateway::IServeU,
     title: "IServeU",
-    credentials: &[
-        Credential { key: "client_id", env: "OTP_ISERVEU_CLIENT_ID" },
-        Credential { key: "client_secret", env: "OTP_ISERVEU_CLIENT_SECRET" },
-        Credential { key: "username", env: "OTP_ISERVEU_USERNAME" },
-    ],
-    client,
     verification,
     schemas,
 };
@@ -142,12 +136,3 @@ fn verification(common: Common, value: serde_json::Value) -> Result<Verification
     })
 }
 
-fn client(credentials: &Credentials, options: ClientOptions) -> Result<GatewayClient, Error> {
-    let client = iserveu::IServeUClient::builder()
-        .client_id(credentials.get("client_id"))
-        .client_secret(credentials.get("client_secret"))
-        .username(credentials.get("username"))
-        .options(options)
-        .build()?;
-    Ok(client.into())
-}

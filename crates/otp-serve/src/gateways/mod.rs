@@ -26,23 +26,6 @@ use crate::problem::{Code, Problem};
 
 include!(concat!(env!("OUT_DIR"), "/gateway_profiles.rs"));
 
-/// A gateway's credential in its config table: `key = "…"`, or `key_file = "path"`, or else
-/// the CLI's environment variable `env`.
-pub(crate) struct Credential {
-    pub(crate) key: &'static str,
-    pub(crate) env: &'static str,
-}
-
-/// A gateway's credentials, resolved.
-pub(crate) struct Credentials(BTreeMap<&'static str, Zeroizing<String>>);
-
-impl Credentials {
-    /// The credential `key` (every declared credential is present once resolved).
-    pub(crate) fn get(&self, key: &str) -> &str {
-        self.0.get(key).map_or("", |value| value.as_str())
-    }
-}
-
 /// What a start gives a gateway's profile besides its `params`.
 pub(crate) struct Common {
     pub(crate) to: MobileNumber,
@@ -68,9 +51,6 @@ pub(crate) struct Profile {
     pub(crate) gateway: Gateway,
     /// The gateway's name as schema names take it (`…Params`, `…Start`).
     pub(crate) title: &'static str,
-    pub(crate) credentials: &'static [Credential],
-    /// Its client, from its credentials.
-    pub(crate) client: fn(&Credentials, ClientOptions) -> Result<GatewayClient, Error>,
     /// Its verification, from a start's common fields and `params`.
     pub(crate) verification: fn(Common, serde_json::Value) -> Result<Verification, Refusal>,
     /// Its `params` schema and what it refers to.
@@ -228,12 +208,15 @@ pub(crate) fn client_from_config(
         let names: Vec<&str> = sorted_profiles().iter().map(|p| p.gateway.as_str()).collect();
         ConfigError::new(format!("gateways.{name}"), format!("unknown gateway: expected one of {}", names.join(", ")))
     })?;
+    // The gateway's settings and their variables are its profile's (the CLI reads the same).
+    let settings = GatewayClient::settings(gateway.gateway)
+        .ok_or_else(|| ConfigError::new(format!("gateways.{name}"), "this gateway is not built into this binary"))?;
     for key in table.keys() {
         let known = TABLE_KEYS.contains(&key.as_str())
-            || gateway.credentials.iter().any(|c| c.key == key || format!("{}_file", c.key) == *key);
+            || settings.iter().any(|c| c.name == key || format!("{}_file", c.name) == *key);
         if !known {
             let mut keys: Vec<String> = TABLE_KEYS.iter().map(|k| (*k).to_owned()).collect();
-            keys.extend(gateway.credentials.iter().flat_map(|c| [c.key.to_owned(), format!("{}_file", c.key)]));
+            keys.extend(settings.iter().flat_map(|c| [c.name.to_owned(), format!("{}_file", c.name)]));
             return Err(ConfigError::new(at(key), format!("unknown key: expected one of {}", keys.join(", "))));
         }
     }
@@ -278,35 +261,42 @@ pub(crate) fn client_from_config(
         }
         Some(_) => return Err(ConfigError::new(at("max_concurrent_requests"), "must be a positive number")),
     }
-    let mut resolved = BTreeMap::new();
-    for credential in gateway.credentials {
-        let file_key = format!("{}_file", credential.key);
-        let inline = match table.get(credential.key) {
+    let mut resolved: BTreeMap<&'static str, Zeroizing<String>> = BTreeMap::new();
+    for setting in settings {
+        let (key, env) = (setting.name, setting.env_var(gateway.gateway));
+        let file_key = format!("{key}_file");
+        let inline = match table.get(key) {
             None => None,
             Some(toml::Value::String(text)) => Some(Zeroizing::new(text.clone())),
             Some(toml::Value::Integer(n)) => Some(Zeroizing::new(n.to_string())),
-            Some(_) => return Err(ConfigError::new(at(credential.key), "must be a string")),
+            Some(_) => return Err(ConfigError::new(at(key), "must be a string")),
         };
         let value = match (inline, string(&file_key)?) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::new(at(&file_key), format!("give {} or {file_key}, not both", credential.key)))
+                return Err(ConfigError::new(at(&file_key), format!("give {key} or {file_key}, not both")))
             }
             (Some(value), None) => value,
             (None, Some(path)) => secrets.file(&at(&file_key), path)?,
-            (None, None) => secrets.var(credential.env).ok_or_else(|| {
-                ConfigError::new(
-                    at(credential.key),
-                    format!("missing: set {} (or give {} or {file_key} here)", credential.env, credential.key),
-                )
-            })?,
+            (None, None) => match secrets.var(&env) {
+                Some(value) => value,
+                // An optional setting (iServeU's username, which requests may carry) may be absent.
+                None if !setting.required => continue,
+                None => {
+                    return Err(ConfigError::new(
+                        at(key),
+                        format!("missing: set {env} (or give {key} or {file_key} here)"),
+                    ))
+                }
+            },
         };
         if value.trim().is_empty() {
-            return Err(ConfigError::new(at(credential.key), "must not be blank"));
+            return Err(ConfigError::new(at(key), "must not be blank"));
         }
-        resolved.insert(credential.key, value);
+        resolved.insert(key, value);
     }
     let options = ClientOptions::new().environment(environment).http(http);
-    (gateway.client)(&Credentials(resolved), options)
+    let mut setting = |name: &'static str| resolved.get(name).map(|value| value.trim().to_owned());
+    GatewayClient::from_settings(gateway.gateway, &mut setting, options)
         .map_err(|e| ConfigError::new(format!("gateways.{name}"), otp::mask_digit_runs(e.description()).into_owned()))
 }
 

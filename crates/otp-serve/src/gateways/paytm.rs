@@ -2,22 +2,17 @@
 
 use otp::paytm;
 use otp::verifier::Verification;
-use otp::{ClientOptions, Error, Gateway, GatewayClient};
+use otp::Gateway;
 use serde::Deserialize;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use super::{params, schemas_of, Common, Credential, Credentials, Profile, Refusal};
+use super::{params, schemas_of, Common, Profile, Refusal};
 
 pub(crate) static PROFILE: Profile = Profile {
     gateway: Gateway::Paytm,
     title: "Paytm",
-    credentials: &[
-        Credential { key: "client_id", env: "OTP_PAYTM_CLIENT_ID" },
-        Credential { key: "client_secret", env: "OTP_PAYTM_CLIENT_SECRET" },
-    ],
-    client,
     verification,
     schemas,
 };
@@ -61,11 +56,3 @@ fn verification(common: Common, value: serde_json::Value) -> Result<Verification
     })
 }
 
-fn client(credentials: &Credentials, options: ClientOptions) -> Result<GatewayClient, Error> {
-    let client = paytm::PaytmClient::builder()
-        .client_id(credentials.get("client_id"))
-        .client_secret(credentials.get("client_secret"))
-        .options(options)
-        .build()?;
-    Ok(client.into())
-}

@@ -2,23 +2,17 @@
 
 use otp::phonepe;
 use otp::verifier::Verification;
-use otp::{ClientOptions, Error, Gateway, GatewayClient};
+use otp::Gateway;
 use serde::Deserialize;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-use super::{params, schemas_of, Common, Credential, Credentials, Profile, Refusal};
+use super::{params, schemas_of, Common, Profile, Refusal};
 
 pub(crate) static PROFILE: Profile = Profile {
     gateway: Gateway::PhonePe,
     title: "PhonePe",
-    credentials: &[
-        Credential { key: "merchant_id", env: "OTP_PHONEPE_MERCHANT_ID" },
-        Credential { key: "salt_key", env: "OTP_PHONEPE_SALT_KEY" },
-        Credential { key: "salt_index", env: "OTP_PHONEPE_SALT_INDEX" },
-    ],
-    client,
     verification,
     schemas,
 };
@@ -78,19 +72,3 @@ fn verification(common: Common, value: serde_json::Value) -> Result<Verification
     })
 }
 
-fn client(credentials: &Credentials, options: ClientOptions) -> Result<GatewayClient, Error> {
-    let salt_index = credentials
-        .get("salt_index")
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| Error::configuration("salt_index must be a positive integer (the index of the salt key)"))?;
-    let client = phonepe::PhonePeClient::builder()
-        .merchant_id(credentials.get("merchant_id"))
-        .salt_key(credentials.get("salt_key"))
-        .salt_index(salt_index)
-        .options(options)
-        .build()?;
-    Ok(client.into())
-}
