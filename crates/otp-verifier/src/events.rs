@@ -6,8 +6,9 @@
 //!
 //! Emitting never blocks or fails a verification: a sink takes an event or drops it at once.
 //! [`ChannelSink`] hands events to a bounded channel and, when the consumer cannot keep up,
-//! drops the newest with `otp.events.dropped` counted and a log line at most once a minute;
-//! `RedisEventStream` (feature `redis`) does the same in front of a Redis Stream.
+//! drops the newest with `otp.events.dropped` counted and a log line at most once a minute.
+//! A store that keeps events (`RedisStore::with_event_stream`, feature `redis`) records them
+//! with the change itself, and drops one only when it cannot be written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -170,18 +171,16 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 /// most once a minute, so a sink that cannot keep up never floods the log it would report to.
 pub(crate) struct Drops {
     sink: &'static str,
-    count: AtomicU64,
     logged_s: AtomicU64,
 }
 
 impl Drops {
     pub(crate) fn new(sink: &'static str) -> Self {
-        Self { sink, count: AtomicU64::new(0), logged_s: AtomicU64::new(0) }
+        Self { sink, logged_s: AtomicU64::new(0) }
     }
 
     /// `reason`: `full` (the sink's buffer), `store_failed` (its store refused or could not be reached).
     pub(crate) fn dropped(&self, events: u64, reason: &'static str) {
-        self.count.fetch_add(events, Ordering::Relaxed);
         metrics::counter!("otp.events.dropped", "sink" => self.sink, "reason" => reason).increment(events);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let last = self.logged_s.load(Ordering::Relaxed);
@@ -194,11 +193,6 @@ impl Drops {
                 "verification events are being dropped: the sink does not keep up (logged at most once a minute)"
             );
         }
-    }
-
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // Only the Redis stream reports its count.
-    pub(crate) fn total(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
     }
 }
 

@@ -60,9 +60,11 @@
 //!
 //! ## Events
 //!
-//! [`Verifier::with_events`] reports every state change to an [`EventSink`]: a [`ChannelSink`],
-//! or (feature `redis`) `RedisStore::event_stream`, the store's Redis Stream that webhook
-//! delivery reads with a consumer group. [`Verifier::sweep_expired`], run every few seconds by
+//! [`Verifier::with_events`] reports every state change to an [`EventSink`] in this process
+//! (a [`ChannelSink`], or any function). A store made with `RedisStore::with_event_stream`
+//! (feature `redis`) also records each one in its Redis Stream — on one server in the same
+//! script as the change — which webhook delivery reads with a consumer group.
+//! [`Verifier::sweep_expired`], run every few seconds by
 //! each instance, reports the sessions that ran out their lifetime, each exactly once
 //! (docs/verifier.md).
 #![forbid(unsafe_code)]
@@ -85,7 +87,7 @@ pub use events::{ChannelSink, Event, EventKind, EventSink};
 pub use id::VerificationId;
 pub use memory::{MemoryStore, DEFAULT_MAX_GUARD_KEYS, DEFAULT_MAX_SESSIONS};
 #[cfg(feature = "redis")]
-pub use redis_events::{RedisEventStream, StreamStats, StreamedEvent, DEFAULT_EVENT_BUFFER};
+pub use redis_events::StreamedEvent;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, StoreKey};
 pub use rules::{Context, GuardRule, GuardRules, Limit};

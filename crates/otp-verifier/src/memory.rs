@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use otp_core::Error;
 use zeroize::Zeroizing;
 
+use crate::events::Event;
 use crate::id::VerificationId;
 use crate::store::{
     Admission, Claim, Claimed, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store,
@@ -460,6 +461,7 @@ impl Store for MemoryStore {
         payload: &[u8],
         record: &[u8],
         lifetimes: Lifetimes,
+        _event: Option<&Event>,
     ) -> Result<(), Error> {
         let now = self.now_ms();
         let session = Session {
@@ -505,6 +507,7 @@ impl Store for MemoryStore {
         record: &[u8],
         lifetimes: Lifetimes,
         _ticket: Ticket,
+        _event: Option<&Event>,
     ) -> Result<bool, Error> {
         let now = self.now_ms();
         let bounds = self.bounds();
@@ -557,6 +560,7 @@ impl Store for MemoryStore {
         state: State,
         record: &[u8],
         retention: Duration,
+        _event: Option<&Event>,
     ) -> Result<Ending, Error> {
         let now = self.now_ms();
         let max_tombstones = self.bounds().max_tombstones();
@@ -822,9 +826,9 @@ mod tests {
         let short = Lifetimes { session: Duration::from_millis(30), retention: Duration::from_secs(60) };
         let long = Lifetimes { session: Duration::from_secs(60), retention: Duration::from_secs(60) };
         let early = VerificationId::random().unwrap();
-        store.put_session(&early, b"p", b"r", short).await.unwrap();
-        store.end_session(&early, Generation::Any, State::Approved, b"r", Duration::from_secs(60)).await.unwrap();
-        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", long).await.unwrap();
+        store.put_session(&early, b"p", b"r", short, None).await.unwrap();
+        store.end_session(&early, Generation::Any, State::Approved, b"r", Duration::from_secs(60), None).await.unwrap();
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", long, None).await.unwrap();
         assert_eq!(store.lock().session_expiry.len(), 1);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(admit(&store, &number(1), 1).await, Admission::Full, "the one live session stays");
@@ -836,7 +840,7 @@ mod tests {
         let store = MemoryStore::with_bounds(10, 1);
         let short = Lifetimes { session: Duration::from_millis(10), retention: Duration::from_secs(60) };
         for _ in 0..10 {
-            store.put_session(&VerificationId::random().unwrap(), b"p", b"r", short).await.unwrap();
+            store.put_session(&VerificationId::random().unwrap(), b"p", b"r", short, None).await.unwrap();
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         // Ten ran out; four tombstones fit (four per live session): the index holds those four.
@@ -853,8 +857,8 @@ mod tests {
         let lifetimes = Lifetimes { session: Duration::from_secs(60), retention: Duration::from_secs(60) };
         let ids: Vec<VerificationId> = (0..5).map(|_| VerificationId::random().unwrap()).collect();
         for id in &ids {
-            store.put_session(id, b"p", b"r", lifetimes).await.unwrap();
-            let ending = store.end_session(id, Generation::Any, State::Approved, b"r2", Duration::from_secs(60));
+            store.put_session(id, b"p", b"r", lifetimes, None).await.unwrap();
+            let ending = store.end_session(id, Generation::Any, State::Approved, b"r2", Duration::from_secs(60), None);
             assert_eq!(ending.await.unwrap(), Ending::Ended);
         }
         // Four tombstones per live session allowed: one of the earliest to end made room.

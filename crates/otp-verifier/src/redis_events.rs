@@ -6,96 +6,39 @@
 //! [`Event::to_json`] (`to` masked, absent fields left out) with the verification's id sealed
 //! like every value the store writes: Redis alone shows no id, number, code or reference.
 //!
-//! Emitting never blocks or fails a verification: [`RedisEventStream::emit`] hands the event to
-//! a bounded buffer, and one task per sink appends what is there in pipelined batches (one round
-//! trip per batch, off the verification's path). A full buffer or a Redis that refuses drops
-//! events, counted by `otp.events.dropped` and logged at most once a minute.
+//! A store made with [`RedisStore::with_event_stream`] records the event of each state change
+//! itself. On one server the event of a start, a resend and an ending (approved, cancelled,
+//! out of tries, expired at a check) is appended by the very script that makes the change:
+//! both happen or neither, and a replay of the script appends nothing twice. A wrong code, a
+//! failed send and a sweep's expiries change no session, so their events are appended right
+//! after, before the call returns; so is every event on a Cluster, where the stream is on
+//! another slot than the session. Those appends never fail a verification: an append that
+//! fails is dropped, counted by `otp.events.dropped` and logged at most once a minute.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use otp_core::{Error, Reached};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::events::{Drops, Event, EventSink};
+use crate::events::{Drops, Event};
 use crate::redis_store::RedisStore;
 
-/// How many events a [`RedisEventStream`] holds for its task by default.
-pub const DEFAULT_EVENT_BUFFER: usize = 10_000;
-/// The most events one round trip appends.
-const BATCH: usize = 256;
-
-/// An [`EventSink`] appending every event to its store's Redis Stream (`RedisStore::event_stream`).
-/// Cheap to clone: clones share one buffer and one appending task, which ends once every clone
-/// is dropped (after appending what it holds). Events are appended at most once: those still in
-/// the buffer when the process or its runtime stops are lost ([`RedisEventStream::flush`] first).
-#[derive(Clone)]
-pub struct RedisEventStream {
-    sender: mpsc::Sender<Item>,
-    shared: Arc<Shared>,
-}
-
-enum Item {
-    Event(Event),
-    Flush(oneshot::Sender<()>),
-}
-
-struct Shared {
+/// What a store with an event stream keeps of it: the stream's bound and its drops.
+pub(crate) struct StreamEvents {
+    pub(crate) max_len: usize,
     drops: Drops,
-    appended: AtomicU64,
-    round_trips: AtomicU64,
-    max_len: usize,
 }
 
-/// What a [`RedisEventStream`] has done so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StreamStats {
-    /// Events appended to the stream.
-    pub appended: u64,
-    /// Events dropped: the buffer was full, or Redis refused or could not be reached.
-    pub dropped: u64,
-    /// Round trips (pipelined batches of appends) made.
-    pub round_trips: u64,
-}
-
-impl std::fmt::Debug for RedisEventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisEventStream")
-            .field("max_len", &self.shared.max_len)
-            .field("buffer", &self.sender.max_capacity())
-            .finish()
-    }
-}
-
-impl RedisEventStream {
-    /// What it has appended and dropped so far.
-    pub fn stats(&self) -> StreamStats {
-        StreamStats {
-            appended: self.shared.appended.load(Ordering::Relaxed),
-            dropped: self.shared.drops.total(),
-            round_trips: self.shared.round_trips.load(Ordering::Relaxed),
-        }
+impl StreamEvents {
+    /// Counts `events` appended.
+    pub(crate) fn appended(&self, events: usize) {
+        metrics::counter!("otp.events.appended", "sink" => "redis_stream").increment(events as u64);
     }
 
-    /// Waits until every event emitted before this call has been appended (or dropped).
-    pub async fn flush(&self) {
-        let (done, appended) = oneshot::channel();
-        if self.sender.send(Item::Flush(done)).await.is_ok() {
-            let _ = appended.await;
-        }
-    }
-}
-
-impl EventSink for RedisEventStream {
-    fn emit(&self, event: Event) {
-        match self.sender.try_send(Item::Event(event)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.shared.drops.dropped(1, "full"),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.shared.drops.dropped(1, "closed"),
-        }
+    /// Counts `events` that could not be appended.
+    pub(crate) fn dropped(&self, events: usize) {
+        self.drops.dropped(events as u64, "store_failed");
     }
 }
 
@@ -127,29 +70,16 @@ impl StreamedEvent {
 }
 
 impl RedisStore {
-    /// A sink appending every event to this store's stream, trimmed to about `max_len` entries
-    /// (`MAXLEN ~`: Redis trims whole nodes, so up to about 100 more are kept), with a buffer of
-    /// [`DEFAULT_EVENT_BUFFER`] events. Needs a tokio runtime (its appending task runs there).
-    pub fn event_stream(&self, max_len: usize) -> Result<RedisEventStream, Error> {
-        self.event_stream_with_buffer(max_len, DEFAULT_EVENT_BUFFER)
-    }
-
-    /// [`RedisStore::event_stream`] holding at most `buffer` events not yet appended.
-    pub fn event_stream_with_buffer(&self, max_len: usize, buffer: usize) -> Result<RedisEventStream, Error> {
+    /// This store, recording every verification event in its stream, trimmed to about `max_len`
+    /// entries (`MAXLEN ~`: Redis trims whole nodes, so up to about 100 more are kept). Entries
+    /// past the bound are trimmed whether or not a consumer group has read them: size it for the
+    /// longest outage of the readers.
+    pub fn with_event_stream(mut self, max_len: usize) -> Result<Self, Error> {
         if max_len == 0 {
             return Err(Error::configuration("an event stream keeps at least one entry (max_len ≥ 1)"));
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::configuration("a Redis event stream needs a tokio runtime for its appending task"))?;
-        let (sender, receiver) = mpsc::channel(buffer.max(1));
-        let shared = Arc::new(Shared {
-            drops: Drops::new("redis_stream"),
-            appended: AtomicU64::new(0),
-            round_trips: AtomicU64::new(0),
-            max_len,
-        });
-        runtime.spawn(append(self.clone(), receiver, shared.clone()));
-        Ok(RedisEventStream { sender, shared })
+        self.events = Some(Arc::new(StreamEvents { max_len, drops: Drops::new("redis_stream") }));
+        Ok(self)
     }
 
     /// Reads up to `count` entries not yet delivered to `group` (made on first use, from the
@@ -186,28 +116,54 @@ impl RedisStore {
         self.query::<u64>(&ack).await.map(drop)
     }
 
-    /// One entry's fields as XADD takes them: text as it is, `test` and `at` as their JSON
-    /// text, absent ones left out; the id sealed.
-    fn entry(&self, stream: &str, max_len: usize, event: &Event) -> Result<redis::Cmd, Error> {
+    /// One entry's fields as XADD takes them, name then value: text as it is, `test` and `at`
+    /// as their JSON text, absent ones left out; the id sealed.
+    pub(crate) fn entry_fields(&self, event: &Event) -> Result<Vec<Vec<u8>>, Error> {
         let json = event.to_json();
-        let mut command = redis::cmd("XADD");
-        command.arg(stream).arg("MAXLEN").arg("~").arg(max_len).arg("*");
+        let mut fields = Vec::with_capacity(2 * FIELDS.len());
         for name in FIELDS {
-            match json.get(name) {
-                None | Some(serde_json::Value::Null) => {}
+            let value = match json.get(name) {
+                None | Some(serde_json::Value::Null) => continue,
                 Some(serde_json::Value::String(text)) if name == "id" => {
-                    let sealed = self.seal(&id_name(stream), text.as_bytes())?;
-                    command.arg(name).arg(URL_SAFE_NO_PAD.encode(sealed));
+                    URL_SAFE_NO_PAD.encode(self.seal(&id_name(&self.stream_key()), text.as_bytes())?)
                 }
-                Some(serde_json::Value::String(text)) => {
-                    command.arg(name).arg(text.as_str());
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+            };
+            fields.push(name.as_bytes().to_vec());
+            fields.push(value.into_bytes());
+        }
+        Ok(fields)
+    }
+
+    /// Appends `events` in one pipelined round trip, after the change they report. Not retried:
+    /// a batch whose answer was lost may have been appended.
+    pub(crate) async fn append_entries(&self, events: &[Event]) {
+        let Some(stream) = &self.events else { return };
+        if events.is_empty() {
+            return;
+        }
+        let key = self.stream_key();
+        let mut pipeline = redis::pipe();
+        let mut built = 0;
+        for event in events {
+            match self.entry_fields(event) {
+                Ok(fields) => {
+                    let mut command = redis::cmd("XADD");
+                    command.arg(&key).arg("MAXLEN").arg("~").arg(stream.max_len).arg("*").arg(fields);
+                    pipeline.add_command(command).ignore();
+                    built += 1;
                 }
-                Some(other) => {
-                    command.arg(name).arg(other.to_string());
-                }
+                Err(_) => stream.dropped(1),
             }
         }
-        Ok(command)
+        if built == 0 {
+            return;
+        }
+        match self.query_pipeline(&pipeline).await {
+            Ok(()) => stream.appended(built),
+            Err(_) => stream.dropped(built),
+        }
     }
 
     fn streamed(&self, stream: &str, entry_id: String, fields: Vec<(String, Vec<u8>)>) -> Result<StreamedEvent, Error> {
@@ -244,51 +200,13 @@ fn id_name(stream: &str) -> String {
     format!("{stream}#id")
 }
 
-/// The sink's task: appends what the buffer holds, up to a batch per round trip, until every
-/// sender is gone and the buffer is empty.
-async fn append(store: RedisStore, mut receiver: mpsc::Receiver<Item>, shared: Arc<Shared>) {
-    let stream = store.stream_key();
-    let mut items = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut items, BATCH).await > 0 {
-        let mut pipeline = redis::pipe();
-        let mut events = 0u64;
-        let mut flushed = Vec::new();
-        for item in items.drain(..) {
-            match item {
-                Item::Event(event) => match store.entry(&stream, shared.max_len, &event) {
-                    Ok(command) => {
-                        pipeline.add_command(command).ignore();
-                        events += 1;
-                    }
-                    Err(_) => shared.drops.dropped(1, "store_failed"),
-                },
-                Item::Flush(done) => flushed.push(done),
-            }
-        }
-        if events > 0 {
-            shared.round_trips.fetch_add(1, Ordering::Relaxed);
-            match store.query_pipeline(&pipeline).await {
-                Ok(()) => {
-                    shared.appended.fetch_add(events, Ordering::Relaxed);
-                    metrics::counter!("otp.events.appended", "sink" => "redis_stream").increment(events);
-                }
-                // Not retried: a batch whose answer was lost may have been appended, and appends
-                // are at most once (a retry could write an event twice).
-                Err(_) => shared.drops.dropped(events, "store_failed"),
-            }
-        }
-        for done in flushed {
-            let _ = done.send(());
-        }
-    }
-}
-
 #[cfg(all(test, feature = "test-util"))]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::events::EventKind;
     use crate::id::VerificationId;
+    use crate::store::Store as _;
     use crate::test_util::RedisServer;
     use crate::StoreKey;
     use otp_core::Gateway;
@@ -308,20 +226,27 @@ mod tests {
         event
     }
 
+    fn recording(server: &RedisServer, max_len: usize) -> RedisStore {
+        store(server).with_event_stream(max_len).unwrap()
+    }
+
+    async fn stream_length(server: &RedisServer) -> u64 {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("XLEN").arg("otp:{e}:events").query_async(&mut connection).await.unwrap()
+    }
+
     #[tokio::test]
     async fn an_entry_reads_back_as_the_event_with_its_id_sealed_and_the_number_masked() {
         let server = server();
-        let store = store(&server);
-        let sink = store.event_stream(1_000).unwrap();
+        let store = recording(&server, 1_000);
         let mut refused = event(EventKind::SendFailed);
         (refused.mobile, refused.outcome, refused.rule, refused.test) =
             (None, Some("rate_limited"), Some("cooldown"), true);
         let sent = [event(EventKind::Started), refused];
-        for event in &sent {
-            sink.emit(event.clone());
-        }
-        sink.flush().await;
-        assert_eq!(sink.stats(), StreamStats { appended: 2, dropped: 0, round_trips: 1 }, "one batch");
+        let before = server.calls(&["xadd"]).unwrap();
+        store.append_entries(&sent).await;
+        assert_eq!(server.calls(&["xadd"]).unwrap() - before, 2);
         let read = store.read_events("webhooks", "w1", 10).await.unwrap();
         assert_eq!(read.len(), 2);
         for (streamed, event) in read.iter().zip(&sent) {
@@ -354,66 +279,81 @@ mod tests {
     #[tokio::test]
     async fn the_stream_is_trimmed_to_about_its_max_len() {
         let server = server();
-        let store = store(&server);
-        let sink = store.event_stream(100).unwrap();
-        for _ in 0..2_000 {
-            sink.emit(event(EventKind::WrongCode));
+        let store = recording(&server, 100);
+        let events: Vec<Event> = (0..2_000).map(|_| event(EventKind::WrongCode)).collect();
+        for batch in events.chunks(250) {
+            store.append_entries(batch).await;
         }
-        sink.flush().await;
-        assert_eq!(sink.stats().appended, 2_000);
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        let length: u64 = redis::cmd("XLEN").arg("otp:{e}:events").query_async(&mut connection).await.unwrap();
+        let length = stream_length(&server).await;
         // `~` trims whole nodes of 100 entries (stream-node-max-entries).
         assert!((100..=200).contains(&length), "{length}");
     }
 
-    /// A sink that cannot keep up drops at once and never waits: on one thread its task cannot
-    /// run while the verifying code emits, so all but the buffer's worth are dropped.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_full_buffer_drops_without_blocking_and_a_refusing_redis_drops_too() {
-        let mut server = server();
-        let store = store(&server);
-        let sink = store.event_stream_with_buffer(1_000, 10).unwrap();
-        for _ in 0..1_000 {
-            sink.emit(event(EventKind::Started));
-        }
-        assert_eq!(sink.stats().dropped, 990);
-        sink.flush().await;
-        assert_eq!(sink.stats(), StreamStats { appended: 10, dropped: 990, round_trips: 1 });
-        server.stop();
-        sink.emit(event(EventKind::Approved));
-        sink.flush().await;
-        assert_eq!((sink.stats().appended, sink.stats().dropped), (10, 991), "Redis down: dropped, counted");
+    #[tokio::test]
+    async fn a_stream_needs_an_entry_and_a_store_without_one_appends_nothing() {
+        let server = server();
+        assert!(store(&server).with_event_stream(0).unwrap_err().is_configuration());
+        let plain = store(&server);
+        assert!(!plain.keeps_events() && recording(&server, 1).keeps_events());
+        plain.append_entries(&[event(EventKind::Started)]).await;
+        let id = VerificationId::random().unwrap();
+        let started = event(EventKind::Started);
+        plain.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
+        assert_eq!(stream_length(&server).await, 0);
     }
 
     #[tokio::test]
-    async fn a_stream_needs_an_entry_and_appends_what_it_holds_after_its_last_clone_goes() {
-        let server = server();
-        let store = store(&server);
-        assert!(store.event_stream(0).unwrap_err().is_configuration());
-        let sink = store.event_stream(10).unwrap();
-        let clone = sink.clone();
-        drop(sink);
-        clone.emit(event(EventKind::Canceled));
-        drop(clone);
-        let mut read = Vec::new();
-        for _ in 0..500 {
-            read.extend(store.read_events("g", "c", 10).await.unwrap());
-            if !read.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(read.len(), 1);
+    async fn a_redis_that_is_gone_drops_the_events_and_fails_nothing() {
+        let mut server = server();
+        let store = recording(&server, 10);
+        server.stop();
+        let appended = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.append_entries(&[event(EventKind::WrongCode)]),
+        )
+        .await;
+        assert!(appended.is_ok(), "an append that cannot be made returns");
     }
 
-    #[test]
-    fn a_stream_outside_a_runtime_is_refused_not_a_panic() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let store = runtime.block_on(async {
-            RedisStore::open("redis://127.0.0.1:1/", StoreKey::from_bytes(&[5; 32]).unwrap()).unwrap()
-        });
-        assert!(store.event_stream(10).unwrap_err().is_configuration());
+    const LIFETIMES: crate::store::Lifetimes = crate::store::Lifetimes {
+        session: std::time::Duration::from_secs(60),
+        retention: std::time::Duration::from_secs(60),
+    };
+
+    /// On one server, the change and its event are one script: each XADD Redis runs comes from
+    /// a script (`[0 lua]` in MONITOR), none from the client, and a replayed script (the same
+    /// call again) appends nothing twice; a change that does not happen appends nothing.
+    #[tokio::test]
+    async fn on_one_server_each_change_appends_its_event_in_its_own_script_once() {
+        use crate::store::{Ending, Generation, State, Store};
+        let server = server();
+        let store = recording(&server, 1_000);
+        let id = VerificationId::random().unwrap();
+        let kinds = [EventKind::Started, EventKind::Resent, EventKind::Approved, EventKind::Canceled];
+        let [started, resent, approved, canceled] = kinds.map(|kind| Event::new(kind, &id, Gateway::Paytm));
+        let monitor = server.monitor().unwrap();
+        for _ in 0..2 {
+            store.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
+        }
+        for _ in 0..2 {
+            assert!(store.replace_session(&id, b"p2", b"r2", LIFETIMES, 9, Some(&resent)).await.unwrap());
+        }
+        let newer =
+            store.end_session(&id, Generation::Only(0), State::Expired, b"x", LIFETIMES.retention, Some(&approved));
+        assert_eq!(newer.await.unwrap(), Ending::Newer, "generation 0 was replaced: no ending, no event");
+        for _ in 0..2 {
+            let ending =
+                store.end_session(&id, Generation::Any, State::Approved, b"x", LIFETIMES.retention, Some(&approved));
+            ending.await.unwrap();
+        }
+        let late = store.end_session(&id, Generation::Any, State::Canceled, b"x", LIFETIMES.retention, Some(&canceled));
+        assert_eq!(late.await.unwrap(), Ending::Finished(State::Approved));
+        let lines = monitor.finish().unwrap();
+        let xadds: Vec<&String> = lines.iter().filter(|line| line.contains("\"XADD\"")).collect();
+        assert_eq!(xadds.len(), 3, "started, resent, approved: once each {xadds:#?}");
+        assert!(xadds.iter().all(|line| line.contains("[0 lua]")), "each from its script: {xadds:#?}");
+        let read = store.read_events("g", "c", 10).await.unwrap();
+        let types: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
+        assert_eq!(types, ["verification.started", "verification.resent", "verification.approved"]);
     }
 }

@@ -32,8 +32,10 @@ use redis::{FromRedisValue, Script, ScriptInvocation};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::events::Event;
 use crate::id::{random_bytes, VerificationId};
 use crate::memory::millis;
+use crate::redis_events::StreamEvents;
 use crate::rules::GuardRule;
 use crate::store::{
     Admission, Claim, Claimed, Counted, Ending, Generation, GuardKey, Lifetimes, Loaded, Lookup, Sealed, State, Store,
@@ -86,6 +88,8 @@ impl std::fmt::Debug for StoreKey {
 pub struct RedisStore {
     connection: Connection,
     keys: Arc<Keys>,
+    /// Set by [`RedisStore::with_event_stream`]: the store records every event in its stream.
+    pub(crate) events: Option<Arc<StreamEvents>>,
 }
 
 #[derive(Clone)]
@@ -146,7 +150,7 @@ impl RedisStore {
     fn on(connection: Connection, key: StoreKey) -> Self {
         let seal = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&*key.derive(b"otp-verifier seal v1")));
         let keys = Keys { prefix: "otp".into(), hash: key.derive(b"otp-verifier key hash v1"), seal };
-        Self { connection, keys: Arc::new(keys) }
+        Self { connection, keys: Arc::new(keys), events: None }
     }
 
     /// Runs one script call: one round trip, on whichever connection this store has.
@@ -428,12 +432,28 @@ end
     };
 }
 
+/// The event stream's one write, shared by the session scripts: on one server, with events on,
+/// KEYS[4] is the stream and ARGV from `at` its bound then the entry's fields.
+macro_rules! append_lua {
+    () => {
+        r"
+local function append(at)
+  if KEYS[4] then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[at], '*', unpack(ARGV, at + 1))
+  end
+end
+"
+    };
+}
+
 /// Replaces a live session's payload (ARGV[1]), lifetime (ARGV[2]) and record (ARGV[3], kept
 /// ARGV[2] + ARGV[4]) for the resend ARGV[5], keeping its tries and raising its generation: 1,
 /// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op. With the
-/// expiry set as KEYS[3] (one server), its member ARGV[6] is due again at the new lifetime's end.
+/// expiry set as KEYS[3] (one server), its member ARGV[6] is due again at the new lifetime's end,
+/// and the `resent` event is appended (`append_lua!`, from ARGV[7]).
 const REPLACE: &str = concat!(
     schedule_lua!(),
+    append_lua!(),
     r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
@@ -447,6 +467,7 @@ if redis.call('HGET', KEYS[1], 'u') ~= ARGV[5] then
   if KEYS[3] then
     schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
   end
+  append(7)
 end
 return 1
 "
@@ -455,12 +476,14 @@ return 1
 /// A new session: tries at 0, generation 0, the lifetime (ARGV[2]) as its TTL; its record
 /// (ARGV[3]) pending with its sealed id (ARGV[5], for the sweeper's event), kept ARGV[2] +
 /// ARGV[4]. Ids are random, so a record already there is this call's own first run: left as it
-/// is. With the expiry set as KEYS[3] (one server), its member ARGV[6] is due at the lifetime's end.
+/// is (2). With the expiry set as KEYS[3] (one server), its member ARGV[6] is due at the
+/// lifetime's end, and the `started` event is appended (`append_lua!`, from ARGV[7]).
 const PUT: &str = concat!(
     schedule_lua!(),
+    append_lua!(),
     r"
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  return 1
+  return 2
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -469,6 +492,7 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
 if KEYS[3] then
   schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
 end
+append(7)
 return 1
 "
 );
@@ -545,8 +569,11 @@ return {2, 0, 0, false, tonumber(st), z}
 /// Ends a live session of generation ARGV[1] (`*`: any) in state ARGV[2] with the record
 /// ARGV[3], kept ARGV[4] ms: {1} ended, {2} a newer generation lives on, {3, state} already
 /// finished (a replay finds its own ending), {0} unknown. With the expiry set as KEYS[3] (one
-/// server), its member ARGV[5] goes: nothing is left to sweep.
-const END: &str = r"
+/// server), its member ARGV[5] goes: nothing is left to sweep; and the ending's event is
+/// appended (`append_lua!`, from ARGV[6]).
+const END: &str = concat!(
+    append_lua!(),
+    r"
 local st = redis.call('HGET', KEYS[2], 'st')
 if not st then
   return {0, 0}
@@ -564,8 +591,10 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if KEYS[3] then
   redis.call('ZREM', KEYS[3], ARGV[5])
 end
+append(6)
 return {1, 0}
-";
+"
+);
 
 /// Claims an idempotency key for the request fingerprint ARGV[1], leased ARGV[2] ms: {0} fresh,
 /// {1} in progress, {2, answer} done, {3} reused for another request.
@@ -698,6 +727,7 @@ impl Store for RedisStore {
         payload: &[u8],
         record: &[u8],
         lifetimes: Lifetimes,
+        event: Option<&Event>,
     ) -> Result<(), Error> {
         let hex = self.session_hash(id);
         let (live, kept) = self.session_keys_of(&hex);
@@ -713,13 +743,21 @@ impl Store for RedisStore {
             .arg(self.seal(&id_field(&kept), id.as_str().as_bytes())?);
         if self.single_server() {
             invocation.key(self.expiry_key()).arg(&hex);
-            return self.invoke::<i64>(&invocation).await.map(drop);
+            let in_script = self.event_in_script(&mut invocation, event);
+            let put = self.invoke::<i64>(&invocation).await?;
+            self.count_in_script(in_script && put == 1);
+            return Ok(());
         }
         // Two slots: the session and its place in the expiry set, at once. Should only the
         // schedule land, the sweeper finds no record and skips it.
         let (put, scheduled) =
             both(self.invoke::<i64>(&invocation), self.schedule(&hex, lifetime, lifetimes.retention)).await;
-        put.and(scheduled)
+        let put = put?;
+        scheduled?;
+        if put == 1 {
+            self.append_entries(one(event)).await;
+        }
+        Ok(())
     }
 
     async fn load_session(&self, id: &VerificationId) -> Result<Lookup, Error> {
@@ -753,6 +791,7 @@ impl Store for RedisStore {
         record: &[u8],
         lifetimes: Lifetimes,
         ticket: Ticket,
+        event: Option<&Event>,
     ) -> Result<bool, Error> {
         let hex = self.session_hash(id);
         let (live, kept) = self.session_keys_of(&hex);
@@ -768,13 +807,17 @@ impl Store for RedisStore {
             .arg(ticket_text(ticket));
         if self.single_server() {
             invocation.key(self.expiry_key()).arg(&hex);
-            return Ok(self.invoke::<i64>(&invocation).await? == 1);
+            let in_script = self.event_in_script(&mut invocation, event);
+            let replaced = self.invoke::<i64>(&invocation).await? == 1;
+            self.count_in_script(in_script && replaced);
+            return Ok(replaced);
         }
         let replaced = self.invoke::<i64>(&invocation).await? == 1;
         if replaced {
             // Until this lands, a sweep that claims the old expiry finds the session live and
             // puts it back: late, never early.
             self.schedule(&hex, lifetime, lifetimes.retention).await?;
+            self.append_entries(one(event)).await;
         }
         Ok(replaced)
     }
@@ -807,6 +850,7 @@ impl Store for RedisStore {
         state: State,
         record: &[u8],
         retention: Duration,
+        event: Option<&Event>,
     ) -> Result<Ending, Error> {
         let hex = self.session_hash(id);
         let (live, kept) = self.session_keys_of(&hex);
@@ -819,10 +863,19 @@ impl Store for RedisStore {
         invocation.arg(state.index()).arg(self.seal(&kept, record)?).arg(millis(retention).max(1));
         // On a Cluster an ended session's member stays until its expiry: the sweep that claims
         // it finds it no longer pending, and a check costs no third round trip.
+        let mut in_script = false;
         if self.single_server() {
             invocation.key(self.expiry_key()).arg(&hex);
+            in_script = self.event_in_script(&mut invocation, event);
         }
         let (ended, finished): (i64, i64) = self.invoke(&invocation).await?;
+        if ended == 1 {
+            if in_script {
+                self.count_in_script(true);
+            } else if !self.single_server() {
+                self.append_entries(one(event)).await;
+            }
+        }
         Ok(match ended {
             1 => Ending::Ended,
             2 => Ending::Newer,
@@ -886,6 +939,14 @@ impl Store for RedisStore {
         self.invoke::<i64>(&scripts().key_forget.key(self.idempotency_key(key))).await.map(drop)
     }
 
+    fn keeps_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    async fn append_events(&self, events: &[Event]) {
+        self.append_entries(events).await;
+    }
+
     fn unreachable(&self, error: &Error) -> bool {
         std::error::Error::source(error).and_then(|source| source.downcast_ref::<redis::RedisError>()).is_some_and(
             |error| {
@@ -917,6 +978,30 @@ enum Sweep {
 }
 
 impl RedisStore {
+    /// On one server, adds the stream and `event`'s entry to a session script (KEYS[4], then
+    /// its bound and fields: `append_lua!`); true when the event rides in the script. An entry
+    /// that cannot be built is dropped (counted) and the change goes ahead without it.
+    fn event_in_script(&self, invocation: &mut ScriptInvocation<'_>, event: Option<&Event>) -> bool {
+        let (Some(stream), Some(event)) = (&self.events, event) else { return false };
+        match self.entry_fields(event) {
+            Ok(fields) => {
+                invocation.key(self.stream_key()).arg(stream.max_len).arg(fields);
+                true
+            }
+            Err(_) => {
+                stream.dropped(1);
+                false
+            }
+        }
+    }
+
+    /// Counts an event a script appended with its change.
+    fn count_in_script(&self, appended: bool) {
+        if let (true, Some(stream)) = (appended, &self.events) {
+            stream.appended(1);
+        }
+    }
+
     /// Schedules `hex` due in `ms` (the expiry set's own call: a Cluster, or a put-back).
     async fn schedule(&self, hex: &str, ms: u64, retention: Duration) -> Result<(), Error> {
         let mut invocation = scripts().schedule.prepare_invoke();
@@ -956,6 +1041,11 @@ impl RedisStore {
             _ => Sweep::Skip,
         })
     }
+}
+
+/// An optional event as the slice appends take.
+fn one(event: Option<&Event>) -> &[Event] {
+    event.map_or(&[], std::slice::from_ref)
 }
 
 /// The name a record's sealed id is bound to (its own, so that it cannot pass for the record).
@@ -1171,7 +1261,7 @@ mod replays {
         let short = Lifetimes { session: Duration::from_millis(50), retention: HOUR };
         let ids: Vec<VerificationId> = (0..3).map(|_| VerificationId::random().unwrap()).collect();
         for id in &ids {
-            store.put_session(id, b"p", b"r", short).await.unwrap();
+            store.put_session(id, b"p", b"r", short, None).await.unwrap();
         }
         let client = redis::Client::open(server.url()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -1189,7 +1279,7 @@ mod replays {
         let set_ttl: i64 = redis::cmd("PTTL").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
         assert!(live_ttl > 0 && set_ttl > live_ttl, "the set outlives its members' records: {set_ttl} {live_ttl}");
         // An ended session leaves the set in the same step.
-        store.end_session(&ids[2], Generation::Any, State::Canceled, b"x", HOUR).await.unwrap();
+        store.end_session(&ids[2], Generation::Any, State::Canceled, b"x", HOUR, None).await.unwrap();
         let left: u64 = redis::cmd("ZCARD").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
         assert_eq!(left, 2);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1214,9 +1304,9 @@ mod replays {
     async fn members_a_retention_past_their_expiry_are_trimmed_by_the_next_session() {
         let (server, store) = store().await;
         let brief = Lifetimes { session: Duration::from_millis(20), retention: Duration::from_millis(20) };
-        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief).await.unwrap();
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(80)).await;
-        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief).await.unwrap();
+        store.put_session(&VerificationId::random().unwrap(), b"p", b"r", brief, None).await.unwrap();
         let client = redis::Client::open(server.url()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         let left: u64 = redis::cmd("ZCARD").arg(store.expiry_key()).query_async(&mut connection).await.unwrap();
@@ -1244,7 +1334,7 @@ mod replays {
     async fn a_try_taken_or_refunded_twice_by_one_call_counts_once() {
         let (_server, store) = store().await;
         let id = VerificationId::random().unwrap();
-        store.put_session(&id, b"first", b"r", LIFETIMES).await.unwrap();
+        store.put_session(&id, b"first", b"r", LIFETIMES, None).await.unwrap();
         assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)));
         assert_eq!(tries(store.take_try(&id, 5, 10).await.unwrap()), Some((1, 0)), "the replay took nothing");
         assert_eq!(tries(store.take_try(&id, 5, 11).await.unwrap()), Some((2, 0)));
@@ -1269,17 +1359,17 @@ mod replays {
     async fn a_claim_replace_or_ending_replayed_changes_nothing_more() {
         let (_server, store) = store().await;
         let id = VerificationId::random().unwrap();
-        store.put_session(&id, b"a", b"r", LIFETIMES).await.unwrap();
+        store.put_session(&id, b"a", b"r", LIFETIMES, None).await.unwrap();
         assert!(store.claim_resend(&id, 7).await.unwrap());
         assert!(store.claim_resend(&id, 7).await.unwrap());
-        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7).await.unwrap());
-        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7).await.unwrap());
+        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7, None).await.unwrap());
+        assert!(store.replace_session(&id, b"b", b"r", LIFETIMES, 7, None).await.unwrap());
         assert_eq!(
             generation(store.load_session(&id).await.unwrap()),
             Some((b"b".to_vec(), 2)),
             "claimed once, replaced once"
         );
-        let end = || store.end_session(&id, Generation::Only(2), State::Approved, b"done", HOUR);
+        let end = || store.end_session(&id, Generation::Only(2), State::Approved, b"done", HOUR, None);
         assert_eq!(end().await.unwrap(), Ending::Ended);
         assert_eq!(end().await.unwrap(), Ending::Finished(State::Approved), "the replay finds its own ending");
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use otp_core::{Error, MobileNumber};
 use zeroize::Zeroizing;
 
+use crate::events::Event;
 use crate::id::VerificationId;
 use crate::rules::{GuardRule, Limit};
 
@@ -193,7 +194,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     fn release(&self, counted: &[Counted<'_>], ticket: Ticket) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Stores a new session and its record (ids are random: a second call with the same id
-    /// changes nothing).
+    /// changes nothing), with its `started` event where the store keeps events.
     #[doc(hidden)]
     fn put_session(
         &self,
@@ -201,6 +202,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
         payload: &[u8],
         record: &[u8],
         lifetimes: Lifetimes,
+        event: Option<&Event>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     #[doc(hidden)]
@@ -215,7 +217,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     /// Replaces the payload, record and lifetime of a session that is still live, keeping its
     /// tries and raising its generation again (a check that read the session between the claim
     /// and now read the old send's payload); false when it is not live. The ticket makes a
-    /// replay a no-op.
+    /// replay a no-op. `event` (`resent`) is recorded only when the session was replaced.
     #[doc(hidden)]
     fn replace_session(
         &self,
@@ -224,6 +226,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
         record: &[u8],
         lifetimes: Lifetimes,
         ticket: Ticket,
+        event: Option<&Event>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     #[doc(hidden)]
@@ -239,7 +242,8 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     fn refund_try(&self, id: &VerificationId, ticket: Ticket) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Ends a live session of `generation` in `state`: its payload goes, its record (`record`,
-    /// no personal data) stays for `retention` as its tombstone.
+    /// no personal data) stays for `retention` as its tombstone. `event` is recorded only when
+    /// this call ended it ([`Ending::Ended`]).
     #[doc(hidden)]
     fn end_session(
         &self,
@@ -248,6 +252,7 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
         state: State,
         record: &[u8],
         retention: Duration,
+        event: Option<&Event>,
     ) -> impl Future<Output = Result<Ending, Error>> + Send;
 
     /// Claims up to `limit` sessions whose lifetime has ended, each for exactly one caller
@@ -279,6 +284,23 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     /// Lets `key` go: its call sent nothing, so a retry may try again.
     #[doc(hidden)]
     fn forget_key(&self, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether this store keeps a record of events (a Redis Stream): then the verifier hands it
+    /// each state change's event — with the step that makes the change where the store can
+    /// write both at once, through [`Store::append_events`] otherwise.
+    #[doc(hidden)]
+    fn keeps_events(&self) -> bool {
+        false
+    }
+
+    /// Records events of changes that have no store step of their own (a wrong code, a failed
+    /// send, a sweep's expiries) before the call that made them returns. Never fails: what
+    /// cannot be written is dropped, counted and logged.
+    #[doc(hidden)]
+    fn append_events(&self, events: &[Event]) -> impl Future<Output = ()> + Send {
+        let _ = events;
+        std::future::ready(())
+    }
 
     /// Whether `error` (from this store) means the store could not be reached at all — the
     /// only failure for which the guard may fail open. A store that answered (with a script
@@ -325,11 +347,11 @@ pub(crate) mod behaviour {
         assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Unknown));
         assert!(matches!(store.take_try(&id, 5, 1).await.unwrap(), TryTaken::Unknown));
         assert_eq!(
-            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE).await.unwrap(),
+            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE, None).await.unwrap(),
             Ending::Unknown
         );
-        store.put_session(&id, b"first", b"rec1", lifetimes).await.unwrap();
-        store.put_session(&id, b"again", b"rec?", lifetimes).await.unwrap();
+        store.put_session(&id, b"first", b"rec1", lifetimes, None).await.unwrap();
+        store.put_session(&id, b"again", b"rec?", lifetimes, None).await.unwrap();
         assert_eq!(
             live(store.load_session(&id).await.unwrap()),
             (b"first".to_vec(), 0, 0, b"rec1".to_vec()),
@@ -344,14 +366,14 @@ pub(crate) mod behaviour {
 
         // A resend claims the next generation and its replacement the one after; tries stay.
         assert!(store.claim_resend(&id, 20).await.unwrap());
-        assert!(store.replace_session(&id, b"second", b"rec2", lifetimes, 21).await.unwrap());
+        assert!(store.replace_session(&id, b"second", b"rec2", lifetimes, 21, None).await.unwrap());
         assert_eq!(live(store.load_session(&id).await.unwrap()), (b"second".to_vec(), 2, 2, b"rec2".to_vec()));
         assert_eq!(
-            store.end_session(&id, Generation::Only(1), State::Expired, b"x", MINUTE).await.unwrap(),
+            store.end_session(&id, Generation::Only(1), State::Expired, b"x", MINUTE, None).await.unwrap(),
             Ending::Newer
         );
         assert_eq!(
-            store.end_session(&id, Generation::Only(2), State::Approved, b"done", MINUTE).await.unwrap(),
+            store.end_session(&id, Generation::Only(2), State::Approved, b"done", MINUTE, None).await.unwrap(),
             Ending::Ended
         );
         match store.load_session(&id).await.unwrap() {
@@ -362,17 +384,17 @@ pub(crate) mod behaviour {
         }
         assert_eq!(tries(store.take_try(&id, 2, 30).await.unwrap()), Err("approved"));
         assert_eq!(
-            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE).await.unwrap(),
+            store.end_session(&id, Generation::Any, State::Canceled, b"x", MINUTE, None).await.unwrap(),
             Ending::Finished(State::Approved),
             "a finished session stays as it ended"
         );
         assert!(!store.claim_resend(&id, 31).await.unwrap());
-        assert!(!store.replace_session(&id, b"third", b"rec3", lifetimes, 32).await.unwrap());
+        assert!(!store.replace_session(&id, b"third", b"rec3", lifetimes, 32, None).await.unwrap());
 
         // A session that runs out its lifetime is expired, and its tombstone goes with its retention.
         let short = Lifetimes { session: Duration::from_millis(30), retention: Duration::from_millis(300) };
         let id = VerificationId::random().unwrap();
-        store.put_session(&id, b"p", b"r", short).await.unwrap();
+        store.put_session(&id, b"p", b"r", short, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(matches!(store.load_session(&id).await.unwrap(), Lookup::Finished { state: State::Expired, .. }));
         assert_eq!(tries(store.take_try(&id, 2, 40).await.unwrap()), Err("expired"));
@@ -395,15 +417,15 @@ pub(crate) mod behaviour {
             VerificationId::random().unwrap(),
         );
         for id in [&ran_out, &ended, &extended, &looked_at] {
-            store.put_session(id, b"p", b"rec", short).await.unwrap();
+            store.put_session(id, b"p", b"rec", short, None).await.unwrap();
         }
         let nothing = store.claim_expired(10, MINUTE, 1).await.unwrap();
         assert_eq!((nothing.claimed, nothing.expired.len()), (0, 0), "nothing is due yet");
-        store.end_session(&ended, Generation::Any, State::Approved, b"done", MINUTE).await.unwrap();
+        store.end_session(&ended, Generation::Any, State::Approved, b"done", MINUTE, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(store.claim_resend(&extended, 2).await.unwrap());
         let long = Lifetimes { session: MINUTE, retention: MINUTE };
-        assert!(store.replace_session(&extended, b"p2", b"rec2", long, 3).await.unwrap());
+        assert!(store.replace_session(&extended, b"p2", b"rec2", long, 3, None).await.unwrap());
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Read after its lifetime (the memory store turns it into a tombstone then): still claimed once.
         assert!(matches!(
@@ -423,7 +445,7 @@ pub(crate) mod behaviour {
         let ids_due: Vec<VerificationId> = (0..5).map(|_| VerificationId::random().unwrap()).collect();
         let tiny = Lifetimes { session: Duration::from_millis(30), retention: MINUTE };
         for id in &ids_due {
-            store.put_session(id, b"p", b"r", tiny).await.unwrap();
+            store.put_session(id, b"p", b"r", tiny, None).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(80)).await;
         let some = store.claim_expired(3, MINUTE, 6).await.unwrap();

@@ -128,6 +128,30 @@ impl RedisServer {
         Ok(commands.iter().map(|command| calls(command)).sum())
     }
 
+    /// Starts `redis-cli monitor` on it: every command it runs from now on, each line naming
+    /// who sent it (`[0 127.0.0.1:port]` a client, `[0 lua]` a script).
+    pub fn monitor(&self) -> Result<Monitor, String> {
+        let path = self.dir.join(format!("monitor-{}.log", random_suffix()));
+        let file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        let child = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "monitor"])
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-cli ({e}): it comes with the Debian package redis-server"))?;
+        let monitor = Monitor { child, path, port: self.port };
+        // Attached once a marker command shows up in its output.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            self.calls(&[])?;
+            if std::fs::read_to_string(&monitor.path).is_ok_and(|text| text.contains("commandstats")) {
+                return Ok(monitor);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("redis-cli monitor did not attach within 10 s".to_owned())
+    }
+
     /// Kills it (as a crash would: no shutdown, nothing saved).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -141,6 +165,49 @@ impl RedisServer {
         self.stop();
         self.spawn()
     }
+}
+
+/// A running `redis-cli monitor` ([`RedisServer::monitor`]).
+#[derive(Debug)]
+pub struct Monitor {
+    child: Child,
+    path: PathBuf,
+    port: u16,
+}
+
+impl Monitor {
+    /// Stops it and answers every line it saw, after the commands run so far have reached it.
+    pub fn finish(mut self) -> Result<Vec<String>, String> {
+        let marker = format!("monitor-end-{}", random_suffix());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            use std::io::Write;
+            let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(|e| e.to_string())?;
+            stream.write_all(format!("ECHO {marker}\r\n").as_bytes()).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(&self.path).map_err(|e| e.to_string())?;
+            if text.contains(&marker) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Ok(text.lines().map(str::to_owned).collect());
+            }
+            if Instant::now() > deadline {
+                return Err("redis-cli monitor fell behind by 10 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn random_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
 }
 
 impl Drop for RedisServer {
@@ -243,8 +310,8 @@ pub async fn finish_sessions(store: &crate::MemoryStore, n: usize) -> Result<(),
     let record = crate::verifier::sample_record()?;
     for _ in 0..n {
         let id = crate::VerificationId::random()?;
-        store.put_session(&id, b"payload", &record, lifetimes).await?;
-        store.end_session(&id, Generation::Any, State::Approved, &record, lifetimes.retention).await?;
+        store.put_session(&id, b"payload", &record, lifetimes, None).await?;
+        store.end_session(&id, Generation::Any, State::Approved, &record, lifetimes.retention, None).await?;
     }
     Ok(())
 }

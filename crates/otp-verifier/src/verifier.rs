@@ -384,14 +384,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let sent = match self.guarded_send(&request, context, None).await {
             Ok(sent) => sent,
             Err(error) => {
-                self.emit(
+                let rule = error.guard_rule();
+                self.record(self.event(
                     EventKind::SendFailed,
                     &id,
                     Some(mobile),
                     Some(error.kind().as_str()),
-                    error.guard_rule(),
+                    rule,
                     test,
-                );
+                ))
+                .await;
                 return Err(error);
             }
         };
@@ -408,14 +410,17 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         };
         let outcome = sent.outcome;
         let payload = encode(&SessionData { request, sent, record: record.clone() })?;
-        self.store.put_session(&id, &payload, &encode(&record)?, self.lifetimes()).await.map_err(|error| {
-            Error::store_unavailable(
-                Reached::Yes,
-                "the OTP was sent but its session could not be stored: start again after the cooldown",
-            )
-            .with_source(error)
-        })?;
-        self.emit(EventKind::Started, &id, Some(mobile), Some(outcome.as_str()), None, test);
+        let event = self.event(EventKind::Started, &id, Some(mobile), Some(outcome.as_str()), None, test);
+        self.store.put_session(&id, &payload, &encode(&record)?, self.lifetimes(), event.as_ref()).await.map_err(
+            |error| {
+                Error::store_unavailable(
+                    Reached::Yes,
+                    "the OTP was sent but its session could not be stored: start again after the cooldown",
+                )
+                .with_source(error)
+            },
+        )?;
+        self.notify(event);
         Ok(self.started(id, &record))
     }
 
@@ -481,7 +486,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                 Err(error) => {
                     // Unreadable: ended (a minimal tombstone), so it stops costing tries.
                     let record = self.unreadable_record();
-                    let _ = self.end(id, Generation::Any, State::Expired, &record).await;
+                    let _ = self.end(id, Generation::Any, State::Expired, &record, None).await;
                     return Err(error);
                 }
             };
@@ -507,9 +512,10 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             match verified {
                 Ok(credential) => {
                     // Verified is final, whatever a resend did meanwhile.
-                    match self.end(id, Generation::Any, State::Approved, record).await {
+                    let event = self.event(EventKind::Approved, id, Some(mobile), Some("verified"), None, test);
+                    match self.end(id, Generation::Any, State::Approved, record, event.as_ref()).await {
                         Ending::Ended => {
-                            self.emit(EventKind::Approved, id, Some(mobile), Some("verified"), None, test);
+                            self.notify(event);
                             Ok(Check::Verified { mobile, credential })
                         }
                         // Another check of the same code won the race: only one hands out the credential.
@@ -519,20 +525,25 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     }
                 }
                 Err(error) if error.kind() == ErrorKind::WrongOtp => {
-                    self.emit(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, test);
+                    self.record(self.event(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, test))
+                        .await;
                     if tries_left == 0 {
-                        let ending =
-                            self.end(id, Generation::Only(generation), State::MaxAttemptsReached, record).await;
-                        if ending == Ending::Ended {
-                            self.emit(EventKind::MaxAttemptsReached, id, Some(mobile), Some("wrong_otp"), None, test);
+                        let kind = EventKind::MaxAttemptsReached;
+                        let event = self.event(kind, id, Some(mobile), Some("wrong_otp"), None, test);
+                        let spent = State::MaxAttemptsReached;
+                        if self.end(id, Generation::Only(generation), spent, record, event.as_ref()).await
+                            == Ending::Ended
+                        {
+                            self.notify(event);
                         }
                     }
                     Ok(Check::WrongOtp { tries_left })
                 }
                 Err(error) if error.kind() == ErrorKind::OtpExpired => {
-                    match self.end(id, Generation::Only(generation), State::Expired, record).await {
+                    let event = self.event(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, test);
+                    match self.end(id, Generation::Only(generation), State::Expired, record, event.as_ref()).await {
                         Ending::Ended => {
-                            self.emit(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, test);
+                            self.notify(event);
                             Ok(Check::Expired)
                         }
                         // A resend replaced the session while this code was judged: the code
@@ -622,14 +633,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let sent = match self.guarded_send(&session.request, context, Some(id)).await {
             Ok(sent) => sent,
             Err(error) => {
-                self.emit(
+                let rule = error.guard_rule();
+                self.record(self.event(
                     EventKind::SendFailed,
                     id,
                     Some(mobile),
                     Some(error.kind().as_str()),
-                    error.guard_rule(),
+                    rule,
                     test,
-                );
+                ))
+                .await;
                 return Err(error);
             }
         };
@@ -642,9 +655,10 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             ..session.record
         };
         let payload = encode(&SessionData { request: session.request, sent, record: record.clone() })?;
+        let event = self.event(EventKind::Resent, id, Some(mobile), Some(record.outcome.as_str()), None, test);
         let replaced = self
             .store
-            .replace_session(id, &payload, &encode(&record)?, self.lifetimes(), new_ticket()?)
+            .replace_session(id, &payload, &encode(&record)?, self.lifetimes(), new_ticket()?, event.as_ref())
             .await
             .map_err(|error| {
                 Error::store_unavailable(Reached::Yes, "the OTP was sent but its session could not be updated")
@@ -656,7 +670,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                 "the session ended (verified or cancelled) while its new code was being sent",
             ));
         }
-        self.emit(EventKind::Resent, id, Some(mobile), Some(record.outcome.as_str()), None, test);
+        self.notify(event);
         Ok(self.started(id.clone(), &record))
     }
 
@@ -674,19 +688,26 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let mut reported = 0;
         loop {
             let claimed = self.store.claim_expired(SWEEP_BATCH, self.retention, new_ticket()?).await?;
+            let mut events = Vec::new();
             for swept in &claimed.expired {
                 let (gateway, test, at) = match decode_record(&swept.record) {
                     Ok(record) => (record.gateway, record.test, system_time(record.expires_ms)),
                     Err(_) => (self.gateway.gateway(), false, SystemTime::now()),
                 };
                 metrics::counter!("otp.verifier.expired_swept", "otp.gateway" => gateway.as_str()).increment(1);
-                if let Some(sink) = &self.events {
+                if self.wants_events() {
                     let mut event = Event::new(EventKind::Expired, &swept.id, gateway);
                     event.outcome = Some("otp_expired");
                     event.test = test;
                     event.at = at;
-                    sink.emit(event);
+                    events.push(event);
                 }
+            }
+            if self.store.keeps_events() {
+                self.store.append_events(&events).await;
+            }
+            for event in events {
+                self.notify(Some(event));
             }
             reported += claimed.expired.len();
             if claimed.claimed < SWEEP_BATCH {
@@ -707,14 +728,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             Lookup::Finished { state, .. } => return Ok(Some(state)),
             Lookup::Unknown => return Ok(None),
         };
+        let event = self.event(EventKind::Canceled, id, mobile, None, None, record.test);
+        let ended = encode(&self.ended(&record))?;
         Ok(Some(
             match self
                 .store
-                .end_session(id, Generation::Any, State::Canceled, &encode(&self.ended(&record))?, self.retention)
+                .end_session(id, Generation::Any, State::Canceled, &ended, self.retention, event.as_ref())
                 .await?
             {
                 Ending::Ended => {
-                    self.emit(EventKind::Canceled, id, mobile, None, None, record.test);
+                    self.notify(event);
                     State::Canceled
                 }
                 Ending::Finished(state) => state,
@@ -756,7 +779,14 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
     /// Ends a session's `generation` in `state`, its record kept as the tombstone. Should the
     /// store fail now, the session only lingers until its lifetime ends, and the gateway
     /// refuses its spent code.
-    async fn end(&self, id: &VerificationId, generation: Generation, state: State, record: &Record) -> Ending {
+    async fn end(
+        &self,
+        id: &VerificationId,
+        generation: Generation,
+        state: State,
+        record: &Record,
+        event: Option<&Event>,
+    ) -> Ending {
         let ended = match encode(&self.ended(record)) {
             Ok(ended) => ended,
             Err(error) => {
@@ -764,7 +794,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                 return Ending::Ended;
             }
         };
-        match self.store.end_session(id, generation, state, &ended, self.retention).await {
+        match self.store.end_session(id, generation, state, &ended, self.retention, event).await {
             Ok(ending) => ending,
             Err(error) => {
                 tracing::warn!(error = %error, "a finished verification session could not be ended; it expires on its own");
@@ -781,7 +811,13 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         }
     }
 
-    fn emit(
+    /// Whether anything takes events: a sink here, or the store's own record of them.
+    fn wants_events(&self) -> bool {
+        self.events.is_some() || self.store.keeps_events()
+    }
+
+    /// A state change's event, built only when something takes it.
+    fn event(
         &self,
         kind: EventKind,
         id: &VerificationId,
@@ -789,15 +825,33 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         outcome: Option<&'static str>,
         rule: Option<&'static str>,
         test: bool,
-    ) {
-        if let Some(sink) = &self.events {
+    ) -> Option<Event> {
+        self.wants_events().then(|| {
             let mut event = Event::new(kind, id, self.gateway.gateway());
             event.mobile = mobile;
             event.outcome = outcome;
             event.rule = rule;
             event.test = test;
+            event
+        })
+    }
+
+    /// Hands an event the store has recorded (or does not keep) to this verifier's sink.
+    fn notify(&self, event: Option<Event>) {
+        if let (Some(sink), Some(event)) = (&self.events, event) {
             sink.emit(event);
         }
+    }
+
+    /// An event of a change no store step makes: recorded by the store (when it keeps events)
+    /// before the call returns, then handed to the sink.
+    async fn record(&self, event: Option<Event>) {
+        if let Some(event) = &event {
+            if self.store.keeps_events() {
+                self.store.append_events(std::slice::from_ref(event)).await;
+            }
+        }
+        self.notify(event);
     }
 
     /// Runs `call` once per idempotency key: a retry with the same key and request answers the

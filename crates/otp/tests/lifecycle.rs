@@ -14,7 +14,6 @@ use otp::verifier::{
 };
 use otp::{ErrorKind, Gateway, MobileNumber, Reached};
 use otp_verifier::test_util::RedisCluster;
-use otp_verifier::RedisEventStream;
 
 mod common;
 use common::sessions::{from, phonepe_to, redis_server, redis_store};
@@ -273,7 +272,7 @@ async fn events_carry_no_number_code_reference_or_address() {
 /// Where a sweeper test's verifiers report, read back as the `expired` events' JSON.
 enum Events {
     Channels(Vec<tokio::sync::mpsc::Receiver<Event>>),
-    Stream(RedisStore, Vec<RedisEventStream>),
+    Stream(RedisStore),
 }
 
 impl Events {
@@ -285,19 +284,15 @@ impl Events {
                     all.extend(std::iter::from_fn(|| receiver.try_recv().ok()).map(|e| e.to_json()));
                 }
             }
-            Events::Stream(store, sinks) => {
-                for sink in sinks.iter() {
-                    sink.flush().await;
+            // Nothing to wait for: a store records each event before the call that made it returns.
+            Events::Stream(store) => loop {
+                let read = store.read_events("sweeper-test", "t1", 500).await.unwrap();
+                if read.is_empty() {
+                    break;
                 }
-                loop {
-                    let read = store.read_events("sweeper-test", "t1", 500).await.unwrap();
-                    if read.is_empty() {
-                        break;
-                    }
-                    store.ack_events("sweeper-test", &read).await.unwrap();
-                    all.extend(read.iter().map(|entry| entry.to_json()));
-                }
-            }
+                store.ack_events("sweeper-test", &read).await.unwrap();
+                all.extend(read.iter().map(|entry| entry.to_json()));
+            },
         }
         all.retain(|event| event["type"] == "verification.expired");
         all
@@ -383,14 +378,10 @@ fn sweeping_verifier<S: Store>(sandbox: &Sandbox, store: S, count: usize) -> Ver
 async fn three_sweepers_report_each_of_a_thousand_expired_sessions_once_on_redis() {
     let server = redis_server();
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let mut sinks = Vec::new();
     let verifiers = std::array::from_fn(|_| {
-        let store = redis_store(&server);
-        let sink = store.event_stream(100_000).unwrap();
-        sinks.push(sink.clone());
-        sweeping_verifier(&sandbox, store, 1_000).with_events(sink)
+        sweeping_verifier(&sandbox, redis_store(&server).with_event_stream(100_000).unwrap(), 1_000)
     });
-    three_sweepers(verifiers, Events::Stream(redis_store(&server), sinks), 1_000).await;
+    three_sweepers(verifiers, Events::Stream(redis_store(&server)), 1_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -420,26 +411,57 @@ async fn on_a_redis_cluster_events_reach_the_stream_and_sweepers_report_each_exp
     for _ in 0..4 {
         stores.push(RedisStore::connect_cluster(&nodes, StoreKey::from_bytes(&[7; 32]).unwrap()).await.unwrap());
     }
-    // A verification through a real gateway: its events in order, read back from the stream.
-    let sink = stores[3].event_stream(10_000).unwrap();
-    let verifier =
-        Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), stores[3].clone()).with_events(sink.clone());
+    // A verification through a real gateway: its events in order, read back from the stream
+    // (on a Cluster each is appended right after its change, before the call returns).
+    let recording = stores[3].clone().with_event_stream(10_000).unwrap();
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), recording);
     let started = verifier.start(phonepe_to("9876513401"), &from(1)).await.unwrap();
     let issued = inbox_code(&sandbox, "9876513401");
     verifier.check(&started.id, wrong(&issued)).await.unwrap();
     verifier.check(&started.id, code(&issued)).await.unwrap();
-    sink.flush().await;
     let read = stores[3].read_events("webhooks", "w1", 10).await.unwrap();
     let kinds: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
     assert_eq!(kinds, ["verification.started", "verification.wrong_code", "verification.approved"]);
     assert!(read.iter().all(|entry| entry.to_json()["id"] == started.id.as_str()));
     assert_eq!(read[0].to_json()["to"], "XXXXXX3401");
 
-    let mut sinks = Vec::new();
     let verifiers = std::array::from_fn(|i| {
-        let sink = stores[i].event_stream(100_000).unwrap();
-        sinks.push(sink.clone());
-        sweeping_verifier(&sandbox, stores[i].clone(), 300).with_events(sink)
+        sweeping_verifier(&sandbox, stores[i].clone().with_event_stream(100_000).unwrap(), 300)
     });
-    three_sweepers(verifiers, Events::Stream(stores[3].clone(), sinks), 300).await;
+    three_sweepers(verifiers, Events::Stream(stores[3].clone()), 300).await;
+}
+
+/// On one Redis server a store with an event stream records each state change as it is made:
+/// when a call returns, its event is in the stream, in order. A start, an approval and a
+/// cancellation append theirs inside the script that makes the change (MONITOR shows each
+/// XADD coming from `lua`); a wrong code and a refused start, which change no session, append
+/// theirs right after, from the client.
+#[tokio::test]
+async fn on_one_redis_server_each_event_is_in_the_stream_when_its_call_returns() {
+    let server = redis_server();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let store = redis_store(&server).with_event_stream(1_000).unwrap();
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), store.clone());
+    let next = || async {
+        let read = store.read_events("audit", "a1", 10).await.unwrap();
+        read.iter().map(|entry| entry.to_json()["type"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let monitor = server.monitor().unwrap();
+    let started = verifier.start(phonepe_to("9876513501"), &from(1)).await.unwrap();
+    assert_eq!(next().await, ["verification.started"]);
+    let issued = inbox_code(&sandbox, "9876513501");
+    verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    assert_eq!(next().await, ["verification.wrong_code"]);
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+    assert_eq!(next().await, ["verification.approved"]);
+    let refused = verifier.start(phonepe_to("9876513501"), &from(2)).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::RateLimited);
+    assert_eq!(next().await, ["verification.send_failed"]);
+    let other = verifier.start(phonepe_to("9876513502"), &from(3)).await.unwrap();
+    verifier.cancel(&other.id).await.unwrap();
+    assert_eq!(next().await, ["verification.started", "verification.canceled"]);
+    let lines = monitor.finish().unwrap();
+    let xadds: Vec<&String> = lines.iter().filter(|line| line.contains("\"XADD\"")).collect();
+    let from_scripts = xadds.iter().filter(|line| line.contains("[0 lua]")).count();
+    assert_eq!((xadds.len(), from_scripts), (6, 4), "started ×2, approved, canceled in scripts: {xadds:#?}");
 }
