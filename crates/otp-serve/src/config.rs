@@ -15,6 +15,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::auth::{plain_name, ApiKey, NewApiKey, Scope};
+use crate::tls::TlsIdentity;
 
 /// A configuration the service refuses, naming the key (`store.key_env`,
 /// `gateways.<name>.base_url`, `api_keys[1].sha256`, …) and what is wrong with it.
@@ -183,6 +184,8 @@ pub const DEFAULT_STORE_KEY_ENV: &str = "OTP_SERVE_STORE_KEY";
 pub struct ServeConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// `tls_cert` and `tls_key`: the API (and `/metrics` on its own address) over HTTPS.
+    pub(crate) tls: Option<TlsIdentity>,
     pub(crate) behind_proxy: bool,
     pub(crate) retention: Duration,
     pub(crate) store: StoreKind,
@@ -215,6 +218,7 @@ impl ServeConfig {
         Self {
             listen: DEFAULT_LISTEN,
             metrics_listen: None,
+            tls: None,
             behind_proxy: false,
             retention: otp::verifier::DEFAULT_RETENTION,
             store: StoreKind::Memory,
@@ -288,6 +292,12 @@ impl ServeConfig {
     /// Listens here instead (`--addr`).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Serves over HTTPS with this certificate and key ([`TlsIdentity::from_pem`]).
+    pub fn tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
         self
     }
 
@@ -392,10 +402,10 @@ impl ServeConfig {
         } else if self.gateways.is_empty() {
             return Err(ConfigError::new("gateways", "enable at least one gateway ([gateways.<name>])"));
         }
-        if !self.listen.ip().is_loopback() && !self.behind_proxy {
+        if !self.listen.ip().is_loopback() && !self.behind_proxy && self.tls.is_none() {
             return Err(ConfigError::new(
                 "listen",
-                "a non-loopback address without TLS needs behind_proxy = true (a proxy or load balancer in front terminates TLS)",
+                "a non-loopback address needs TLS (tls_cert and tls_key) or behind_proxy = true (a proxy or load balancer in front terminates TLS)",
             ));
         }
         if self.api_keys.is_empty() {
@@ -541,13 +551,15 @@ impl RawConfig {
         if let Some(listen) = &self.metrics_listen {
             config.metrics_listen = Some(address("metrics_listen", listen)?);
         }
-        for (key, given) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
-            if given.is_some() {
-                return Err(ConfigError::new(
-                    key,
-                    "TLS is not built into otp serve yet: terminate TLS at a proxy or load balancer and set behind_proxy = true",
-                ));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let chain = secrets.file("tls_cert", cert)?;
+                let private = secrets.file("tls_key", key)?;
+                config.tls = Some(TlsIdentity::from_pem(chain.as_bytes(), private.as_bytes())?);
             }
+            (Some(_), None) => return Err(ConfigError::new("tls_key", "tls_cert needs its tls_key")),
+            (None, Some(_)) => return Err(ConfigError::new("tls_cert", "tls_key needs its tls_cert")),
+            (None, None) => {}
         }
         if self.webhooks.is_some() {
             return Err(ConfigError::new("webhooks", "webhooks are not built into otp serve yet"));
@@ -802,7 +814,7 @@ mod tests {
         );
         assert_eq!(error(&format!("{}[gateways.nowhere]\nenvironment = \"uat\"", base())).key(), "gateways.nowhere");
         assert_eq!(error(&base()).key(), "gateways", "no gateway enabled");
-        assert_eq!(error("tls_cert = \"cert.pem\"").key(), "tls_cert");
+        assert_eq!(error("tls_cert = \"cert.pem\"").key(), "tls_key", "half a pair");
         assert_eq!(error("[[webhooks]]\ntenant = \"t\"").key(), "webhooks");
         assert_eq!(error("[http]\nmax_connections = 0").key(), "http.max_connections");
         let shown = error("listen = 8080").to_string();

@@ -61,6 +61,7 @@ mod openapi;
 mod problem;
 mod routes;
 mod server;
+mod tls;
 
 pub use auth::{ApiKey, NewApiKey, Scope};
 pub use body::{CheckRequest, ResendRequest, StatusName, VerificationBody};
@@ -73,3 +74,4 @@ pub use logging::{init_logging, subscriber, LogFormat, DEFAULT_FILTER};
 pub use openapi::document as openapi_document;
 pub use problem::{Code, MayHaveSent, ProblemBody, ProviderBody};
 pub use server::{metrics_handle, run, shutdown_signal, ServeError, Server, DRAIN};
+pub use tls::TlsIdentity;

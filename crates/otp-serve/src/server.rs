@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::config::{ConfigError, ServeConfig, MAX_BODY_BYTES};
 use crate::observe;
 use crate::routes;
+use crate::tls::TlsIdentity;
 
 /// Why the service did not start.
 #[derive(Debug)]
@@ -69,6 +70,7 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A running service. Stops when dropped; [`Server::shutdown`] lets requests in flight finish.
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     metrics_addr: Option<SocketAddr>,
     sandbox: Option<Sandbox>,
     dev_key: Option<SecretString>,
@@ -117,20 +119,24 @@ impl Server {
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let (shutdown, stop) = watch::channel(false);
-        let limits =
-            Limits { max_connections: config.max_connections, header_read_timeout: config.header_read_timeout };
+        let limits = Limits {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+            tls: config.tls.as_ref().map(TlsIdentity::acceptor),
+        };
         let deadline = BodyDeadline(config.header_read_timeout);
         let api = with_layers(routes::router(app.clone()), deadline);
-        let mut tasks = vec![tokio::spawn(serve(listener, api, limits, stop.clone()))];
+        let mut tasks = vec![tokio::spawn(serve(listener, api, limits.clone(), stop.clone()))];
         if let Some(listener) = metrics_listener {
             let metrics = with_layers(routes::metrics_router(app.clone()), deadline);
-            tasks.push(tokio::spawn(serve(listener, metrics, limits, stop.clone())));
+            tasks.push(tokio::spawn(serve(listener, metrics, limits.clone(), stop.clone())));
         }
         if let Some(handle) = app.metrics.clone() {
             tasks.push(tokio::spawn(upkeep(handle, stop)));
         }
         tracing::info!(%addr, gateways = ?app.verifiers.gateways(), "otp serve listening");
-        Ok(Self { addr, metrics_addr, sandbox, dev_key: config.dev_key.clone(), tasks, shutdown })
+        let scheme = if limits.tls.is_some() { "https" } else { "http" };
+        Ok(Self { addr, scheme, metrics_addr, sandbox, dev_key: config.dev_key.clone(), tasks, shutdown })
     }
 
     /// The address it listens on.
@@ -138,9 +144,9 @@ impl Server {
         self.addr
     }
 
-    /// `http://HOST:PORT`.
+    /// `http://HOST:PORT`, or `https://…` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Where `/metrics` listens, when it has an address of its own.
@@ -169,7 +175,7 @@ impl Server {
             lines.push(format!("sandbox: {}", sandbox.base_url()));
         }
         if let Some(addr) = self.metrics_addr {
-            lines.push(format!("metrics: http://{addr}/metrics"));
+            lines.push(format!("metrics: {}://{addr}/metrics", self.scheme));
         }
         lines
     }
@@ -323,10 +329,12 @@ async fn read_body(
     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Limits {
     max_connections: usize,
     header_read_timeout: Duration,
+    /// With TLS, each connection's handshake first, within the header read timeout.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Accepts connections until told to stop. Up to `max_connections` are served normally; as
@@ -364,25 +372,47 @@ async fn serve(listener: TcpListener, router: Router, limits: Limits, mut stop: 
             },
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let mut stopping = stop.clone();
+        let stopping = stop.clone();
+        let tls = limits.tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .keep_alive(keep_alive)
-                .serve_connection(hyper_util::rt::TokioIo::new(socket), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stopping.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+            let Some(acceptor) = tls else {
+                return serve_connection(socket, service, header_timeout, keep_alive, stopping).await;
+            };
+            // A client that does not finish its handshake in time is closed, as a slow header is.
+            match tokio::time::timeout(header_timeout, acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => serve_connection(stream, service, header_timeout, keep_alive, stopping).await,
+                Ok(Err(_)) | Err(_) => metrics::counter!("otp.serve.tls.handshake_failures").increment(1),
             }
         });
     }
     // Requests in flight finish (their connections close after their answer).
     while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection (plain TCP or TLS) until it closes; on shutdown, the request in
+/// flight finishes and the connection closes after its answer.
+async fn serve_connection<I>(
+    io: I,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    header_timeout: Duration,
+    keep_alive: bool,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(keep_alive)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stopping.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
