@@ -87,6 +87,8 @@ pub struct Event {
     pub rule: Option<&'static str>,
     /// A test number's verification (no gateway was called).
     pub test: bool,
+    /// The tenant its start was labelled with (`Context::tenant`).
+    pub tenant: Option<String>,
     /// When it happened (this process's clock).
     pub at: SystemTime,
 }
@@ -101,12 +103,13 @@ impl Event {
             outcome: None,
             rule: None,
             test: false,
+            tenant: None,
             at: SystemTime::now(),
         }
     }
 
     /// The event as one JSON object: `type`, `id`, `gateway`, `to` (masked), `outcome`, `rule`,
-    /// `test`, `at` (milliseconds since the Unix epoch).
+    /// `test`, `tenant`, `at` (milliseconds since the Unix epoch).
     pub fn to_json(&self) -> serde_json::Value {
         let at = self.at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         serde_json::json!({
@@ -117,6 +120,7 @@ impl Event {
             "outcome": self.outcome,
             "rule": self.rule,
             "test": self.test,
+            "tenant": self.tenant,
             "at": at,
         })
     }

@@ -43,7 +43,7 @@ impl StreamEvents {
 }
 
 /// The fields of an entry, in [`Event::to_json`]'s order; `test` and `at` are its non-text ones.
-const FIELDS: [&str; 8] = ["type", "id", "gateway", "to", "outcome", "rule", "test", "at"];
+const FIELDS: [&str; 9] = ["type", "id", "gateway", "to", "outcome", "rule", "test", "tenant", "at"];
 
 /// One entry read back from the stream.
 #[derive(Clone)]

@@ -203,12 +203,13 @@ pub struct Context {
     pub(crate) client_ip: IpAddr,
     pub(crate) caller_key: Option<Box<str>>,
     pub(crate) idempotency_key: Option<Box<str>>,
+    pub(crate) tenant: Option<Box<str>>,
 }
 
 impl Context {
     /// A request from this client address (the end customer's, not a proxy's).
     pub fn new(client_ip: IpAddr) -> Self {
-        Self { client_ip, caller_key: None, idempotency_key: None }
+        Self { client_ip, caller_key: None, idempotency_key: None, tenant: None }
     }
 
     /// Also counts the send against this key (at most 256 characters; compared exactly).
@@ -234,6 +235,20 @@ impl Context {
             return Err(Error::invalid_input("an idempotency key must be 1 to 255 printable ASCII characters"));
         }
         self.idempotency_key = Some(key.into_boxed_str());
+        Ok(self)
+    }
+
+    /// Labels the verification a start begins with the application's tenant (1 to 64 letters,
+    /// digits, `-`, `_` or `.`): its record keeps it, and every event of the verification
+    /// carries it (`Event::tenant`), so that events can be routed per tenant (webhooks). Not a
+    /// guard subject, and a resend keeps the start's.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Result<Self, Error> {
+        let tenant = tenant.into();
+        let plain = tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if tenant.is_empty() || tenant.len() > 64 || !plain {
+            return Err(Error::invalid_input("a tenant is 1 to 64 letters, digits, -, _ or ."));
+        }
+        self.tenant = Some(tenant.into_boxed_str());
         Ok(self)
     }
 }

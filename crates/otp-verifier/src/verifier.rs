@@ -119,6 +119,22 @@ struct Record {
     expires_ms: u64,
     ended_ms: Option<u64>,
     test: bool,
+    /// `Context::tenant` of the start (records written before tenants were kept have none).
+    #[serde(default)]
+    tenant: Option<Box<str>>,
+}
+
+impl Record {
+    fn marks(&self) -> Marks {
+        Marks { test: self.test, tenant: self.tenant.clone() }
+    }
+}
+
+/// What every event of a verification carries from its start: a test number's mark, the tenant.
+#[derive(Clone)]
+struct Marks {
+    test: bool,
+    tenant: Option<Box<str>>,
 }
 
 /// A started (or resent) verification.
@@ -381,19 +397,13 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let gateway = self.gateway.gateway();
         let mobile = *G::mobile(&request);
         let test = self.test_numbers.contains_key(&mobile);
+        let marks = Marks { test, tenant: context.tenant.clone() };
         let sent = match self.guarded_send(&request, context, None).await {
             Ok(sent) => sent,
             Err(error) => {
                 let rule = error.guard_rule();
-                self.record(self.event(
-                    EventKind::SendFailed,
-                    &id,
-                    Some(mobile),
-                    Some(error.kind().as_str()),
-                    rule,
-                    test,
-                ))
-                .await;
+                let (kind, outcome) = (EventKind::SendFailed, Some(error.kind().as_str()));
+                self.record(self.event(kind, &id, Some(mobile), outcome, rule, &marks)).await;
                 return Err(error);
             }
         };
@@ -407,10 +417,11 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             expires_ms: now.saturating_add(millis(self.lifetime)),
             ended_ms: None,
             test,
+            tenant: marks.tenant.clone(),
         };
         let outcome = sent.outcome;
         let payload = encode(&SessionData { request, sent, record: record.clone() })?;
-        let event = self.event(EventKind::Started, &id, Some(mobile), Some(outcome.as_str()), None, test);
+        let event = self.event(EventKind::Started, &id, Some(mobile), Some(outcome.as_str()), None, &marks);
         self.store.put_session(&id, &payload, &encode(&record)?, self.lifetimes(), event.as_ref()).await.map_err(
             |error| {
                 Error::store_unavailable(
@@ -492,6 +503,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             };
             let mobile = *G::mobile(&session.request);
             let test = session.record.test;
+            let marks = session.record.marks();
             if test {
                 tracing::Span::current().record("otp.test_number", true);
             }
@@ -512,7 +524,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             match verified {
                 Ok(credential) => {
                     // Verified is final, whatever a resend did meanwhile.
-                    let event = self.event(EventKind::Approved, id, Some(mobile), Some("verified"), None, test);
+                    let event = self.event(EventKind::Approved, id, Some(mobile), Some("verified"), None, &marks);
                     match self.end(id, Generation::Any, State::Approved, record, event.as_ref()).await {
                         Ending::Ended => {
                             self.notify(event);
@@ -525,11 +537,11 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     }
                 }
                 Err(error) if error.kind() == ErrorKind::WrongOtp => {
-                    self.record(self.event(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, test))
+                    self.record(self.event(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, &marks))
                         .await;
                     if tries_left == 0 {
                         let kind = EventKind::MaxAttemptsReached;
-                        let event = self.event(kind, id, Some(mobile), Some("wrong_otp"), None, test);
+                        let event = self.event(kind, id, Some(mobile), Some("wrong_otp"), None, &marks);
                         let spent = State::MaxAttemptsReached;
                         if self.end(id, Generation::Only(generation), spent, record, event.as_ref()).await
                             == Ending::Ended
@@ -540,7 +552,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     Ok(Check::WrongOtp { tries_left })
                 }
                 Err(error) if error.kind() == ErrorKind::OtpExpired => {
-                    let event = self.event(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, test);
+                    let event = self.event(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, &marks);
                     match self.end(id, Generation::Only(generation), State::Expired, record, event.as_ref()).await {
                         Ending::Ended => {
                             self.notify(event);
@@ -629,20 +641,13 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         let session: SessionData<G::Request> = decode(&loaded.payload)?;
         G::check_resend(&session.request)?;
         let mobile = *G::mobile(&session.request);
-        let test = session.record.test;
+        let marks = session.record.marks();
         let sent = match self.guarded_send(&session.request, context, Some(id)).await {
             Ok(sent) => sent,
             Err(error) => {
                 let rule = error.guard_rule();
-                self.record(self.event(
-                    EventKind::SendFailed,
-                    id,
-                    Some(mobile),
-                    Some(error.kind().as_str()),
-                    rule,
-                    test,
-                ))
-                .await;
+                let (kind, outcome) = (EventKind::SendFailed, Some(error.kind().as_str()));
+                self.record(self.event(kind, id, Some(mobile), outcome, rule, &marks)).await;
                 return Err(error);
             }
         };
@@ -655,7 +660,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             ..session.record
         };
         let payload = encode(&SessionData { request: session.request, sent, record: record.clone() })?;
-        let event = self.event(EventKind::Resent, id, Some(mobile), Some(record.outcome.as_str()), None, test);
+        let event = self.event(EventKind::Resent, id, Some(mobile), Some(record.outcome.as_str()), None, &marks);
         let replaced = self
             .store
             .replace_session(id, &payload, &encode(&record)?, self.lifetimes(), new_ticket()?, event.as_ref())
@@ -690,15 +695,16 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             let claimed = self.store.claim_expired(SWEEP_BATCH, self.retention, new_ticket()?).await?;
             let mut events = Vec::new();
             for swept in &claimed.expired {
-                let (gateway, test, at) = match decode_record(&swept.record) {
-                    Ok(record) => (record.gateway, record.test, system_time(record.expires_ms)),
-                    Err(_) => (self.gateway.gateway(), false, SystemTime::now()),
+                let (gateway, marks, at) = match decode_record(&swept.record) {
+                    Ok(record) => (record.gateway, record.marks(), system_time(record.expires_ms)),
+                    Err(_) => (self.gateway.gateway(), Marks { test: false, tenant: None }, SystemTime::now()),
                 };
                 metrics::counter!("otp.verifier.expired_swept", "otp.gateway" => gateway.as_str()).increment(1);
                 if self.wants_events() {
                     let mut event = Event::new(EventKind::Expired, &swept.id, gateway);
                     event.outcome = Some("otp_expired");
-                    event.test = test;
+                    event.test = marks.test;
+                    event.tenant = marks.tenant.map(String::from);
                     event.at = at;
                     events.push(event);
                 }
@@ -728,7 +734,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             Lookup::Finished { state, .. } => return Ok(Some(state)),
             Lookup::Unknown => return Ok(None),
         };
-        let event = self.event(EventKind::Canceled, id, mobile, None, None, record.test);
+        let event = self.event(EventKind::Canceled, id, mobile, None, None, &record.marks());
         let ended = encode(&self.ended(&record))?;
         Ok(Some(
             match self
@@ -773,6 +779,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
             expires_ms: now,
             ended_ms: Some(now),
             test: false,
+            tenant: None,
         }
     }
 
@@ -824,14 +831,15 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         mobile: Option<MobileNumber>,
         outcome: Option<&'static str>,
         rule: Option<&'static str>,
-        test: bool,
+        marks: &Marks,
     ) -> Option<Event> {
         self.wants_events().then(|| {
             let mut event = Event::new(kind, id, self.gateway.gateway());
             event.mobile = mobile;
             event.outcome = outcome;
             event.rule = rule;
-            event.test = test;
+            event.test = marks.test;
+            event.tenant = marks.tenant.as_deref().map(String::from);
             event
         })
     }
@@ -1018,6 +1026,8 @@ pub(crate) fn sample_record() -> Result<Zeroizing<Vec<u8>>, Error> {
         expires_ms: now + 600_000,
         ended_ms: Some(now + 30_000),
         test: false,
+        // As `otp serve` labels every verification.
+        tenant: Some("checkout".into()),
     })
 }
 

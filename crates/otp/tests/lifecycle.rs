@@ -465,3 +465,47 @@ async fn on_one_redis_server_each_event_is_in_the_stream_when_its_call_returns()
     let from_scripts = xadds.iter().filter(|line| line.contains("[0 lua]")).count();
     assert_eq!((xadds.len(), from_scripts), (6, 4), "started ×2, approved, canceled in scripts: {xadds:#?}");
 }
+
+/// A start labelled with a tenant labels every event of its verification, whoever makes it:
+/// a check, a resend without the label, the sweeper (from the record), on the stream too.
+#[tokio::test]
+async fn every_event_of_a_verification_carries_its_start_s_tenant() {
+    let server = redis_server();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let store = redis_store(&server).with_event_stream(1_000).unwrap();
+    let (sink, mut received) = ChannelSink::new(100);
+    let rules = GuardRules::default().cooldown(Duration::ZERO);
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), store.clone())
+        .with_rules(rules.clone())
+        .unwrap()
+        .with_session_lifetime(Duration::from_secs(1))
+        .unwrap()
+        .with_events(sink);
+    assert!(from(1).tenant("").is_err() && from(1).tenant("a b").is_err() && from(1).tenant("x".repeat(65)).is_err());
+    let started = verifier.start(phonepe_to("9876513601"), &from(1).tenant("alpha").unwrap()).await.unwrap();
+    verifier.check(&started.id, wrong(&inbox_code(&sandbox, "9876513601"))).await.unwrap();
+    verifier.resend(&started.id, &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, "9876513601");
+    assert!(matches!(verifier.check(&started.id, code(&issued)).await.unwrap(), Check::Verified { .. }));
+    let ran_out = verifier.start(phonepe_to("9876513602"), &from(2).tenant("beta").unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(verifier.sweep_expired().await.unwrap(), 1);
+
+    let events: Vec<Event> = std::iter::from_fn(|| received.try_recv().ok()).collect();
+    let labelled: Vec<(EventKind, Option<&str>)> = events.iter().map(|e| (e.kind, e.tenant.as_deref())).collect();
+    assert_eq!(
+        labelled,
+        [
+            (EventKind::Started, Some("alpha")),
+            (EventKind::WrongCode, Some("alpha")),
+            (EventKind::Resent, Some("alpha")),
+            (EventKind::Approved, Some("alpha")),
+            (EventKind::Started, Some("beta")),
+            (EventKind::Expired, Some("beta")),
+        ]
+    );
+    let streamed = store.read_events("audit", "a1", 10).await.unwrap();
+    let tenants: Vec<serde_json::Value> = streamed.iter().map(|e| e.to_json()["tenant"].clone()).collect();
+    assert_eq!(tenants, ["alpha", "alpha", "alpha", "alpha", "beta", "beta"]);
+    assert_eq!(streamed[5].to_json()["id"], ran_out.id.as_str());
+}
