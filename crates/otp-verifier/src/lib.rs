@@ -87,7 +87,7 @@ pub use events::{ChannelSink, Event, EventKind, EventSink};
 pub use id::VerificationId;
 pub use memory::{MemoryStore, DEFAULT_MAX_GUARD_KEYS, DEFAULT_MAX_SESSIONS};
 #[cfg(feature = "redis")]
-pub use redis_events::StreamedEvent;
+pub use redis_events::{PendingEvent, StreamedEvent};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, StoreKey};
 pub use rules::{Context, GuardRule, GuardRules, Limit};

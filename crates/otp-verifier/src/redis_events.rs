@@ -16,12 +16,14 @@
 //! fails is dropped, counted by `otp.events.dropped` and logged at most once a minute.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use otp_core::{Error, Reached};
 
 use crate::events::{Drops, Event};
+use crate::memory::millis;
 use crate::redis_store::RedisStore;
 
 /// What a store with an event stream keeps of it: the stream's bound and its drops.
@@ -44,6 +46,44 @@ impl StreamEvents {
 
 /// The fields of an entry, in [`Event::to_json`]'s order; `test` and `at` are its non-text ones.
 const FIELDS: [&str; 9] = ["type", "id", "gateway", "to", "outcome", "rule", "test", "tenant", "at"];
+
+/// An entry a consumer group handed out and has not had acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingEvent {
+    /// The stream's id of the entry.
+    pub entry_id: String,
+    /// How long since it was last handed out.
+    pub idle: Duration,
+    /// How many times it has been handed out.
+    pub deliveries: u64,
+}
+
+/// How many dead letters a store without an event stream of its own bound keeps.
+const DEFAULT_DEAD_LETTERS: usize = 100_000;
+
+/// Acknowledges ARGV[2] in group ARGV[1] of the stream KEYS[1]; if it was pending, copies the
+/// entry, with the group, ARGV[4] (reason), ARGV[5] (deliveries) and the entry's id, to the
+/// dead letters KEYS[2] (MAXLEN ~ ARGV[3]): 1, or 0 when it was not pending (a replay).
+const DEAD_LETTER: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+local fields = {'group', ARGV[1], 'reason', ARGV[4], 'deliveries', ARGV[5], 'entry', ARGV[2]}
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if found[1] then
+  for _, value in ipairs(found[1][2]) do
+    table.insert(fields, value)
+  end
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+return 1
+";
+
+fn dead_letter_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(DEAD_LETTER))
+}
 
 /// One entry read back from the stream.
 #[derive(Clone)]
@@ -114,6 +154,114 @@ impl RedisStore {
             ack.arg(&entry.entry_id);
         }
         self.query::<u64>(&ack).await.map(drop)
+    }
+
+    /// Makes `group` on the stream unless it exists: reading from the stream's start, or from
+    /// entries appended after now (`from_start` false: a new webhook endpoint gets no backlog).
+    pub async fn create_event_group(&self, group: &str, from_start: bool) -> Result<(), Error> {
+        let mut create = redis::cmd("XGROUP");
+        create.arg("CREATE").arg(self.stream_key()).arg(group).arg(if from_start { "0" } else { "$" }).arg("MKSTREAM");
+        match self.query::<()>(&create).await {
+            Ok(()) => Ok(()),
+            // The group is there already: the one answer that is not a failure.
+            Err(error) if busy_group(&error) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Entries handed to `group` and not acknowledged for at least `min_idle` (a consumer failed
+    /// them or died), oldest first, with how many times each was handed out.
+    pub async fn pending_events(
+        &self,
+        group: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<PendingEvent>, Error> {
+        let mut pending = redis::cmd("XPENDING");
+        pending.arg(self.stream_key()).arg(group).arg("IDLE").arg(millis(min_idle)).arg("-").arg("+").arg(count.max(1));
+        let reply: Vec<(String, String, u64, u64)> = self.query(&pending).await?;
+        Ok(reply
+            .into_iter()
+            .map(|(entry_id, _consumer, idle_ms, deliveries)| PendingEvent {
+                entry_id,
+                idle: Duration::from_millis(idle_ms),
+                deliveries,
+            })
+            .collect())
+    }
+
+    /// Takes pending entries of `group` over for `consumer` — each only if it is still idle for
+    /// `min_idle`, so of replicas racing for one, one wins — handing them out once more.
+    /// Entries the stream has trimmed meanwhile leave the group and are not returned.
+    pub async fn claim_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        entry_ids: &[&str],
+    ) -> Result<Vec<StreamedEvent>, Error> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stream = self.stream_key();
+        let mut claim = redis::cmd("XCLAIM");
+        claim.arg(&stream).arg(group).arg(consumer).arg(millis(min_idle)).arg(entry_ids);
+        let reply: Vec<Option<(String, Vec<(String, Vec<u8>)>)>> = self.query(&claim).await?;
+        reply.into_iter().flatten().map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
+    }
+
+    /// Up to `count` entries after `cursor` (an entry id; `None`: from the start), oldest first:
+    /// the audit trail, read without a group.
+    pub async fn events_after(&self, cursor: Option<&str>, count: usize) -> Result<Vec<StreamedEvent>, Error> {
+        let stream = self.stream_key();
+        self.range(&stream, cursor, count).await
+    }
+
+    /// Moves `entry` out of `group`'s pending list into the dead letters (`{prefix}:{e}:dead`,
+    /// bounded like the stream) with why and after how many deliveries, in one script: a
+    /// replay (the entry no longer pending) writes nothing twice. False when it was not pending.
+    pub async fn dead_letter(
+        &self,
+        group: &str,
+        entry: &StreamedEvent,
+        reason: &str,
+        deliveries: u64,
+    ) -> Result<bool, Error> {
+        let max_len = self.events.as_ref().map_or(DEFAULT_DEAD_LETTERS, |stream| stream.max_len);
+        let mut invocation = dead_letter_script().prepare_invoke();
+        invocation
+            .key(self.stream_key())
+            .key(self.dead_letter_key())
+            .arg(group)
+            .arg(&entry.entry_id)
+            .arg(max_len)
+            .arg(reason)
+            .arg(deliveries);
+        Ok(self.invoke_script::<i64>(&invocation).await? == 1)
+    }
+
+    /// Up to `count` dead letters after `cursor`, oldest first; each carries the event's fields
+    /// and `group`, `reason`, `deliveries` and `entry` (the event's entry in the stream).
+    pub async fn dead_letters_after(&self, cursor: Option<&str>, count: usize) -> Result<Vec<StreamedEvent>, Error> {
+        self.range(&self.dead_letter_key(), cursor, count).await
+    }
+
+    async fn range(&self, key: &str, cursor: Option<&str>, count: usize) -> Result<Vec<StreamedEvent>, Error> {
+        let mut range = redis::cmd("XRANGE");
+        range.arg(key);
+        match cursor {
+            Some(cursor) => range.arg(format!("({cursor}")),
+            None => range.arg("-"),
+        };
+        range.arg("+").arg("COUNT").arg(count.max(1));
+        let reply: Vec<(String, Vec<(String, Vec<u8>)>)> = self.query(&range).await?;
+        let stream = self.stream_key();
+        reply.into_iter().map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
+    }
+
+    /// `{prefix}:{e}:dead`: the dead letters, in the stream's hash tag (one Cluster slot).
+    fn dead_letter_key(&self) -> String {
+        format!("{}:dead", self.stream_key().trim_end_matches(":events"))
     }
 
     /// One entry's fields as XADD takes them, name then value: text as it is, `test` and `at`
@@ -355,5 +503,57 @@ mod tests {
         let read = store.read_events("g", "c", 10).await.unwrap();
         let types: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
         assert_eq!(types, ["verification.started", "verification.resent", "verification.approved"]);
+    }
+
+    /// What webhook delivery does with a group: new entries only for a new group; a failed
+    /// delivery stays pending and is claimed again by one of two racing replicas; after the
+    /// last try it moves to the dead letters once, with the event readable there.
+    #[tokio::test]
+    async fn a_group_hands_out_claims_again_and_dead_letters_each_entry_once() {
+        let server = server();
+        let store = recording(&server, 1_000);
+        store.append_entries(&[event(EventKind::Started)]).await;
+        store.create_event_group("hooks", false).await.unwrap();
+        store.create_event_group("hooks", false).await.unwrap();
+        let later = [event(EventKind::Approved), event(EventKind::Canceled)];
+        store.append_entries(&later).await;
+        let read = store.read_events("hooks", "r1", 10).await.unwrap();
+        let types: Vec<serde_json::Value> = read.iter().map(|e| e.to_json()["type"].clone()).collect();
+        assert_eq!(types, ["verification.approved", "verification.canceled"], "no backlog for a new group");
+        store.ack_events("hooks", &read[1..]).await.unwrap();
+
+        let none = store.pending_events("hooks", std::time::Duration::from_secs(60), 10).await.unwrap();
+        assert!(none.is_empty(), "not idle long enough: {none:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let idle = std::time::Duration::from_millis(20);
+        let pending = store.pending_events("hooks", idle, 10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].entry_id.as_str(), pending[0].deliveries), (read[0].entry_id.as_str(), 1));
+        let ids = [pending[0].entry_id.as_str()];
+        let (first, second) =
+            tokio::join!(store.claim_events("hooks", "r2", idle, &ids), store.claim_events("hooks", "r3", idle, &ids));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.len() + second.len(), 1, "one replica wins the claim");
+        let claimed = first.into_iter().chain(second).next().unwrap();
+        assert_eq!(claimed.to_json(), read[0].to_json());
+        assert_eq!(store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap()[0].deliveries, 2);
+
+        assert!(store.dead_letter("hooks", &claimed, "http_500", 2).await.unwrap());
+        assert!(!store.dead_letter("hooks", &claimed, "http_500", 2).await.unwrap(), "a replay writes nothing");
+        assert!(store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap().is_empty());
+        let dead = store.dead_letters_after(None, 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        let letter = dead[0].to_json();
+        assert_eq!(letter["type"], "verification.approved");
+        assert_eq!(letter["id"], later[0].id.as_str(), "the id opens from the dead letter too");
+        assert_eq!((letter["group"].as_str(), letter["reason"].as_str()), (Some("hooks"), Some("http_500")));
+        assert_eq!(letter["entry"].as_str(), Some(claimed.entry_id.as_str()));
+
+        // The audit trail pages by cursor.
+        let page = store.events_after(None, 2).await.unwrap();
+        assert_eq!(page.len(), 2);
+        let rest = store.events_after(Some(&page[1].entry_id), 10).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].to_json()["type"], "verification.canceled");
     }
 }

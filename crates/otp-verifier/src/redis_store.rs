@@ -153,6 +153,11 @@ impl RedisStore {
         Self { connection, keys: Arc::new(keys), events: None }
     }
 
+    /// [`RedisStore::invoke`] for the other modules' scripts.
+    pub(crate) async fn invoke_script<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, Error> {
+        self.invoke(invocation).await
+    }
+
     /// Runs one script call: one round trip, on whichever connection this store has.
     async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, Error> {
         match &self.connection {

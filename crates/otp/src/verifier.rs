@@ -30,7 +30,7 @@ pub use otp_verifier::{
     SessionGateway, Started, State, Status, Store, VerificationId, DEFAULT_RETENTION,
 };
 #[cfg(feature = "redis")]
-pub use otp_verifier::{RedisStore, StoreKey, StreamedEvent};
+pub use otp_verifier::{PendingEvent, RedisStore, StoreKey, StreamedEvent};
 
 use crate::{
     Error, Gateway, GatewayClient, MobileNumber, OtpCode, SendOtpRequest, SendReceipt, VerifyExtras, VerifyReceipt,
