@@ -47,6 +47,9 @@ impl StreamEvents {
 /// The fields of an entry, in [`Event::to_json`]'s order; `test` and `at` are its non-text ones.
 const FIELDS: [&str; 9] = ["type", "id", "gateway", "to", "outcome", "rule", "test", "tenant", "at"];
 
+/// A stream entry as Redis answers it: its id and its fields.
+type Entry = (String, Vec<(String, Vec<u8>)>);
+
 /// An entry a consumer group handed out and has not had acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -206,7 +209,7 @@ impl RedisStore {
         let stream = self.stream_key();
         let mut claim = redis::cmd("XCLAIM");
         claim.arg(&stream).arg(group).arg(consumer).arg(millis(min_idle)).arg(entry_ids);
-        let reply: Vec<Option<(String, Vec<(String, Vec<u8>)>)>> = self.query(&claim).await?;
+        let reply: Vec<Option<Entry>> = self.query(&claim).await?;
         reply.into_iter().flatten().map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
     }
 
@@ -254,7 +257,7 @@ impl RedisStore {
             None => range.arg("-"),
         };
         range.arg("+").arg("COUNT").arg(count.max(1));
-        let reply: Vec<(String, Vec<(String, Vec<u8>)>)> = self.query(&range).await?;
+        let reply: Vec<Entry> = self.query(&range).await?;
         let stream = self.stream_key();
         reply.into_iter().map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
     }
