@@ -13,6 +13,7 @@ use otp::{Error, Gateway, GatewayClient, OtpCode};
 use crate::auth::Keys;
 use crate::config::{ConfigError, ServeConfig, StoreKind, StoreSecret};
 use crate::ids::Tags;
+use crate::webhooks::{EventLog, MemoryLog};
 
 /// One verifier per gateway, all on clones of one store: the guard counts a number's sends
 /// whichever gateway sends them.
@@ -86,6 +87,21 @@ impl Verifiers {
         }
     }
 
+    /// Reports the store's sessions that ran out their lifetime (`verification.expired`): one
+    /// verifier's sweep covers every gateway's sessions on the store.
+    pub(crate) async fn sweep(&self) -> Result<usize, Error> {
+        match self {
+            Verifiers::Memory(map) => match map.values().next() {
+                Some(verifier) => verifier.sweep_expired().await,
+                None => Ok(0),
+            },
+            Verifiers::Redis(map) => match map.values().next() {
+                Some(verifier) => verifier.sweep_expired().await,
+                None => Ok(0),
+            },
+        }
+    }
+
     pub(crate) fn gateways(&self) -> Vec<Gateway> {
         match self {
             Verifiers::Memory(map) => map.keys().copied().collect(),
@@ -108,6 +124,8 @@ pub(crate) struct App {
     pub(crate) keys: Keys,
     pub(crate) tags: Tags,
     pub(crate) verifiers: Verifiers,
+    /// Where every event is kept: what webhooks deliver and `GET /v1/events` reads.
+    pub(crate) events: EventLog,
     pub(crate) enabled: Vec<Gateway>,
     /// Each gateway's session lifetime: a start's `resend_available_at` is its send's time
     /// (its expiry less the lifetime) plus the cooldown, the same for a first answer and a replay.
@@ -138,17 +156,20 @@ impl App {
             lifetimes.insert(gateway, config.session_lifetime.unwrap_or(validity));
             enabled.push(gateway);
         }
-        let verifiers = match &config.store {
+        // Every event is kept for webhooks and the audit trail: by the Redis store in its stream
+        // (with each change), or in process beside the memory store.
+        let (verifiers, events) = match &config.store {
             StoreKind::Memory => {
                 let store = MemoryStore::new();
-                Verifiers::Memory(verifiers(config, clients, &store)?)
+                let log = MemoryLog::new(config.events_max_len);
+                (Verifiers::Memory(verifiers(config, clients, &store, Some(&log))?), EventLog::Memory(log))
             }
             StoreKind::Redis { url } => {
                 let key = store_key_of(&store_key)?;
                 let store = RedisStore::open(url, key)
                     .map_err(|e| ConfigError::new("store.url", e.description().to_owned()))?;
-                let store = prefixed(store, config)?;
-                Verifiers::Redis(verifiers(config, clients, &store)?)
+                let store = recording(prefixed(store, config)?, config)?;
+                (Verifiers::Redis(verifiers(config, clients, &store, None)?), EventLog::Redis(store))
             }
             StoreKind::Cluster { nodes } => {
                 let key = store_key_of(&store_key)?;
@@ -156,14 +177,15 @@ impl App {
                 let store = RedisStore::connect_cluster(&nodes, key)
                     .await
                     .map_err(|e| ConfigError::new("store.nodes", e.description().to_owned()))?;
-                let store = prefixed(store, config)?;
-                Verifiers::Redis(verifiers(config, clients, &store)?)
+                let store = recording(prefixed(store, config)?, config)?;
+                (Verifiers::Redis(verifiers(config, clients, &store, None)?), EventLog::Redis(store))
             }
         };
         Ok(Self {
             keys: Keys::new(config.api_keys.clone()),
             tags: Tags::new(store_key.expose()),
             verifiers,
+            events,
             enabled,
             lifetimes,
             cooldown: config.guard.cooldown,
@@ -191,10 +213,17 @@ fn prefixed(store: RedisStore, config: &ServeConfig) -> Result<RedisStore, Confi
     }
 }
 
+fn recording(store: RedisStore, config: &ServeConfig) -> Result<RedisStore, ConfigError> {
+    store
+        .with_event_stream(config.events_max_len)
+        .map_err(|e| ConfigError::new("store.events_max_len", e.description().to_owned()))
+}
+
 fn verifiers<S: otp::verifier::Store>(
     config: &ServeConfig,
     clients: Vec<GatewayClient>,
     store: &S,
+    log: Option<&MemoryLog>,
 ) -> Result<BTreeMap<Gateway, Verifier<S>>, ConfigError> {
     let mut verifiers = BTreeMap::new();
     for client in clients {
@@ -206,6 +235,9 @@ fn verifiers<S: otp::verifier::Store>(
             .map_err(|e| ConfigError::new("retention_s", e.description().to_owned()))?
             .with_guard_fail_open(config.guard_fail_open)
             .with_test_numbers(config.test_numbers.iter().cloned());
+        if let Some(log) = log {
+            verifier = verifier.with_events(log.clone());
+        }
         if let Some(lifetime) = config.session_lifetime {
             verifier = verifier
                 .with_session_lifetime(lifetime)

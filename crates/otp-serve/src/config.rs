@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{plain_name, ApiKey, NewApiKey, Scope};
 use crate::tls::TlsIdentity;
+use crate::webhooks::{RetrySchedule, WebhookEndpoint, WebhookSecret};
 
 /// A configuration the service refuses, naming the key (`store.key_env`,
 /// `gateways.<name>.base_url`, `api_keys[1].sha256`, …) and what is wrong with it.
@@ -171,6 +172,8 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// The default header read timeout (also the idle time allowed between kept-alive requests).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many events the store keeps for webhooks and the audit trail, by default.
+pub const DEFAULT_EVENTS_MAX_LEN: usize = 1_000_000;
 /// The largest request body served; larger ones are `malformed_request`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The environment variable the store key is read from unless `store.key_env` or
@@ -203,6 +206,11 @@ pub struct ServeConfig {
     pub(crate) test_numbers: Vec<(MobileNumber, OtpCode)>,
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
+    /// Each tenant's event receivers.
+    pub(crate) webhooks: Vec<WebhookEndpoint>,
+    pub(crate) webhook_retries: RetrySchedule,
+    /// How many events the store's stream (or the memory log) keeps.
+    pub(crate) events_max_len: usize,
 }
 
 impl Default for ServeConfig {
@@ -219,6 +227,9 @@ impl ServeConfig {
             listen: DEFAULT_LISTEN,
             metrics_listen: None,
             tls: None,
+            webhooks: Vec::new(),
+            webhook_retries: RetrySchedule::default(),
+            events_max_len: DEFAULT_EVENTS_MAX_LEN,
             behind_proxy: false,
             retention: otp::verifier::DEFAULT_RETENTION,
             store: StoreKind::Memory,
@@ -292,6 +303,25 @@ impl ServeConfig {
     /// Listens here instead (`--addr`).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Delivers a tenant's events to this endpoint.
+    pub fn webhook(mut self, endpoint: WebhookEndpoint) -> Self {
+        self.webhooks.push(endpoint);
+        self
+    }
+
+    /// Tries failed webhook deliveries again on this schedule (default: 5 s, fourfold, up to
+    /// 2 h between tries, for 24 h).
+    pub fn webhook_retries(mut self, schedule: RetrySchedule) -> Self {
+        self.webhook_retries = schedule;
+        self
+    }
+
+    /// Keeps about this many events for webhooks and `GET /v1/events` (at least 1).
+    pub fn events_max_len(mut self, entries: usize) -> Self {
+        self.events_max_len = entries.max(1);
         self
     }
 
@@ -478,8 +508,61 @@ struct RawConfig {
     guard: Option<RawGuard>,
     #[serde(default)]
     test_numbers: Vec<RawTestNumber>,
-    webhooks: Option<toml::Value>,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
     http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: String,
+    tenant: String,
+    url: String,
+    secret_env: Option<String>,
+    secret_file: Option<String>,
+    events: Option<Vec<String>>,
+    timeout_s: Option<f64>,
+    max_in_flight: Option<usize>,
+}
+
+impl RawWebhook {
+    fn resolve(self, at: usize, secrets: &SecretSource) -> Result<WebhookEndpoint, ConfigError> {
+        let key = |name: &str| format!("webhooks[{at}].{name}");
+        let text = match (&self.secret_env, &self.secret_file) {
+            (Some(var), None) => secrets
+                .var(var)
+                .ok_or_else(|| ConfigError::new(key("secret_env"), format!("the variable {var} is not set")))?,
+            (None, Some(path)) => secrets.file(&key("secret_file"), path)?,
+            _ => {
+                return Err(ConfigError::new(key("secret_env"), "give the whsec_ secret as secret_env or secret_file"))
+            }
+        };
+        let secret = WebhookSecret::parse(&text).map_err(|e| ConfigError::new(key("secret_env"), e))?;
+        let mut endpoint = WebhookEndpoint::new(&self.name, &self.tenant, &self.url, secret).map_err(|e| {
+            let field = if e.contains("URL") {
+                "url"
+            } else if e.contains("tenant") {
+                "tenant"
+            } else {
+                "name"
+            };
+            ConfigError::new(key(field), e)
+        })?;
+        if let Some(events) = &self.events {
+            endpoint =
+                endpoint.events(events.iter().map(String::as_str)).map_err(|e| ConfigError::new(key("events"), e))?;
+        }
+        if let Some(seconds) = self.timeout_s {
+            let timeout = Duration::try_from_secs_f64(seconds)
+                .map_err(|_| ConfigError::new(key("timeout_s"), "a number of seconds"))?;
+            endpoint = endpoint.timeout(timeout).map_err(|e| ConfigError::new(key("timeout_s"), e))?;
+        }
+        if let Some(lanes) = self.max_in_flight {
+            endpoint = endpoint.max_in_flight(lanes).map_err(|e| ConfigError::new(key("max_in_flight"), e))?;
+        }
+        Ok(endpoint)
+    }
 }
 
 #[derive(Deserialize)]
@@ -491,6 +574,7 @@ struct RawStore {
     key_env: Option<String>,
     key_file: Option<String>,
     key_prefix: Option<String>,
+    events_max_len: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -561,8 +645,13 @@ impl RawConfig {
             (None, Some(_)) => return Err(ConfigError::new("tls_cert", "tls_key needs its tls_cert")),
             (None, None) => {}
         }
-        if self.webhooks.is_some() {
-            return Err(ConfigError::new("webhooks", "webhooks are not built into otp serve yet"));
+        let mut names = std::collections::BTreeSet::new();
+        for (at, raw) in self.webhooks.into_iter().enumerate() {
+            let endpoint = raw.resolve(at, secrets)?;
+            if !names.insert(endpoint.name.clone()) {
+                return Err(ConfigError::new(format!("webhooks[{at}].name"), "each webhook has a name of its own"));
+            }
+            config.webhooks.push(endpoint);
         }
         config.behind_proxy = self.behind_proxy;
         if let Some(retention) = self.retention_s {
@@ -652,6 +741,12 @@ impl RawConfig {
 
 impl RawStore {
     fn resolve(self, config: &mut ServeConfig, secrets: &SecretSource) -> Result<(), ConfigError> {
+        if let Some(entries) = self.events_max_len {
+            if entries == 0 {
+                return Err(ConfigError::new("store.events_max_len", "keep at least one event"));
+            }
+            config.events_max_len = entries;
+        }
         config.store = match self.kind.as_str() {
             "memory" => {
                 if self.url.is_some() || self.nodes.is_some() {
@@ -815,7 +910,7 @@ mod tests {
         assert_eq!(error(&format!("{}[gateways.nowhere]\nenvironment = \"uat\"", base())).key(), "gateways.nowhere");
         assert_eq!(error(&base()).key(), "gateways", "no gateway enabled");
         assert_eq!(error("tls_cert = \"cert.pem\"").key(), "tls_key", "half a pair");
-        assert_eq!(error("[[webhooks]]\ntenant = \"t\"").key(), "webhooks");
+        assert_eq!(error("[[webhooks]]\ntenant = \"t\"").key(), "webhooks[0]");
         assert_eq!(error("[http]\nmax_connections = 0").key(), "http.max_connections");
         let shown = error("listen = 8080").to_string();
         assert!(shown.starts_with("config: listen: ") && shown.contains("line 1"), "{shown}");

@@ -62,6 +62,7 @@ mod problem;
 mod routes;
 mod server;
 mod tls;
+mod webhooks;
 
 pub use auth::{ApiKey, NewApiKey, Scope};
 pub use body::{CheckRequest, ResendRequest, StatusName, VerificationBody};
@@ -75,3 +76,4 @@ pub use openapi::document as openapi_document;
 pub use problem::{Code, MayHaveSent, ProblemBody, ProviderBody};
 pub use server::{metrics_handle, run, shutdown_signal, ServeError, Server, DRAIN};
 pub use tls::TlsIdentity;
+pub use webhooks::{RetrySchedule, WebhookEndpoint, WebhookSecret, DEFAULT_MAX_IN_FLIGHT, DEFAULT_WEBHOOK_TIMEOUT};

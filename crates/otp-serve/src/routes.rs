@@ -104,7 +104,8 @@ fn context(
             "client_ip must be an IPv4 or IPv6 address: the end user's, as the calling backend saw it",
         ))
     })?;
-    let mut context = Context::new(ip);
+    // The tenant labels the verification's events (webhooks route by it).
+    let mut context = Context::new(ip).tenant(caller.tenant.as_str()).map_err(invalid)?;
     if let Some(key) = caller_key {
         context = context.caller_key(key).map_err(invalid)?;
     }

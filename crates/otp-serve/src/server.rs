@@ -131,6 +131,8 @@ impl Server {
             let metrics = with_layers(routes::metrics_router(app.clone()), deadline);
             tasks.push(tokio::spawn(serve(listener, metrics, limits.clone(), stop.clone())));
         }
+        tasks.extend(crate::webhooks::spawn(&config.webhooks, &app.events, &app.tags, config.webhook_retries, &stop)?);
+        tasks.push(tokio::spawn(sweep(app.clone(), stop.clone())));
         if let Some(handle) = app.metrics.clone() {
             tasks.push(tokio::spawn(upkeep(handle, stop)));
         }
@@ -288,6 +290,25 @@ async fn upkeep(handle: PrometheusHandle, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often each replica sweeps the store for sessions that ran out (their `expired` event
+/// comes at most this late).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Reports expired sessions until told to stop; every replica sweeps, each session is reported
+/// once (the store's claim decides which replica).
+async fn sweep(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {
+                if let Err(error) = app.verifiers.sweep().await {
+                    tracing::debug!(%error, "the sweep for expired verifications failed; the next one tries again");
+                }
+            }
             _ = stop.changed() => return,
         }
     }

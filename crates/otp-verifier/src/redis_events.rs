@@ -56,7 +56,9 @@ type Entry = (String, Vec<(String, Vec<u8>)>);
 pub struct PendingEvent {
     /// The stream's id of the entry.
     pub entry_id: String,
-    /// How long since it was last handed out.
+    /// The consumer holding it.
+    pub consumer: String,
+    /// How long since it was last handed out (or parked).
     pub idle: Duration,
     /// How many times it has been handed out.
     pub deliveries: u64,
@@ -146,15 +148,18 @@ impl RedisStore {
         entries.map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
     }
 
-    /// Acknowledges entries [`RedisStore::read_events`] handed to `group`: they leave its pending list.
-    pub async fn ack_events(&self, group: &str, entries: &[StreamedEvent]) -> Result<(), Error> {
-        if entries.is_empty() {
-            return Ok(());
-        }
+    /// Acknowledges entries (by [`StreamedEvent::entry_id`]) handed to `group`: they leave its
+    /// pending list.
+    pub async fn ack_events<'a>(&self, group: &str, entry_ids: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
         let mut ack = redis::cmd("XACK");
         ack.arg(self.stream_key()).arg(group);
-        for entry in entries {
-            ack.arg(&entry.entry_id);
+        let mut any = false;
+        for entry_id in entry_ids {
+            ack.arg(entry_id);
+            any = true;
+        }
+        if !any {
+            return Ok(());
         }
         self.query::<u64>(&ack).await.map(drop)
     }
@@ -185,8 +190,9 @@ impl RedisStore {
         let reply: Vec<(String, String, u64, u64)> = self.query(&pending).await?;
         Ok(reply
             .into_iter()
-            .map(|(entry_id, _consumer, idle_ms, deliveries)| PendingEvent {
+            .map(|(entry_id, consumer, idle_ms, deliveries)| PendingEvent {
                 entry_id,
+                consumer,
                 idle: Duration::from_millis(idle_ms),
                 deliveries,
             })
@@ -213,6 +219,19 @@ impl RedisStore {
         reply.into_iter().flatten().map(|(entry_id, fields)| self.streamed(&stream, entry_id, fields)).collect()
     }
 
+    /// Hands pending entries of `group` to `consumer` without delivering them (`XCLAIM … JUSTID`):
+    /// their idle time starts again and their delivery count stays. What a consumer that failed
+    /// a delivery does, so that its wait is measured from the failure and others can tell a
+    /// parked entry from one in flight.
+    pub async fn park_events(&self, group: &str, consumer: &str, entry_ids: &[&str]) -> Result<(), Error> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let mut claim = redis::cmd("XCLAIM");
+        claim.arg(self.stream_key()).arg(group).arg(consumer).arg(0).arg(entry_ids).arg("JUSTID");
+        self.query::<Vec<String>>(&claim).await.map(drop)
+    }
+
     /// Up to `count` entries after `cursor` (an entry id; `None`: from the start), oldest first:
     /// the audit trail, read without a group.
     pub async fn events_after(&self, cursor: Option<&str>, count: usize) -> Result<Vec<StreamedEvent>, Error> {
@@ -220,23 +239,17 @@ impl RedisStore {
         self.range(&stream, cursor, count).await
     }
 
-    /// Moves `entry` out of `group`'s pending list into the dead letters (`{prefix}:{e}:dead`,
+    /// Moves the entry `entry_id` out of `group`'s pending list into the dead letters (`{prefix}:{e}:dead`,
     /// bounded like the stream) with why and after how many deliveries, in one script: a
     /// replay (the entry no longer pending) writes nothing twice. False when it was not pending.
-    pub async fn dead_letter(
-        &self,
-        group: &str,
-        entry: &StreamedEvent,
-        reason: &str,
-        deliveries: u64,
-    ) -> Result<bool, Error> {
+    pub async fn dead_letter(&self, group: &str, entry_id: &str, reason: &str, deliveries: u64) -> Result<bool, Error> {
         let max_len = self.events.as_ref().map_or(DEFAULT_DEAD_LETTERS, |stream| stream.max_len);
         let mut invocation = dead_letter_script().prepare_invoke();
         invocation
             .key(self.stream_key())
             .key(self.dead_letter_key())
             .arg(group)
-            .arg(&entry.entry_id)
+            .arg(entry_id)
             .arg(max_len)
             .arg(reason)
             .arg(deliveries);
@@ -405,7 +418,7 @@ mod tests {
         }
         assert!(store.read_events("webhooks", "w1", 10).await.unwrap().is_empty(), "delivered once to the group");
         assert_eq!(store.read_events("audit", "a1", 10).await.unwrap().len(), 2, "every group reads them all");
-        store.ack_events("webhooks", &read).await.unwrap();
+        store.ack_events("webhooks", read.iter().map(|e| e.entry_id.as_str())).await.unwrap();
 
         // What Redis holds: no id, no full number; the masked one.
         let client = redis::Client::open(server.url()).unwrap();
@@ -523,7 +536,7 @@ mod tests {
         let read = store.read_events("hooks", "r1", 10).await.unwrap();
         let types: Vec<serde_json::Value> = read.iter().map(|e| e.to_json()["type"].clone()).collect();
         assert_eq!(types, ["verification.approved", "verification.canceled"], "no backlog for a new group");
-        store.ack_events("hooks", &read[1..]).await.unwrap();
+        store.ack_events("hooks", [read[1].entry_id.as_str()]).await.unwrap();
 
         let none = store.pending_events("hooks", std::time::Duration::from_secs(60), 10).await.unwrap();
         assert!(none.is_empty(), "not idle long enough: {none:?}");
@@ -539,10 +552,19 @@ mod tests {
         assert_eq!(first.len() + second.len(), 1, "one replica wins the claim");
         let claimed = first.into_iter().chain(second).next().unwrap();
         assert_eq!(claimed.to_json(), read[0].to_json());
-        assert_eq!(store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap()[0].deliveries, 2);
+        let held = &store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap()[0];
+        assert_eq!(held.deliveries, 2);
+        assert!(["r2", "r3"].contains(&held.consumer.as_str()), "held by the claim's winner: {held:?}");
+        store.park_events("hooks", "parked", &[claimed.entry_id.as_str()]).await.unwrap();
+        let parked = &store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap()[0];
+        assert_eq!((parked.deliveries, parked.consumer.as_str()), (2, "parked"), "parked: the count stays");
+        assert!(parked.idle < std::time::Duration::from_millis(20), "its idle time starts again: {parked:?}");
 
-        assert!(store.dead_letter("hooks", &claimed, "http_500", 2).await.unwrap());
-        assert!(!store.dead_letter("hooks", &claimed, "http_500", 2).await.unwrap(), "a replay writes nothing");
+        assert!(store.dead_letter("hooks", &claimed.entry_id, "http_500", 2).await.unwrap());
+        assert!(
+            !store.dead_letter("hooks", &claimed.entry_id, "http_500", 2).await.unwrap(),
+            "a replay writes nothing"
+        );
         assert!(store.pending_events("hooks", std::time::Duration::ZERO, 10).await.unwrap().is_empty());
         let dead = store.dead_letters_after(None, 10).await.unwrap();
         assert_eq!(dead.len(), 1);

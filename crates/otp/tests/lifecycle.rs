@@ -290,7 +290,7 @@ impl Events {
                 if read.is_empty() {
                     break;
                 }
-                store.ack_events("sweeper-test", &read).await.unwrap();
+                store.ack_events("sweeper-test", read.iter().map(|e| e.entry_id.as_str())).await.unwrap();
                 all.extend(read.iter().map(|entry| entry.to_json()));
             },
         }
