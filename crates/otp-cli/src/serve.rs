@@ -19,6 +19,15 @@ pub async fn run(command: ServeCommand) -> ExitCode {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     });
+    // Each connection is a file descriptor, and the service holds up to twice its connection
+    // cap (as many served, as many again given a second to speak): 2,048 by default, past the
+    // soft limit of 1,024 a service manager or shell commonly gives. Beyond the limit accept
+    // fails, and new connections, health checks too, wait in the backlog until idle ones time
+    // out. Take what the hard limit allows, as `otp sandbox` does.
+    #[cfg(unix)]
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%error, "could not raise the open-file limit");
+    }
     let config = match (&command.config, command.sandbox) {
         (Some(path), _) => ServeConfig::from_file(path),
         (None, _) => ServeConfig::sandbox(),
