@@ -407,6 +407,9 @@ async fn serve(listener: TcpListener, router: Router, limits: Limits, mut stop: 
             }
         });
     }
+    // Closed now, not when the drain ends: new connections are refused at once (a load
+    // balancer moves on) instead of queueing unread in the kernel for the whole drain.
+    drop(listener);
     // Requests in flight finish (their connections close after their answer).
     while connections.join_next().await.is_some() {}
 }
