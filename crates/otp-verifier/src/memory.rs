@@ -119,6 +119,8 @@ struct Tombstone {
 struct KeyEntry {
     request: Zeroizing<Vec<u8>>,
     answer: Option<Zeroizing<Vec<u8>>>,
+    /// Until when its first call may still be running.
+    leased_until_ms: u64,
     until_ms: u64,
 }
 
@@ -594,7 +596,7 @@ impl Store for MemoryStore {
         Ok(Claimed { claimed: expired.len(), expired })
     }
 
-    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
+    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration, lifetime: Duration) -> Result<Claim, Error> {
         let now = self.now_ms();
         let max_keys = self.bounds().max_tombstones();
         let mut tables = self.lock();
@@ -605,7 +607,8 @@ impl Store for MemoryStore {
             } else {
                 match &entry.answer {
                     Some(answer) => Claim::Done(answer.clone()),
-                    None => Claim::InProgress,
+                    None if now < entry.leased_until_ms => Claim::InProgress,
+                    None => Claim::Abandoned,
                 }
             });
         }
@@ -613,9 +616,10 @@ impl Store for MemoryStore {
             let Some((_, oldest)) = tables.key_expiry.pop_first() else { break };
             tables.keys.remove(&oldest);
         }
-        let until_ms = now.saturating_add(millis(lease));
+        let until_ms = now.saturating_add(millis(lifetime));
         tables.key_expiry.insert((until_ms, key.into()));
-        let entry = KeyEntry { request: Zeroizing::new(request.to_vec()), answer: None, until_ms };
+        let leased_until_ms = now.saturating_add(millis(lease));
+        let entry = KeyEntry { request: Zeroizing::new(request.to_vec()), answer: None, leased_until_ms, until_ms };
         tables.keys.insert(key.into(), entry);
         Ok(Claim::Fresh)
     }

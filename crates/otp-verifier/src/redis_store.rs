@@ -601,13 +601,16 @@ return {1, 0}
 "
 );
 
-/// Claims an idempotency key for the request fingerprint ARGV[1], leased ARGV[2] ms: {0} fresh,
-/// {1} in progress, {2, answer} done, {3} reused for another request.
+/// Claims an idempotency key for the request fingerprint ARGV[1], leased ARGV[2] ms (until `l`,
+/// by the server's clock) and kept ARGV[3] ms: {0} fresh, {1} in progress, {2, answer} done,
+/// {3} reused for another request, {4} abandoned (leased out unfinished: never fresh again).
 const KEY_CLAIM: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local f = redis.call('HGET', KEYS[1], 'f')
 if not f then
-  redis.call('HSET', KEYS[1], 'f', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[1], 'f', ARGV[1], 'l', now + tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {0, false}
 end
 if f ~= ARGV[1] then
@@ -616,6 +619,10 @@ end
 local a = redis.call('HGET', KEYS[1], 'a')
 if a then
   return {2, a}
+end
+local l = tonumber(redis.call('HGET', KEYS[1], 'l') or '0')
+if l ~= 0 and now >= l then
+  return {4, false}
 end
 return {1, false}
 ";
@@ -918,17 +925,18 @@ impl Store for RedisStore {
         Ok(Claimed { claimed, expired })
     }
 
-    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration) -> Result<Claim, Error> {
+    async fn claim_key(&self, key: &str, request: &[u8], lease: Duration, lifetime: Duration) -> Result<Claim, Error> {
         let name = self.idempotency_key(key);
         let mut invocation = scripts().key_claim.prepare_invoke();
         // A keyed hash: an unkeyed one of a request holding a number could be reversed by trying
         // every number.
-        invocation.key(&name).arg(self.hashed('f', &[request])).arg(millis(lease).max(1));
+        invocation.key(&name).arg(self.hashed('f', &[request])).arg(millis(lease).max(1)).arg(millis(lifetime).max(1));
         let (claim, answer): (i64, Option<Vec<u8>>) = self.invoke(&invocation).await?;
         Ok(match claim {
             0 => Claim::Fresh,
             1 => Claim::InProgress,
             2 => Claim::Done(self.open_optional(&name, answer)?),
+            4 => Claim::Abandoned,
             _ => Claim::Reused,
         })
     }

@@ -228,7 +228,9 @@ impl Context {
     /// caller's `Idempotency-Key`): a retried start or resend with the same key answers the
     /// first call's result — the same id, no second SMS — on any instance sharing the store,
     /// for 24 hours. The same key with another request is refused as `invalid_request`; while
-    /// the first call runs, a retry is refused as retryable `rate_limited`, nothing sent.
+    /// the first call runs, a retry is refused as retryable `rate_limited`, nothing sent; and
+    /// once a first call's process died unfinished (its 2-minute lease ran out), every retry
+    /// is refused as `invalid_request` that may have sent — never run again.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Result<Self, Error> {
         let key = key.into();
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {

@@ -158,6 +158,9 @@ pub enum Claim {
     Fresh,
     /// The first call with this key is still running.
     InProgress,
+    /// The first call's lease ran out before it finished (its process stopped): it may have
+    /// sent, so the key never goes ahead again.
+    Abandoned,
     /// The first call finished with this answer (sealed in Redis, as every value).
     Done(Zeroizing<Vec<u8>>),
     /// The key was used for a different request.
@@ -268,13 +271,16 @@ pub trait Store: Sealed + Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Claimed, Error>> + Send;
 
     /// Claims an idempotency key for a call with this request (compared whole in memory, as
-    /// a keyed hash in Redis), leased for `lease` until the call finishes.
+    /// a keyed hash in Redis), leased for `lease` until the call finishes, and kept `lifetime`:
+    /// a claim whose lease ran out unfinished is abandoned, never fresh again (its call may
+    /// have sent).
     #[doc(hidden)]
     fn claim_key(
         &self,
         key: &str,
         request: &[u8],
         lease: Duration,
+        lifetime: Duration,
     ) -> impl Future<Output = Result<Claim, Error>> + Send;
 
     /// Records the answer of the call that claimed `key` (what replays answer).
@@ -456,20 +462,31 @@ pub(crate) mod behaviour {
     }
 
     pub(crate) async fn an_idempotency_key_is_claimed_once<S: Store>(store: S) {
-        assert!(matches!(store.claim_key("k1", b"request", MINUTE).await.unwrap(), Claim::Fresh));
-        assert!(matches!(store.claim_key("k1", b"request", MINUTE).await.unwrap(), Claim::InProgress));
-        assert!(matches!(store.claim_key("k1", b"another", MINUTE).await.unwrap(), Claim::Reused));
+        let claim = |key: &'static str, request: &'static [u8], lease: Duration| {
+            let store = store.clone();
+            async move { store.claim_key(key, request, lease, MINUTE).await.unwrap() }
+        };
+        assert!(matches!(claim("k1", b"request", MINUTE).await, Claim::Fresh));
+        assert!(matches!(claim("k1", b"request", MINUTE).await, Claim::InProgress));
+        assert!(matches!(claim("k1", b"another", MINUTE).await, Claim::Reused));
         store.finish_key("k1", b"answer", MINUTE).await.unwrap();
-        match store.claim_key("k1", b"request", MINUTE).await.unwrap() {
+        match claim("k1", b"request", MINUTE).await {
             Claim::Done(answer) => assert_eq!(answer.as_slice(), b"answer"),
             _ => panic!("a finished key answers its first call's answer"),
         }
-        assert!(matches!(store.claim_key("k2", b"request", MINUTE).await.unwrap(), Claim::Fresh), "keys apart");
+        assert!(matches!(claim("k2", b"request", MINUTE).await, Claim::Fresh), "keys apart");
         store.forget_key("k2").await.unwrap();
-        assert!(matches!(store.claim_key("k2", b"request", MINUTE).await.unwrap(), Claim::Fresh), "forgotten");
-        // A lease that ends frees the key (its call's process died).
-        assert!(matches!(store.claim_key("k3", b"request", Duration::from_millis(30)).await.unwrap(), Claim::Fresh));
+        assert!(matches!(claim("k2", b"request", MINUTE).await, Claim::Fresh), "forgotten");
+        // A lease that ends unfinished (its call's process died) abandons the key: its call may
+        // have sent, so no retry goes ahead under it — until the key's lifetime ends.
+        assert!(matches!(claim("k3", b"request", Duration::from_millis(30)).await, Claim::Fresh));
+        assert!(matches!(claim("k3", b"request", MINUTE).await, Claim::InProgress));
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(matches!(store.claim_key("k3", b"request", MINUTE).await.unwrap(), Claim::Fresh));
+        assert!(matches!(claim("k3", b"request", MINUTE).await, Claim::Abandoned));
+        assert!(matches!(claim("k3", b"another", MINUTE).await, Claim::Reused), "a reuse says so still");
+        let brief = store.claim_key("k4", b"request", Duration::from_millis(10), Duration::from_millis(40));
+        assert!(matches!(brief.await.unwrap(), Claim::Fresh));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(matches!(claim("k4", b"request", MINUTE).await, Claim::Fresh), "gone with its lifetime");
     }
 }

@@ -92,9 +92,9 @@ pub struct Sent {
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long an idempotency key replays its first call's answer.
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-/// How long an idempotency key's first call may run before the key is free again: longer than
-/// any send's deadline, so only a call whose process died lets a retry through (its code may
-/// have gone out: the guard's cooldown still holds the retry).
+/// How long an idempotency key's first call may run: longer than any send's deadline, so only a
+/// call whose process died outlives it. Its key is then abandoned — refused, never run again,
+/// for the key's lifetime — since that call may have sent.
 const IDEMPOTENCY_LEASE: Duration = Duration::from_secs(120);
 /// How many due sessions one claim of a sweep takes (a sweep claims until none is left).
 const SWEEP_BATCH: usize = 500;
@@ -871,10 +871,19 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         request: &[u8],
         call: impl Future<Output = Result<Started, Error>>,
     ) -> Result<Started, Error> {
-        match self.store.claim_key(&key, request, IDEMPOTENCY_LEASE).await? {
+        match self.store.claim_key(&key, request, IDEMPOTENCY_LEASE, IDEMPOTENCY_KEY_LIFETIME).await? {
             Claim::Fresh => {}
             Claim::InProgress => {
                 return Err(Error::guard_refused("idempotency_in_progress", Duration::from_secs(1)));
+            }
+            Claim::Abandoned => {
+                return Err(Error::replayed(
+                    ErrorKind::InvalidRequest,
+                    Reached::Maybe,
+                    false,
+                    "the first call with this idempotency key never finished (its process stopped) and may have \
+                     sent an OTP: nothing was sent now; look the verification up, or start again with a new key",
+                ));
             }
             Claim::Reused => {
                 return Err(Error::invalid_input(
