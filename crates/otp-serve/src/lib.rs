@@ -50,6 +50,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod app;
+mod audit;
 mod auth;
 mod body;
 mod config;
@@ -64,6 +65,7 @@ mod server;
 mod tls;
 mod webhooks;
 
+pub use audit::{EventBody, EventPage, EventsQuery};
 pub use auth::{ApiKey, NewApiKey, Scope};
 pub use body::{CheckRequest, ResendRequest, StatusName, VerificationBody};
 pub use config::{

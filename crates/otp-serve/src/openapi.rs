@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref};
 use utoipa::{Modify, OpenApi};
 
+use crate::audit::{EventBody, EventPage};
 use crate::body::{CheckRequest, Health, ResendRequest, StatusName, VerificationBody};
 use crate::gateways::{StartRequest, START_CODES};
 use crate::problem::{Code, MayHaveSent, ProblemBody, ProviderBody};
@@ -82,15 +83,22 @@ pub(crate) const ROUTE_PROBLEMS: &[(&str, &str, &[Code])] = &[
         "post",
         &[Code::Unauthenticated, Code::Forbidden, Code::NotFound, Code::AlreadyApproved, Code::StoreUnavailable],
     ),
+    (
+        "/v1/events",
+        "get",
+        &[Code::MalformedRequest, Code::InvalidRequest, Code::Unauthenticated, Code::Forbidden, Code::StoreUnavailable],
+    ),
     ("/readyz", "get", &[Code::StoreUnavailable]),
 ];
 
 /// What a code means, for the document's response descriptions.
 fn meaning(code: Code) -> &'static str {
     match code {
-        Code::MalformedRequest => "not JSON, a wrong type, an unknown field or gateway, or a body over 16 KiB",
+        Code::MalformedRequest => {
+            "not JSON, a wrong type, an unknown field, parameter or gateway, or a body over 16 KiB"
+        }
         Code::InvalidRequest => {
-            "a field the SDK refuses (the number, a device id, an amount, the idempotency key …), in its words"
+            "a value refused (the number, a device id, an amount, the idempotency key, a page's limit or cursor …), in its words"
         }
         Code::Unauthenticated => "no API key, or an unknown one (with `WWW-Authenticate: Bearer`)",
         Code::Forbidden => "the key lacks this route's scope",
@@ -190,14 +198,15 @@ impl Modify for Problems {
         crate::routes::check,
         crate::routes::resend,
         crate::routes::cancel,
+        crate::audit::events,
         crate::routes::livez,
         crate::routes::readyz,
         crate::routes::metrics,
         crate::routes::openapi,
     ),
-    components(schemas(StartRequest, VerificationBody, StatusName, CheckRequest, ResendRequest, Health, ProblemBody, ProviderBody, MayHaveSent)),
+    components(schemas(StartRequest, VerificationBody, StatusName, CheckRequest, ResendRequest, Health, ProblemBody, ProviderBody, MayHaveSent, EventPage, EventBody)),
     modifiers(&Problems),
-    tags((name = "verifications", description = "A verification's whole life."), (name = "operations", description = "Health, metrics and this document."))
+    tags((name = "verifications", description = "A verification's whole life."), (name = "events", description = "The audit trail of a tenant's verifications, and webhooks' dead letters."), (name = "operations", description = "Health, metrics and this document."))
 )]
 struct ApiDoc;
 

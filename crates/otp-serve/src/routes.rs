@@ -33,6 +33,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/verifications/{id}/check", post(check).fallback(not_allowed("POST")))
         .route("/v1/verifications/{id}/resend", post(resend).fallback(not_allowed("POST")))
         .route("/v1/verifications/{id}/cancel", post(cancel).fallback(not_allowed("POST")))
+        .route("/v1/events", get(crate::audit::events).fallback(not_allowed("GET")))
         .route("/livez", get(livez).fallback(not_allowed("GET")))
         .route("/readyz", get(readyz).fallback(not_allowed("GET")))
         .route("/openapi.json", get(openapi).fallback(not_allowed("GET")));

@@ -356,7 +356,6 @@ impl EventLog {
     }
 
     /// Up to `count` events (or dead letters) after `cursor`, oldest first.
-    #[allow(dead_code)] // GET /v1/events reads it (its route comes with the next change).
     pub(crate) async fn page(&self, failed: bool, cursor: Option<&str>, count: usize) -> Result<Vec<Entry>, Error> {
         match self {
             EventLog::Redis(store) => {
@@ -495,7 +494,6 @@ impl MemoryLog {
         }
     }
 
-    #[allow(dead_code)] // As EventLog::page.
     fn page(&self, failed: bool, cursor: Option<&str>, count: usize) -> Vec<Entry> {
         let state = self.lock();
         let list = if failed { &state.dead } else { &state.entries };

@@ -20,6 +20,7 @@ const CHECK: &str = "/v1/verifications/{id}/check";
 const RESEND: &str = "/v1/verifications/{id}/resend";
 const CANCEL: &str = "/v1/verifications/{id}/cancel";
 const READYZ: &str = "/readyz";
+const EVENTS: &str = "/v1/events";
 
 /// What no test here can make happen, and why. Each entry is checked to stay unwalked.
 const UNWALKED: &[(&str, &str, &str, &str)] = &[
@@ -40,9 +41,15 @@ const UNWALKED: &[(&str, &str, &str, &str)] = &[
 /// …and on the memory store, the store cannot be stopped.
 fn memory_unwalked() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
     let mut unwalked = UNWALKED.to_vec();
-    for (method, route) in
-        [("POST", START), ("GET", STATUS), ("POST", CHECK), ("POST", RESEND), ("POST", CANCEL), ("GET", READYZ)]
-    {
+    for (method, route) in [
+        ("POST", START),
+        ("GET", STATUS),
+        ("POST", CHECK),
+        ("POST", RESEND),
+        ("POST", CANCEL),
+        ("GET", READYZ),
+        ("GET", EVENTS),
+    ] {
         unwalked.push((method, route, "store_unavailable", "the memory store cannot be unreachable"));
     }
     unwalked
@@ -373,7 +380,57 @@ async fn document(harness: &Harness) -> Value {
     answer.body
 }
 
+/// The audit trail: its refusals, and what it lists — the caller's tenant's events only, in
+/// order, filtered and paged.
+async fn events(harness: &Harness, walk: &Walk) {
+    let (api, keys) = (&harness.api, &harness.keys);
+    let get = |query: &str, key: Option<&str>| {
+        let (path, key) = (format!("{EVENTS}{query}"), key.map(str::to_owned));
+        async move { api.call("GET", &path, key.as_deref(), Payload::None, &[]).await }
+    };
+    walk.problem(&get("", None).await, "GET", EVENTS, "unauthenticated");
+    walk.problem(&get("", Some(&keys.write_only)).await, "GET", EVENTS, "forbidden");
+    walk.problem(&get("?limit=many", Some(&keys.reader)).await, "GET", EVENTS, "malformed_request");
+    walk.problem(&get("?colour=red", Some(&keys.reader)).await, "GET", EVENTS, "malformed_request");
+    for refused in ["?limit=0", "?limit=101", "?type=verification.nope", "?status=lost", "?cursor=abc", "?cursor=1-"] {
+        walk.problem(&get(refused, Some(&keys.reader)).await, "GET", EVENTS, "invalid_request");
+    }
+
+    let to = number();
+    let id = started(harness, Gateway::ALL[0], &to).await;
+    assert_eq!(api.check(&keys.writer, &id, &harness.code(&to)).await.status, 200);
+    let mine = get(&format!("?verification_id={id}"), Some(&keys.reader)).await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    let types: Vec<&str> =
+        mine.body["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["verification.started", "verification.approved"], "{}", mine.text);
+    let first = &mine.body["events"][0];
+    assert_eq!(first["id"], id.as_str());
+    assert!(first["to"].as_str().unwrap().starts_with("XXXXXX") && !mine.text.contains(&to), "masked: {}", mine.text);
+    let theirs = get(&format!("?verification_id={id}"), Some(&keys.other)).await;
+    assert_eq!((theirs.status, theirs.body["events"].as_array().unwrap().len()), (200, 0), "another tenant's");
+    let approved = get(&format!("?verification_id={id}&type=verification.approved"), Some(&keys.reader)).await;
+    assert_eq!(approved.body["events"].as_array().unwrap().len(), 1);
+    // Paged one at a time, the same events in the same order.
+    let (mut cursor, mut paged) = (String::new(), Vec::new());
+    loop {
+        let page = get(&format!("?verification_id={id}&limit=1{cursor}"), Some(&keys.reader)).await;
+        let events = page.body["events"].as_array().unwrap();
+        paged.extend(events.iter().map(|e| e["type"].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, types);
+    let everything = get("?limit=100", Some(&keys.other)).await;
+    assert!(!everything.text.contains(&id), "no other tenant's events in a listing");
+    let failed = get("?status=failed", Some(&keys.reader)).await;
+    assert_eq!((failed.status, failed.body["events"].as_array().unwrap().len()), (200, 0), "no webhooks here");
+}
+
 async fn walk_all(harness: &Harness, store: Store, walk: &Walk) {
+    events(harness, walk).await;
     authentication(harness, walk).await;
     malformed_and_invalid(harness, walk).await;
     not_found(harness, walk).await;
@@ -420,6 +477,8 @@ async fn every_route_answers_every_code_on_redis_and_the_store_may_go_away() {
     walk.problem(&api.check(key, &id, &harness.code(&to)).await, "POST", CHECK, "store_unavailable");
     walk.problem(&api.resend(key, &id, &[]).await, "POST", RESEND, "store_unavailable");
     walk.problem(&api.cancel(key, &id).await, "POST", CANCEL, "store_unavailable");
+    let trail = api.call("GET", EVENTS, Some(key), Payload::None, &[]).await;
+    walk.problem(&trail, "GET", EVENTS, "store_unavailable");
     assert_eq!(harness.sandbox.otps(&to).len(), 1, "the resend sent nothing");
 
     // Redis is back (from its append-only file): the service resumes by itself.

@@ -244,6 +244,31 @@ async fn failing_hanging_and_redirecting_receivers_are_retried_timed_out_and_not
     assert!(moved.seen().iter().all(|d| d.get("followed").is_none()), "a redirect is never followed");
     assert!(hung.seen().len() >= 12, "each hung event tried at least twice: {}", hung.seen().len());
     assert_eq!(steady.accepted().len(), 20);
+
+    // The same dead letters through the API, alpha's only, each naming its webhook and reason.
+    let listed = harness
+        .api
+        .call("GET", "/v1/events?status=failed&limit=100", Some(&harness.keys.reader), common::Payload::None, &[])
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let mut by_webhook: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for letter in listed.body["events"].as_array().unwrap() {
+        by_webhook
+            .entry(letter["webhook"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(letter["reason"].as_str().unwrap().to_owned());
+    }
+    let expected = BTreeMap::from([
+        ("hung".to_owned(), BTreeSet::from(["timeout".to_owned()])),
+        ("moved".to_owned(), BTreeSet::from(["http_301".to_owned()])),
+    ]);
+    assert_eq!(by_webhook, expected);
+    assert_eq!(listed.body["events"].as_array().unwrap().len(), 12);
+    let beta = harness
+        .api
+        .call("GET", "/v1/events?status=failed", Some(&harness.keys.other), common::Payload::None, &[])
+        .await;
+    assert_eq!(beta.body["events"].as_array().unwrap().len(), 0, "another tenant's dead letters are not listed");
 }
 
 /// Three replicas share one endpoint's deliveries; one dies (its tasks stop at once, as a
