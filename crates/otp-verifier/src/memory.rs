@@ -881,6 +881,20 @@ mod tests {
         assert_eq!(crate::test_util::tombstones(&store), 4);
     }
 
+    /// An idempotency key is gone at its expiry's millisecond, as a Redis key with that TTL.
+    #[test]
+    fn an_idempotency_key_is_forgotten_at_its_expiry_to_the_millisecond() {
+        let mut state = Tables::default();
+        let entry =
+            KeyEntry { request: Zeroizing::new(b"r".to_vec()), answer: None, leased_until_ms: 50, until_ms: 100 };
+        state.keys.insert("k".into(), entry);
+        state.key_expiry.insert((100, "k".into()));
+        state.forget_expired_keys(99);
+        assert!(state.keys.contains_key("k"));
+        state.forget_expired_keys(100);
+        assert!(state.keys.is_empty() && state.key_expiry.is_empty());
+    }
+
     #[test]
     fn the_wait_is_until_the_send_that_must_leave_the_window_leaves_it() {
         // 5 per 100 ms, sends at 10, 20, 30, 40, 50; at 60 the one at 10 leaves at 110.
