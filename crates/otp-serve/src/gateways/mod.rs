@@ -16,7 +16,7 @@ use otp::verifier::Verification;
 use otp::{ClientOptions, Environment, Error, Gateway, GatewayClient, HttpOptions, MobileNumber};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use zeroize::Zeroizing;
@@ -173,9 +173,31 @@ fn text(description: &str) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String).description(Some(description))
 }
 
+/// A string that may also be `null`, which a start reads as absent.
+fn nullable_text(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).description(Some(description))
+}
+
+/// Whether a gateway's `params` have a required field: then `params` itself is required, as
+/// an absent or `null` one is read as `{}`, which lacks it (`malformed_request`).
+fn params_required(profile: &Profile) -> bool {
+    let mut schemas = Vec::new();
+    (profile.schemas)(&mut schemas);
+    let params = format!("{}Params", profile.title);
+    schemas.iter().any(|(name, schema)| {
+        *name == params && matches!(schema, RefOr::T(Schema::Object(object)) if !object.required.is_empty())
+    })
+}
+
 fn start_schema(profile: &Profile) -> RefOr<Schema> {
     let gateway = profile.gateway.as_str();
-    ObjectBuilder::new()
+    let params = Ref::from_schema_name(format!("{}Params", profile.title));
+    let (params, params_required): (RefOr<Schema>, bool) = if params_required(profile) {
+        (params.into(), true)
+    } else {
+        (OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(params).into(), false)
+    };
+    let schema = ObjectBuilder::new()
         .title(Some(format!("{} start", profile.title)))
         .property("gateway", text("The gateway that sends.").enum_values(Some([gateway])))
         .required("gateway")
@@ -187,11 +209,11 @@ fn start_schema(profile: &Profile) -> RefOr<Schema> {
                 .examples(["203.0.113.7"]),
         )
         .required("client_ip")
-        .property("caller_key", text("Also counted by the guard: an account or device id (1 to 256 bytes).").max_length(Some(256)))
-        .property("customer_name", text("The customer's name, which an iServeU registration is completed with."))
-        .property("params", Ref::from_schema_name(format!("{}Params", profile.title)))
-        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
-        .into()
+        .property("caller_key", nullable_text("Also counted by the guard: an account or device id (1 to 256 bytes).").max_length(Some(256)))
+        .property("customer_name", nullable_text("The customer's name, which an iServeU registration is completed with."))
+        .property("params", params)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    if params_required { schema.required("params") } else { schema }.into()
 }
 
 /// The generic keys of a `[gateways.<name>]` table (a profile adds its credentials).
