@@ -1,10 +1,12 @@
 //! The routes: the verification API, health, metrics and the OpenAPI document.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State as AxumState};
+use axum::extract::{FromRequestParts, Path, State as AxumState};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,6 +55,20 @@ pub(crate) fn metrics_router(app: Arc<App>) -> Router {
 /// Unknown routes.
 pub(crate) async fn no_route() -> Problem {
     Problem::new(Code::NotFound, "no such route")
+}
+
+/// A verification's id from the path. An id that is not UTF-8 (`%FF`) is no verification's:
+/// it is read as `""`, which [`named`] answers `not_found` after the key's checks, as any
+/// unknown id (axum's own rejection would be a plain-text 400 the document does not list).
+pub(crate) struct VerificationPath(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for VerificationPath {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        let id = Path::<String>::from_request_parts(parts, state).await.map(|Path(id)| id).unwrap_or_default();
+        Ok(Self(id))
+    }
 }
 
 /// Runs a handler's body and notes what the log line may say of it.
@@ -235,7 +251,11 @@ fn replayed(response: &mut Response, started: &Started) {
     responses((status = 200, description = "The verification.", body = VerificationBody)),
     security(("api_key" = ["verifications:read"]))
 )]
-pub(crate) async fn status(AxumState(app): AxumState<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn status(
+    AxumState(app): AxumState<Arc<App>>,
+    caller: Caller,
+    VerificationPath(id): VerificationPath,
+) -> Response {
     let mut noted = Noted::default();
     let result = status_inner(&app, &caller, &id, &mut noted).await;
     answered(result, noted)
@@ -263,7 +283,7 @@ async fn status_inner(app: &App, caller: &Caller, id: &str, noted: &mut Noted) -
 pub(crate) async fn check(
     AxumState(app): AxumState<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    VerificationPath(id): VerificationPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -338,7 +358,7 @@ async fn check_inner(
 pub(crate) async fn resend(
     AxumState(app): AxumState<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    VerificationPath(id): VerificationPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -407,7 +427,11 @@ async fn resend_inner(
     responses((status = 200, description = "Cancelled now or before (or over in another way, which its `status` says).", body = VerificationBody)),
     security(("api_key" = ["verifications:write"]))
 )]
-pub(crate) async fn cancel(AxumState(app): AxumState<Arc<App>>, caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn cancel(
+    AxumState(app): AxumState<Arc<App>>,
+    caller: Caller,
+    VerificationPath(id): VerificationPath,
+) -> Response {
     let mut noted = Noted::default();
     let result = cancel_inner(&app, &caller, &id, &mut noted).await;
     answered(result, noted)

@@ -53,3 +53,28 @@ async fn no_body_makes_the_service_fail() {
     assert_eq!((junk.status, junk.code()), (422, Some("invalid_request")), "{}", junk.text);
     assert_eq!(api.call("GET", "/livez", None, Payload::None, &[]).await.status, 200, "still up");
 }
+
+/// An id that is not UTF-8 is no verification's: `not_found` as a problem, after the key's
+/// checks, on every route that takes one (axum's own answer was a plain-text 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_is_not_utf8_is_not_found() {
+    let harness = Harness::start(Store::Memory).await;
+    let api = &harness.api;
+    let routes = [
+        ("GET", "/v1/verifications/%FF", None),
+        ("POST", "/v1/verifications/%FF/check", Some(json!({ "code": "123456" }))),
+        ("POST", "/v1/verifications/%FF/resend", Some(json!({ "client_ip": "203.0.113.7" }))),
+        ("POST", "/v1/verifications/%FF/cancel", None),
+    ];
+    for (method, path, body) in routes {
+        let payload = body.map_or(Payload::None, Payload::Json);
+        let answer = api.call(method, path, Some(&harness.keys.writer), payload, &[]).await;
+        assert_eq!((answer.status, answer.code()), (404, Some("not_found")), "{method} {path}: {}", answer.text);
+        assert_eq!(answer.header("content-type"), Some("application/problem+json"), "{method} {path}");
+        let unauthenticated = api.call(method, path, None, Payload::None, &[]).await;
+        assert_eq!(unauthenticated.code(), Some("unauthenticated"), "{method} {path}");
+    }
+    let forbidden =
+        api.call("POST", "/v1/verifications/%FF/cancel", Some(&harness.keys.reader), Payload::None, &[]).await;
+    assert_eq!(forbidden.code(), Some("forbidden"), "{}", forbidden.text);
+}
