@@ -247,7 +247,17 @@ impl Harness {
     }
 
     pub async fn start_with(store: Store, adjust: impl FnOnce(ServeConfig) -> ServeConfig) -> Self {
-        let sandbox = Sandbox::start(SandboxConfig::default().slow_answer_delay(Duration::from_secs(3))).await.unwrap();
+        Self::start_with_sandbox(store, |sandbox| sandbox, adjust).await
+    }
+
+    /// …with the sandbox's config adjusted too (a fixed code, say).
+    pub async fn start_with_sandbox(
+        store: Store,
+        adjust_sandbox: impl FnOnce(SandboxConfig) -> SandboxConfig,
+        adjust: impl FnOnce(ServeConfig) -> ServeConfig,
+    ) -> Self {
+        let sandbox_config = adjust_sandbox(SandboxConfig::default().slow_answer_delay(Duration::from_secs(3)));
+        let sandbox = Sandbox::start(sandbox_config).await.unwrap();
         let proxy = Proxy::start(sandbox.base_url()).await;
         let keys = Keys::new();
         let server = Server::start(adjust(config(&proxy.url, &keys, &store))).await.unwrap();
