@@ -81,7 +81,15 @@ pub(crate) const ROUTE_PROBLEMS: &[(&str, &str, &[Code])] = &[
     (
         "/v1/verifications/{id}/cancel",
         "post",
-        &[Code::Unauthenticated, Code::Forbidden, Code::NotFound, Code::AlreadyApproved, Code::StoreUnavailable],
+        // It reads no body, but its bounds hold on every request: a body over 16 KiB is refused.
+        &[
+            Code::MalformedRequest,
+            Code::Unauthenticated,
+            Code::Forbidden,
+            Code::NotFound,
+            Code::AlreadyApproved,
+            Code::StoreUnavailable,
+        ],
     ),
     (
         "/v1/events",
@@ -89,10 +97,21 @@ pub(crate) const ROUTE_PROBLEMS: &[(&str, &str, &[Code])] = &[
         &[Code::MalformedRequest, Code::InvalidRequest, Code::Unauthenticated, Code::Forbidden, Code::StoreUnavailable],
     ),
     ("/readyz", "get", &[Code::StoreUnavailable]),
+    ("/metrics", "get", &[Code::NotFound]),
 ];
 
-/// What a code means, for the document's response descriptions.
-fn meaning(code: Code) -> &'static str {
+/// What a code means on `path`, for the document's response descriptions.
+fn meaning(path: &str, code: Code) -> &'static str {
+    match (path, code) {
+        ("/metrics", Code::NotFound) => {
+            "metrics are not served here: they have their own address (`metrics_listen`), or the application installed its own recorder"
+        }
+        _ => general_meaning(code),
+    }
+}
+
+/// What a code means on any route.
+fn general_meaning(code: Code) -> &'static str {
     match code {
         Code::MalformedRequest => {
             "not JSON, a wrong type, an unknown field, parameter or gateway, or a body over 16 KiB"
@@ -154,7 +173,7 @@ impl Modify for Problems {
             }
             for (status, codes) in by_status {
                 let description: Vec<String> =
-                    codes.iter().map(|c| format!("`{}`: {}", c.as_str(), meaning(*c))).collect();
+                    codes.iter().map(|c| format!("`{}`: {}", c.as_str(), meaning(path, *c))).collect();
                 let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
                 let mut response = ResponseBuilder::new()
                     .description(description.join("; "))

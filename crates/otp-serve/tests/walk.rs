@@ -21,6 +21,7 @@ const RESEND: &str = "/v1/verifications/{id}/resend";
 const CANCEL: &str = "/v1/verifications/{id}/cancel";
 const READYZ: &str = "/readyz";
 const EVENTS: &str = "/v1/events";
+const METRICS: &str = "/metrics";
 
 /// What no test here can make happen, and why. Each entry is checked to stay unwalked.
 const UNWALKED: &[(&str, &str, &str, &str)] = &[
@@ -176,6 +177,10 @@ async fn malformed_and_invalid(harness: &Harness, walk: &Walk) {
         )
         .await;
     walk.problem(&bad_key, "POST", RESEND, "invalid_request");
+    // A cancel reads no body, but the bounds of every request hold for it too.
+    let oversized = Payload::Raw("application/json", vec![b' '; 17 * 1024]);
+    let answer = api.call("POST", &path(CANCEL, &id), Some(key), oversized, &[]).await;
+    walk.problem(&answer, "POST", CANCEL, "malformed_request");
 
     // A transaction OTP is consumed elsewhere: its check (and for some gateways its resend) is refused.
     for gateway in Gateway::ALL {
@@ -374,6 +379,14 @@ async fn http_answers(harness: &Harness) {
     assert_eq!(problem.body["request_id"], "trace-78");
 }
 
+/// With `/metrics` on its own address, the API's address answers it `not_found`.
+async fn metrics_elsewhere(walk: &Walk) {
+    let harness =
+        Harness::start_with(Store::Memory, |config| config.metrics_listen("127.0.0.1:0".parse().unwrap())).await;
+    let answer = harness.api.call("GET", METRICS, None, Payload::None, &[]).await;
+    walk.problem(&answer, "GET", METRICS, "not_found");
+}
+
 async fn document(harness: &Harness) -> Value {
     let answer = harness.api.call("GET", "/openapi.json", None, Payload::None, &[]).await;
     assert_eq!(answer.status, 200);
@@ -439,6 +452,7 @@ async fn walk_all(harness: &Harness, store: Store, walk: &Walk) {
     idempotency_and_the_guard(harness, walk).await;
     gateway_failures(harness, walk).await;
     http_answers(harness).await;
+    metrics_elsewhere(walk).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -433,7 +433,7 @@ impl Walk {
     }
 
     /// Every code the document lists for every route was seen, but those in `unwalked`
-    /// (`(method, route, code, why)`).
+    /// (`(method, route, code, why)`), and every code seen is listed.
     pub fn covers(&self, document: &Value, unwalked: &[(&str, &str, &str, &str)]) {
         let mut missing = Vec::new();
         for (route, item) in document["paths"].as_object().unwrap() {
@@ -452,7 +452,15 @@ impl Walk {
                 }
             }
         }
-        assert!(missing.is_empty(), "not walked:\n  {}", missing.join("\n  "));
+        // …and every code walked is one the document lists for its route.
+        for (method, route, code) in self.seen.lock().unwrap().iter() {
+            let operation = &document["paths"][route][method.to_lowercase()];
+            let listed = operation["x-problem-codes"].as_array().is_some_and(|codes| codes.iter().any(|c| c == code));
+            if !listed {
+                missing.push(format!("{method} {route} {code} is answered but not in the document's x-problem-codes"));
+            }
+        }
+        assert!(missing.is_empty(), "the walk and the document disagree:\n  {}", missing.join("\n  "));
     }
 }
 
