@@ -35,17 +35,38 @@ const SCAN_STEP: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Where the previous page ended (its `next_cursor`); absent: from the oldest kept.
+    #[param(pattern = r"^[0-9]{1,20}-[0-9]{1,20}$")]
     pub cursor: Option<String>,
     /// At most this many events (1 to 100; default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// Only this verification's events (an id as its start answered it).
     pub verification_id: Option<String>,
     /// Only events of this type (`verification.approved`, …).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = event_types)]
     pub kind: Option<String>,
     /// `failed`: the dead letters (events no webhook took within 24 h) instead.
+    #[param(schema_with = failed_only)]
     pub status: Option<String>,
+}
+
+/// The event types, from the verifier's one list of them.
+fn event_types() -> utoipa::openapi::schema::Object {
+    let names: Vec<&str> = EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names))
+        .description(Some("Only events of this type."))
+        .build()
+}
+
+fn failed_only() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["failed"]))
+        .description(Some("`failed`: the dead letters (events no webhook took within 24 h) instead."))
+        .build()
 }
 
 /// One event, as webhooks deliver its `data`, with its place in the trail.
