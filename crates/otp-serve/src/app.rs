@@ -126,6 +126,9 @@ pub(crate) struct App {
     pub(crate) verifiers: Verifiers,
     /// Where every event is kept: what webhooks deliver and `GET /v1/events` reads.
     pub(crate) events: EventLog,
+    /// Places for the starts and resends in flight.
+    pub(crate) sends: tokio::sync::Semaphore,
+    pub(crate) max_in_flight_sends: usize,
     pub(crate) enabled: Vec<Gateway>,
     /// Each gateway's session lifetime: a start's `resend_available_at` is its send's time
     /// (its expiry less the lifetime) plus the cooldown, the same for a first answer and a replay.
@@ -186,12 +189,24 @@ impl App {
             tags: Tags::new(store_key.expose()),
             verifiers,
             events,
+            sends: tokio::sync::Semaphore::new(config.max_in_flight_sends),
+            max_in_flight_sends: config.max_in_flight_sends,
             enabled,
             lifetimes,
             cooldown: config.guard.cooldown,
             max_wrong_tries: config.guard.max_wrong_tries,
             metrics,
             metrics_here: config.metrics_listen.is_none(),
+        })
+    }
+
+    /// A place for one start or resend, or `overloaded` when this replica has as many in
+    /// flight as it takes: shed before anything is counted or sent, so a slow gateway makes
+    /// callers retry elsewhere rather than queue here past their own deadlines.
+    pub(crate) fn send_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, crate::problem::Problem> {
+        self.sends.try_acquire().map_err(|_| {
+            metrics::counter!("otp.serve.sends_shed").increment(1);
+            crate::problem::Problem::overloaded(self.max_in_flight_sends)
         })
     }
 

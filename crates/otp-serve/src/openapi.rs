@@ -76,6 +76,7 @@ pub(crate) const ROUTE_PROBLEMS: &[(&str, &str, &[Code])] = &[
             Code::UnexpectedResponse,
             Code::Timeout,
             Code::StoreUnavailable,
+            Code::Overloaded,
         ],
     ),
     (
@@ -140,6 +141,9 @@ fn general_meaning(code: Code) -> &'static str {
         Code::UnexpectedResponse => "the gateway's answer could not be understood",
         Code::Timeout => "no complete answer from the gateway in time (`may_have_sent`)",
         Code::StoreUnavailable => "the session store cannot be reached (`Retry-After`)",
+        Code::Overloaded => {
+            "this replica has as many sends in flight as it takes: nothing was counted or sent (`Retry-After`)"
+        }
         Code::MethodNotAllowed => "the route does not answer this method",
         Code::Internal => "a fault of the service itself",
     }

@@ -59,6 +59,9 @@ pub enum Code {
     Timeout,
     /// The session store (Redis) cannot be reached: retry after `Retry-After`.
     StoreUnavailable,
+    /// This replica already has as many sends in flight as it takes: nothing was counted or
+    /// sent; retry after `Retry-After` (another replica may have room).
+    Overloaded,
     /// The route exists, the method does not (HTTP's own answer; `Allow` lists the methods).
     MethodNotAllowed,
     /// Something that should never happen did (the OS's random source failed): a bug to report.
@@ -67,7 +70,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in a stable order.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::MalformedRequest,
         Code::InvalidRequest,
         Code::Unauthenticated,
@@ -89,6 +92,7 @@ impl Code {
         Code::UnexpectedResponse,
         Code::Timeout,
         Code::StoreUnavailable,
+        Code::Overloaded,
         Code::MethodNotAllowed,
         Code::Internal,
     ];
@@ -117,6 +121,7 @@ impl Code {
             Code::UnexpectedResponse => "unexpected_response",
             Code::Timeout => "timeout",
             Code::StoreUnavailable => "store_unavailable",
+            Code::Overloaded => "overloaded",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::Internal => "internal",
         }
@@ -136,7 +141,7 @@ impl Code {
             Code::RateLimited => 429,
             Code::Internal => 500,
             Code::GatewayAuthentication | Code::ProviderUnavailable | Code::Transport | Code::UnexpectedResponse => 502,
-            Code::StoreUnavailable => 503,
+            Code::StoreUnavailable | Code::Overloaded => 503,
             Code::Timeout => 504,
         }
     }
@@ -165,6 +170,7 @@ impl Code {
             Code::UnexpectedResponse => "The gateway's answer could not be understood",
             Code::Timeout => "The gateway did not answer in time",
             Code::StoreUnavailable => "The session store cannot be reached",
+            Code::Overloaded => "The service is at capacity",
             Code::MethodNotAllowed => "Method not allowed",
             Code::Internal => "Internal error",
         }
@@ -271,6 +277,8 @@ struct More {
 /// and an idempotent call in flight are a second away; a gateway's limit without its own
 /// `Retry-After` is a minute.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long an overloaded replica asks a send to wait.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 const PROVIDER_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Problem {
@@ -305,6 +313,14 @@ impl Problem {
     pub(crate) fn store_unavailable(detail: impl Into<String>) -> Self {
         let mut problem = Self::new(Code::StoreUnavailable, detail);
         problem.more.retry_after = Some(STORE_RETRY_AFTER);
+        problem
+    }
+
+    /// A send refused before anything was counted or sent: this replica is at its cap.
+    pub(crate) fn overloaded(in_flight: usize) -> Self {
+        let detail = format!("{in_flight} sends are in flight here, as many as this replica takes: nothing was sent");
+        let mut problem = Self::new(Code::Overloaded, detail).with_may_have_sent(MayHaveSent::No);
+        problem.more.retry_after = Some(OVERLOADED_RETRY_AFTER);
         problem
     }
 

@@ -211,6 +211,7 @@ async fn start_inner(
     let start = read_start(&body, &app.enabled)?;
     noted.gateway = Some(start.gateway);
     let context = context(app, caller, headers, &start.client_ip.to_string(), start.caller_key.clone())?;
+    let _send = app.send_slot()?;
     let started = match app.verifiers.start(start.gateway, start.verification, &context).await {
         Some(result) => result.map_err(|error| Problem::from_error(&error))?,
         None => return Err(Problem::malformed("gateway: not served")),
@@ -386,6 +387,7 @@ async fn resend_inner(
     if before.state != State::Pending && !idempotent {
         return Err(finished(before.state));
     }
+    let _send = app.send_slot()?;
     let started = match app.verifiers.resend(gateway, &verification, &context).await {
         Some(Ok(started)) => started,
         Some(Err(error))

@@ -253,6 +253,31 @@ async fn expiry(store: Store, walk: &Walk) {
     assert_eq!((cancel.status, cancel.body["status"].as_str()), (200, Some("expired")), "{}", cancel.text);
 }
 
+/// A replica with room for one send in flight: while one start waits on a slow gateway,
+/// another start and a resend are shed unsent, and the one in flight finishes.
+async fn overload(store: Store, walk: &Walk) {
+    let harness = Harness::start_with(store, |config| config.max_in_flight_sends(1)).await;
+    let (api, key) = (&harness.api, harness.keys.writer.as_str());
+    let waiting = started(&harness, Gateway::ALL[0], &number()).await;
+    harness.proxy.set(Mode::Delay(Duration::from_millis(800)));
+    let slow_to = number();
+    let slow = {
+        let api = api.clone();
+        let (key, body) = (key.to_owned(), start_body(Gateway::ALL[0], &slow_to));
+        tokio::spawn(async move { api.start(&key, body, &[]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shed_to = number();
+    let shed = api.start(key, start_body(Gateway::ALL[0], &shed_to), &[]).await;
+    walk.problem(&shed, "POST", START, "overloaded");
+    assert_eq!(shed.body["may_have_sent"], "no");
+    walk.problem(&api.resend(key, &waiting, &[]).await, "POST", RESEND, "overloaded");
+    assert_eq!(slow.await.unwrap().status, 201, "the send in flight finished");
+    harness.proxy.set(Mode::Pass);
+    assert!(harness.sandbox.otps(&shed_to).is_empty(), "nothing was sent for the shed start");
+    assert_eq!(api.start(key, start_body(Gateway::ALL[0], &shed_to), &[]).await.status, 201, "room again");
+}
+
 async fn idempotency_and_the_guard(harness: &Harness, walk: &Walk) {
     let (api, key) = (&harness.api, harness.keys.writer.as_str());
     let gateway = Gateway::ALL[0];
@@ -448,7 +473,8 @@ async fn walk_all(harness: &Harness, store: Store, walk: &Walk) {
     malformed_and_invalid(harness, walk).await;
     not_found(harness, walk).await;
     a_session_s_ends(harness, walk).await;
-    expiry(store, walk).await;
+    expiry(store.clone(), walk).await;
+    overload(store, walk).await;
     idempotency_and_the_guard(harness, walk).await;
     gateway_failures(harness, walk).await;
     http_answers(harness).await;

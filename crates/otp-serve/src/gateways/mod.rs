@@ -339,6 +339,7 @@ pub(crate) const START_CODES: &[Code] = &[
     Code::UnexpectedResponse,
     Code::Timeout,
     Code::StoreUnavailable,
+    Code::Overloaded,
 ];
 
 #[cfg(test)]
