@@ -126,12 +126,15 @@ impl Server {
         };
         let deadline = BodyDeadline(config.header_read_timeout);
         let api = with_layers(routes::router(app.clone()), deadline);
+        // Webhook groups first: no request is served before they exist.
+        let webhooks =
+            crate::webhooks::spawn(&config.webhooks, &app.events, &app.tags, config.webhook_retries, &stop).await?;
         let mut tasks = vec![tokio::spawn(serve(listener, api, limits.clone(), stop.clone()))];
+        tasks.extend(webhooks);
         if let Some(listener) = metrics_listener {
             let metrics = with_layers(routes::metrics_router(app.clone()), deadline);
             tasks.push(tokio::spawn(serve(listener, metrics, limits.clone(), stop.clone())));
         }
-        tasks.extend(crate::webhooks::spawn(&config.webhooks, &app.events, &app.tags, config.webhook_retries, &stop)?);
         tasks.push(tokio::spawn(sweep(app.clone(), stop.clone())));
         if let Some(handle) = app.metrics.clone() {
             tasks.push(tokio::spawn(upkeep(handle, stop)));

@@ -519,8 +519,11 @@ impl EventSink for MemoryLog {
     }
 }
 
-/// A replica's webhook delivery: one reader per endpoint and its lanes, until `stop`.
-pub(crate) fn spawn(
+/// A replica's webhook delivery: one reader per endpoint and its lanes, until `stop`. Each
+/// endpoint's group is made before this returns (so before the service listens: no event of
+/// its first requests is missed); a store that cannot be reached now is tried again by the
+/// reader.
+pub(crate) async fn spawn(
     endpoints: &[WebhookEndpoint],
     log: &EventLog,
     tags: &Tags,
@@ -530,6 +533,9 @@ pub(crate) fn spawn(
     let consumer = consumer_name()?;
     let mut tasks = Vec::new();
     for endpoint in endpoints {
+        if let Err(error) = log.ensure_group(&endpoint.group()).await {
+            tracing::warn!(endpoint = %endpoint.name, %error, "webhook delivery waits for the store");
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(endpoint.timeout)
