@@ -881,6 +881,16 @@ mod tests {
         assert_eq!(crate::test_util::tombstones(&store), 4);
     }
 
+    /// The memory store is never "unreachable", whatever the error: the guard never fails
+    /// open on it.
+    #[test]
+    fn the_memory_store_is_never_unreachable() {
+        let store = MemoryStore::new();
+        for error in [Error::store_unavailable(otp_core::Reached::No, "x"), Error::configuration("y")] {
+            assert!(!store.unreachable(&error), "{error}");
+        }
+    }
+
     /// An idempotency key is gone at its expiry's millisecond, as a Redis key with that TTL.
     #[test]
     fn an_idempotency_key_is_forgotten_at_its_expiry_to_the_millisecond() {
