@@ -16,7 +16,7 @@ use crate::answer::{
     string_field, Answer,
 };
 use crate::app::{random_text, App, SandboxConfig};
-use crate::magic::Magic;
+use crate::magic::{self, Magic};
 use crate::state::{Check, Find, Verdict};
 
 /// How long an AOPay OTP stays valid by default, as AOPay documents (defined once, in otp-core).
@@ -92,6 +92,17 @@ impl Profile for AOPay {
                 Err(refused) => refused,
             },
             Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn magic_answer(magic: Magic) -> &'static str {
+        match magic {
+            Magic::OtpLimit => "code 2 failure",
+            Magic::Blocked => "code 2 failure",
+            Magic::ProviderError => "HTTP 500",
+            Magic::Slow => magic::SLOW_ANSWER,
+            Magic::Throttled => "code 0: sent for registration",
+            Magic::BadGateway => magic::BAD_GATEWAY_ANSWER,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::answer::{
     Answer,
 };
 use crate::app::App;
-use crate::magic::Magic;
+use crate::magic::{self, Magic};
 use crate::state::{Check, Find, Verdict};
 
 impl Profile for IServeU {
@@ -76,6 +76,17 @@ impl Profile for IServeU {
             }
             Magic::ProviderError => internal_error_text(),
             Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn magic_answer(magic: Magic) -> &'static str {
+        match magic {
+            Magic::OtpLimit => "statusCode `1`",
+            Magic::Blocked => "statusCode `1`",
+            Magic::ProviderError => "HTTP 500",
+            Magic::Slow => magic::SLOW_ANSWER,
+            Magic::Throttled => "statusCode `1`",
+            Magic::BadGateway => magic::BAD_GATEWAY_ANSWER,
         }
     }
 

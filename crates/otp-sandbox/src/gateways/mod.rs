@@ -37,6 +37,10 @@ pub(crate) trait Profile: 'static {
     /// answer over the number's send limit ([`Magic::OtpLimit`]).
     fn magic(app: &App, magic: Magic, mobile: &str) -> Response;
 
+    /// What [`Profile::magic`] answers, in a few words: a column of the inbox page's table of
+    /// magic numbers (and of README's, which a test holds to it).
+    fn magic_answer(magic: Magic) -> &'static str;
+
     /// The answer to a body that could not be read, or not as the gateway wants it.
     fn malformed(status: StatusCode, description: &str) -> Response;
 
@@ -198,6 +202,20 @@ macro_rules! registry {
         #[cfg(test)]
         const REGISTERED: &[Gateway] = &[$(<$module::$profile as Profile>::GATEWAY,)+];
 
+        /// The magic numbers, what each stands for and what each gateway answers, from
+        /// [`magic::NUMBERS`] and each gateway's [`Profile::magic_answer`]: the inbox page's table.
+        pub(crate) fn magic_table() -> Value {
+            let gateways = [$(<$module::$profile as Profile>::GATEWAY.as_str(),)+];
+            let numbers: Vec<Value> = magic::NUMBERS
+                .iter()
+                .map(|(mobile, magic)| {
+                    let answers = [$(<$module::$profile as Profile>::magic_answer(*magic),)+];
+                    serde_json::json!({"mobile": mobile, "case": magic.summary(), "answers": answers})
+                })
+                .collect();
+            serde_json::json!({"gateways": gateways, "numbers": numbers})
+        }
+
         /// Every registered gateway's two routes.
         pub(crate) fn routes() -> Router<Arc<App>> {
             let router = Router::new();
@@ -313,5 +331,39 @@ mod tests {
             assert!(!printed.contains(secret), "{printed}");
         }
         assert!(printed.contains(default::PHONEPE_MERCHANT_ID) && printed.contains("[redacted]"), "{printed}");
+    }
+
+    /// The magic table as README and magic.rs's docs write it: a column per gateway, and
+    /// `same` where every gateway answers alike.
+    fn magic_markdown() -> Vec<String> {
+        let table = magic_table();
+        let gateways: Vec<&str> =
+            table["gateways"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut lines =
+            vec![format!("| mobile | {} |", gateways.join(" | ")), format!("|---{}|", "|---".repeat(gateways.len()))];
+        for row in table["numbers"].as_array().into_iter().flatten() {
+            let answers: Vec<&str> =
+                row["answers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let alike = answers.iter().all(|answer| *answer == answers[0]);
+            let cells: Vec<&str> =
+                answers.iter().enumerate().map(|(i, answer)| if alike && i > 0 { "same" } else { answer }).collect();
+            lines.push(format!("| {} | {} |", row["mobile"].as_str().unwrap_or_default(), cells.join(" | ")));
+        }
+        lines
+    }
+
+    #[test]
+    fn readme_and_the_magic_docs_show_the_table_the_sandbox_serves() {
+        let expected = magic_markdown();
+        assert_eq!(expected.len(), magic::NUMBERS.len() + 2);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (file, prefix) in [("../../README.md", ""), ("src/magic.rs", "//! ")] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix(prefix)).collect();
+            let start = lines.iter().position(|line| *line == expected[0]);
+            let found = start
+                .map(|start| lines[start..].iter().take(expected.len()).map(|l| l.to_string()).collect::<Vec<_>>());
+            assert_eq!(found.as_ref(), Some(&expected), "{file}'s magic table is not the one the sandbox serves");
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::{Profile, Request};
 use crate::answer::{admit, bad_gateway, credential, fresh, get, is_wire_mobile, record, reply, string_field, uuid, Answer};
 use crate::app::App;
-use crate::magic::Magic;
+use crate::magic::{self, Magic};
 use crate::state::{Check, Find, Verdict};
 
 impl Profile for Paytm {
@@ -88,6 +88,17 @@ impl Profile for Paytm {
             Magic::ProviderError => Self::failure(StatusCode::INTERNAL_SERVER_ERROR, "BE1426003", "There was some issue in processing this request"),
             Magic::Throttled => Self::failure(StatusCode::OK, "BE1425004", "Mobile number is already pending for verification. Please try after 48 hours."),
             Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn magic_answer(magic: Magic) -> &'static str {
+        match magic {
+            Magic::OtpLimit => "`BE1425006`",
+            Magic::Blocked => "`BE1424001`",
+            Magic::ProviderError => "500 `BE1426003`",
+            Magic::Slow => magic::SLOW_ANSWER,
+            Magic::Throttled => "`BE1425004`",
+            Magic::BadGateway => magic::BAD_GATEWAY_ANSWER,
         }
     }
 

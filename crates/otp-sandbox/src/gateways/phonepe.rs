@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{Profile, Request};
 use crate::answer::{admit, bad_gateway, credential, fresh, get, is_wire_mobile, record, reply, uuid, Answer};
 use crate::app::App;
-use crate::magic::Magic;
+use crate::magic::{self, Magic};
 use crate::state::{Check, Find, Verdict};
 
 impl Profile for PhonePe {
@@ -95,6 +95,17 @@ impl Profile for PhonePe {
             ),
             Magic::Throttled => Self::failure(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", "Too many requests"),
             Magic::BadGateway | Magic::Slow => bad_gateway(),
+        }
+    }
+
+    fn magic_answer(magic: Magic) -> &'static str {
+        match magic {
+            Magic::OtpLimit => "200 `OTP_LIMIT_EXCEEDED`",
+            Magic::Blocked => "200 `USER_BLOCKED`",
+            Magic::ProviderError => "500 `INTERNAL_SERVER_ERROR`",
+            Magic::Slow => magic::SLOW_ANSWER,
+            Magic::Throttled => "429 `TOO_MANY_REQUESTS`",
+            Magic::BadGateway => magic::BAD_GATEWAY_ANSWER,
         }
     }
 
