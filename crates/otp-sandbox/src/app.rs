@@ -36,9 +36,11 @@ pub struct SandboxConfig {
     pub max_numbers: usize,
     /// The most connections open at once (1,000); more are closed as they arrive.
     pub max_connections: usize,
-    /// When set, every `/__sandbox/*` route (inbox, reset, metrics, health) needs
-    /// `Authorization: Bearer <token>`: for a sandbox other machines can reach. The running
-    /// sandbox keeps only its SHA-256 digest. An empty token admits nobody.
+    /// When set, every `/__sandbox/*` route (inbox, reset, metrics, health, the page's data and
+    /// events) needs `Authorization: Bearer <token>` (the events also take a ticket obtained
+    /// with it): for a sandbox other machines can reach. The page itself, which holds no data,
+    /// is served to anyone. The running sandbox keeps only its SHA-256 digest. An empty token
+    /// admits nobody.
     pub admin_token: Option<SecretString>,
 }
 
@@ -137,6 +139,12 @@ pub(crate) struct App {
     /// digest is compared with it in constant time, so neither its bytes nor its length show
     /// in the time an answer takes.
     pub(crate) admin_digest: Option<[u8; 32]>,
+    /// The key that signs the inbox page's event tickets: random per process, so a restart
+    /// voids every ticket. `None` when the OS gives no randomness (no ticket is issued then).
+    pub(crate) ticket_key: Option<[u8; 32]>,
+    /// Set once the sandbox stops: the accept loop ends, and so do the event streams (which
+    /// would otherwise hold their connections open through the drain).
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -147,7 +155,10 @@ impl App {
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         // Taken out of the config: the clear token is zeroed as it drops here.
         let admin_digest = config.admin_token.take().map(|token| Sha256::digest(token.expose_secret()).into());
-        Self { config, state, connections: AtomicU64::new(0), metrics, admin_digest }
+        let mut key = [0u8; 32];
+        let ticket_key = getrandom::getrandom(&mut key).ok().map(|()| key);
+        let stopping = tokio::sync::watch::channel(false).0;
+        Self { config, state, connections: AtomicU64::new(0), metrics, admin_digest, ticket_key, stopping }
     }
 }
 

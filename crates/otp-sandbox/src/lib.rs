@@ -5,7 +5,8 @@
 //! checks what the real gateway checks (PhonePe's X-VERIFY, Paytm's Basic credentials,
 //! iServeU's headers and field rules, AOPay's RegistrationID and fields) and answers with the
 //! gateway's own documented codes and body shapes. It never sends an SMS: every OTP "sent" is
-//! recorded in an inbox, readable from the library and at `GET /__sandbox/otps?mobile=…`.
+//! recorded in an inbox, readable from the library and at `GET /__sandbox/otps?mobile=…`, and
+//! shown live in a browser at `GET /__sandbox/` ([`Sandbox::inbox_url`]; docs/sandbox.md).
 //!
 //! State: per gateway and number, the 6th send within 10 minutes is refused with the gateway's
 //! limit code; AOPay OTPs expire after 90 seconds. Magic numbers (`9000000001` … `9000000006`)
@@ -34,6 +35,7 @@
 mod answer;
 mod app;
 mod gateways;
+mod inbox;
 pub mod magic;
 mod server;
 mod state;
@@ -46,4 +48,4 @@ pub use gateways::exports::*;
 #[cfg(feature = "test-util")]
 pub use server::status_for_fuzzing;
 pub use server::Sandbox;
-pub use state::{SentOtp, DEFAULT_MAX_NUMBERS};
+pub use state::{OtpStatus, SentOtp, DEFAULT_MAX_NUMBERS};

@@ -27,7 +27,6 @@ pub struct Sandbox {
     addr: SocketAddr,
     app: Arc<App>,
     task: JoinHandle<()>,
-    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -47,15 +46,16 @@ impl Sandbox {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App::new(config));
-        let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
+        let shutting_down = app.stopping.subscribe();
         let task = tokio::spawn(serve(listener, app.clone(), shutting_down));
         tracing::info!(%addr, "sandbox listening");
-        Ok(Self { addr, app, task, shutdown })
+        Ok(Self { addr, app, task })
     }
 
-    /// Stops accepting, lets requests in flight finish (up to `grace`), then stops.
+    /// Stops accepting, ends the inbox page's event streams, lets requests in flight finish
+    /// (up to `grace`), then stops.
     pub async fn shutdown(mut self, grace: Duration) {
-        let _ = self.shutdown.send(true);
+        self.app.stopping.send_replace(true);
         let _ = tokio::time::timeout(grace, &mut self.task).await;
     }
 
@@ -67,6 +67,11 @@ impl Sandbox {
     /// The base URL to give a client (`http://127.0.0.1:PORT`).
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The inbox page's URL (`http://127.0.0.1:PORT/__sandbox/`): the OTPs as they arrive.
+    pub fn inbox_url(&self) -> String {
+        format!("{}/__sandbox/", self.base_url())
     }
 
     /// How many numbers and OTPs it keeps now (both bounded: see [`SandboxConfig::max_numbers`]).
@@ -113,15 +118,19 @@ pub const OVERFLOW_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// read timeout. Up to `max_connections` are served normally; as many again are served with a
 /// one-second header timeout and no keep-alive (so a health check still gets through a flood of
 /// idle clients, which are closed fast); beyond that a connection is closed as it arrives.
+/// Expiries are announced to the inbox page alongside, for as long as it accepts.
 async fn serve(listener: TcpListener, app: Arc<App>, mut shutting_down: tokio::sync::watch::Receiver<bool>) {
     let router = router(app.clone());
     let normal = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections.max(1)));
     let overflow = Arc::new(tokio::sync::Semaphore::new(app.config.max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
+    let expiries = crate::inbox::announce_expiries(app.clone());
+    tokio::pin!(expiries);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutting_down.changed() => break,
+            () = &mut expiries => continue,
         };
         while connections.try_join_next().is_some() {}
         let socket = match accepted {
@@ -170,6 +179,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut shutting_down: tokio::s
 
 fn router(app: Arc<App>) -> Router {
     crate::gateways::routes()
+        .merge(crate::inbox::routes())
         .route("/__sandbox/otps", get(inbox).fallback(method_not_allowed))
         .route("/__sandbox/reset", post(reset).fallback(method_not_allowed))
         .route("/__sandbox/metrics", get(metrics_text).fallback(method_not_allowed))
@@ -217,7 +227,7 @@ struct InboxQuery {
 
 /// With an admin token configured (a sandbox reachable from other machines), every
 /// `/__sandbox/*` route needs `Authorization: Bearer <token>`.
-fn admitted(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn admitted(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     let Some(expected) = &app.admin_digest else { return Ok(()) };
     let given = headers
         .get("authorization")

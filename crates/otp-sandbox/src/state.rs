@@ -1,6 +1,6 @@
 //! The sandbox's memory: recent sends per gateway and number, and the SMS inbox.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +18,9 @@ pub const OTP_VALIDITY: Duration = otp_core::Gateway::PhonePe.otp_validity();
 /// An OTP the sandbox "sent".
 #[derive(Debug, Clone, Serialize)]
 pub struct SentOtp {
+    /// Its number in the order of sends (from 1; a reset does not restart it): the inbox page
+    /// updates a row by it.
+    pub id: u64,
     /// `phonepe`, `paytm`, `iserveu` or `aopay`.
     #[serde(serialize_with = "gateway_name")]
     pub gateway: Gateway,
@@ -33,6 +36,11 @@ pub struct SentOtp {
     pub expires_at: Option<String>,
     /// Whether it has expired.
     pub expired: bool,
+    /// How long it stays valid from when it was read, in milliseconds (0 once expired; `None`:
+    /// no expiry): a countdown that needs no clock in common with the sandbox.
+    pub valid_for_ms: Option<u64>,
+    /// Where its verification stands.
+    pub status: OtpStatus,
     #[serde(skip)]
     pub(crate) expires: Option<Instant>,
     #[serde(skip)]
@@ -41,6 +49,37 @@ pub struct SentOtp {
     #[serde(skip)]
     pub(crate) check: Check,
 }
+
+/// Where an OTP's verification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OtpStatus {
+    /// Issued, unexpired, neither verified nor spent.
+    Pending,
+    /// Its code was verified (it cannot be again).
+    Verified,
+    /// Out of wrong tries before it was verified.
+    Spent,
+    /// Past its validity unverified.
+    Expired,
+}
+
+/// A change of the inbox, for the inbox page's event stream.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// An OTP was sent.
+    Sent(SentOtp),
+    /// An OTP was verified, spent or expired.
+    Updated(SentOtp),
+    /// Everything was forgotten.
+    Reset,
+}
+
+/// How many changes the event stream holds for a subscriber that has not read them: one that
+/// falls further behind is told it lagged (the page then reads the whole inbox again), and a
+/// send never waits for it.
+pub const EVENTS_CAPACITY: usize = 256;
 
 /// What a verification of an issued OTP checks, and how far it got.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +91,8 @@ pub(crate) struct Check {
     pub(crate) registration: bool,
     pub(crate) wrong_tries: u32,
     pub(crate) spent: bool,
+    /// Spent by its right code (not by wrong tries).
+    pub(crate) verified: bool,
 }
 
 /// Wrong codes an OTP takes before it is spent.
@@ -79,6 +120,22 @@ pub(crate) enum Verdict {
     Unknown,
     /// Paytm: another device than the send's.
     DeviceMismatch,
+}
+
+impl SentOtp {
+    /// The OTP as read at `now`: whether it expired, how long it has left, its status.
+    fn read_at(&self, now: Instant) -> SentOtp {
+        let left = self.expires.map(|expires| expires.saturating_duration_since(now));
+        let expired = left.is_some_and(|left| left.is_zero());
+        let status = match (&self.check, expired) {
+            (Check { verified: true, .. }, _) => OtpStatus::Verified,
+            (Check { spent: true, .. }, _) => OtpStatus::Spent,
+            (_, true) => OtpStatus::Expired,
+            _ => OtpStatus::Pending,
+        };
+        let valid_for_ms = left.map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        SentOtp { expired, valid_for_ms, status, ..self.clone() }
+    }
 }
 
 fn gateway_name<S: serde::Serializer>(gateway: &Gateway, serializer: S) -> Result<S::Ok, S::Error> {
@@ -126,6 +183,11 @@ struct Inner {
     retention: Duration,
     /// Sends to a new number refused because every place was held by a live number.
     refused_full: u64,
+    /// The last OTP id given.
+    last_id: u64,
+    /// Pending OTPs by expiry (expiry, id, number): the next to announce as expired first.
+    /// One entry per kept OTP at most, dropped with it.
+    expiring: BTreeSet<(Instant, u64, String)>,
 }
 
 /// A send to a new number, refused: every place is held by a number with something live.
@@ -152,6 +214,11 @@ pub(crate) enum Admission {
 /// live left, never of a live one: when there is none, it is refused.
 pub struct State {
     inner: Mutex<Inner>,
+    /// Every change, for the inbox page's event streams (bounded; see [`EVENTS_CAPACITY`]).
+    changes: tokio::sync::broadcast::Sender<Change>,
+    /// Woken when an OTP expires earlier than any pending one did: the expiry announcer's
+    /// alarm is then too late.
+    pub(crate) earlier_expiry: tokio::sync::Notify,
 }
 
 impl Default for State {
@@ -187,6 +254,9 @@ impl Inner {
                 self.by_live_until.remove(&key);
             }
             for otp in number.otps {
+                if let Some(expires) = otp.expires {
+                    self.expiring.remove(&(expires, otp.id, otp.mobile));
+                }
                 if let Some(reference) = otp.reference {
                     self.references.remove(&(otp.gateway, reference));
                 }
@@ -267,8 +337,45 @@ impl State {
                 limit_window,
                 retention: retention.min(MAX_RETENTION),
                 refused_full: 0,
+                last_id: 0,
+                expiring: BTreeSet::new(),
             }),
+            changes: tokio::sync::broadcast::channel(EVENTS_CAPACITY).0,
+            earlier_expiry: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The inbox's changes from now on.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Tells every event stream, if any; never waits for one (a full stream lags instead).
+    fn publish(&self, change: impl FnOnce() -> Change) {
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(change());
+        }
+    }
+
+    /// Announces the OTPs whose validity ended by `now`, and returns when the next one ends.
+    pub(crate) fn announce_expired(&self, now: Instant) -> Option<Instant> {
+        let mut expired = Vec::new();
+        let next = {
+            let mut inner = self.lock();
+            while let Some(first) = inner.expiring.first() {
+                if first.0 > now {
+                    break;
+                }
+                let Some((_, id, mobile)) = inner.expiring.pop_first() else { break };
+                let otp = inner.numbers.get(&mobile).and_then(|number| number.otps.iter().find(|otp| otp.id == id));
+                expired.extend(otp.map(|otp| otp.read_at(now)));
+            }
+            inner.expiring.first().map(|(expires, _, _)| *expires)
+        };
+        for otp in expired {
+            self.publish(|| Change::Updated(otp));
+        }
+        next
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -332,7 +439,8 @@ impl State {
         let instant = Instant::now();
         // A century is "never" here; `Duration::MAX` must not overflow the clock arithmetic.
         let validity = validity.map(|v| v.min(Duration::from_secs(100 * 365 * 86_400)));
-        let sent = SentOtp {
+        let mut sent = SentOtp {
+            id: 0,
             gateway,
             mobile: mobile.to_owned(),
             otp,
@@ -340,6 +448,8 @@ impl State {
             sent_at: otp_core::rfc3339_utc(now),
             expires_at: validity.map(|v| otp_core::rfc3339_utc(now + v)),
             expired: false,
+            valid_for_ms: None,
+            status: OtpStatus::Pending,
             expires: validity.and_then(|v| instant.checked_add(v)),
             sent: instant,
             check,
@@ -348,16 +458,35 @@ impl State {
         inner.sweep(instant);
         // After `admit`, the number has a place; a send that skips it (a magic number's) may not.
         inner.make_room(mobile, instant)?;
+        inner.last_id += 1;
+        sent.id = inner.last_id;
         let number = inner.touch(mobile, instant);
         number.otps.push_back(sent.clone());
         let dropped = if number.otps.len() > OTPS_PER_NUMBER { number.otps.pop_front() } else { None };
-        if let Some(reference) = dropped.and_then(|otp| otp.reference.map(|r| (otp.gateway, r))) {
-            inner.references.remove(&reference);
+        if let Some(dropped) = dropped {
+            if let Some(expires) = dropped.expires {
+                inner.expiring.remove(&(expires, dropped.id, dropped.mobile));
+            }
+            if let Some(reference) = dropped.reference {
+                inner.references.remove(&(dropped.gateway, reference));
+            }
         }
         if let Some(reference) = &sent.reference {
             inner.references.insert((gateway, reference.clone()), mobile.to_owned());
         }
         inner.live_until(mobile, instant, sent.expires);
+        let earliest = match sent.expires {
+            Some(expires) => {
+                inner.expiring.insert((expires, sent.id, sent.mobile.clone()));
+                inner.expiring.first().is_some_and(|(first, id, _)| (*first, *id) == (expires, sent.id))
+            }
+            None => false,
+        };
+        drop(inner);
+        if earliest {
+            self.earlier_expiry.notify_one();
+        }
+        self.publish(|| Change::Sent(sent.read_at(instant)));
         Ok(sent)
     }
 
@@ -374,6 +503,9 @@ impl State {
         inner.by_activity.clear();
         inner.by_live_until.clear();
         inner.references.clear();
+        inner.expiring.clear();
+        drop(inner);
+        self.publish(|| Change::Reset);
     }
 
     /// Checks `code` against the issued OTP that `find` names, counting a wrong try and
@@ -415,15 +547,23 @@ impl State {
         if issued.expires.is_some_and(|expires| now >= expires) {
             return Verdict::Expired;
         }
-        if issued.otp == code {
+        let verdict = if issued.otp == code {
+            issued.check.verified = true;
+            Verdict::Verified
+        } else {
+            issued.check.wrong_tries += 1;
+            Verdict::Wrong
+        };
+        if issued.check.verified || issued.check.wrong_tries >= MAX_WRONG_TRIES {
             issued.check.spent = true;
-            return Verdict::Verified;
+            let ended = issued.read_at(now);
+            if let Some(expires) = ended.expires {
+                inner.expiring.remove(&(expires, ended.id, ended.mobile.clone()));
+            }
+            drop(inner);
+            self.publish(|| Change::Updated(ended));
         }
-        issued.check.wrong_tries += 1;
-        if issued.check.wrong_tries >= MAX_WRONG_TRIES {
-            issued.check.spent = true;
-        }
-        Verdict::Wrong
+        verdict
     }
 
     /// The OTPs sent to a number, newest first; without a number, the `limit` newest of all.
@@ -447,13 +587,15 @@ impl State {
             }
         };
         otps.truncate(limit);
-        otps.into_iter().map(|otp| SentOtp { expired: otp.expires.is_some_and(|e| now >= e), ..otp.clone() }).collect()
+        otps.into_iter().map(|otp| otp.read_at(now)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+    use futures_util::FutureExt as _;
 
     use super::*;
 
@@ -598,6 +740,71 @@ mod tests {
         state.reset();
         assert_eq!(send(&state, "7000000002"), Admission::Admitted);
         assert_indexes_match(&state);
+    }
+
+    fn next(changes: &mut tokio::sync::broadcast::Receiver<Change>) -> Change {
+        changes.try_recv().unwrap()
+    }
+
+    #[test]
+    fn a_send_a_verification_an_expiry_and_a_reset_each_announce_a_change() {
+        let state = State::new(10, LIMIT_WINDOW, Duration::from_secs(600));
+        let mut changes = state.subscribe();
+        let issue = |mobile: &str, reference: &str, validity: Duration| {
+            let check = Check::default();
+            state.record(GATEWAY, mobile, Some(reference.into()), Some(validity), "123456".into(), check).unwrap()
+        };
+        let first = issue("7000000001", "r1", Duration::from_secs(600));
+        let Change::Sent(sent) = next(&mut changes) else { panic!("a send is announced") };
+        assert_eq!((sent.id, sent.status, sent.mobile.as_str()), (first.id, OtpStatus::Pending, "7000000001"));
+        assert!(sent.valid_for_ms.is_some_and(|ms| ms > 599_000), "{sent:?}");
+
+        assert_eq!(state.verify(GATEWAY, Find::LatestReference("r1"), "000000", None), Verdict::Wrong);
+        assert!(changes.try_recv().is_err(), "a wrong try that leaves tries is no change of status");
+        assert_eq!(state.verify(GATEWAY, Find::LatestReference("r1"), "123456", None), Verdict::Verified);
+        let Change::Updated(verified) = next(&mut changes) else { panic!("a verification is announced") };
+        assert_eq!((verified.id, verified.status), (first.id, OtpStatus::Verified));
+
+        issue("7000000002", "r2", Duration::from_secs(600));
+        next(&mut changes);
+        for _ in 0..MAX_WRONG_TRIES {
+            state.verify(GATEWAY, Find::LatestReference("r2"), "000000", None);
+        }
+        let Change::Updated(spent) = next(&mut changes) else { panic!("the last wrong try is announced") };
+        assert_eq!(spent.status, OtpStatus::Spent);
+
+        let short = issue("7000000003", "r3", Duration::from_millis(20));
+        next(&mut changes);
+        assert!(state.earlier_expiry.notified().now_or_never().is_some(), "the earliest expiry wakes the announcer");
+        let next_expiry = state.announce_expired(Instant::now());
+        assert!(changes.try_recv().is_err(), "nothing expired yet");
+        assert!(next_expiry.is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        let after = state.announce_expired(Instant::now());
+        let Change::Updated(expired) = next(&mut changes) else { panic!("an expiry is announced") };
+        assert_eq!((expired.id, expired.status, expired.valid_for_ms), (short.id, OtpStatus::Expired, Some(0)));
+        assert_eq!(after, None, "verified and spent OTPs are not waited on; the expired one was announced once");
+        assert_eq!(state.otps(Some("7000000003"), 1)[0].status, OtpStatus::Expired, "the inbox says the same");
+
+        state.reset();
+        assert!(matches!(next(&mut changes), Change::Reset));
+        assert!(state.lock().expiring.is_empty());
+    }
+
+    #[test]
+    fn the_expiry_index_drops_what_the_state_drops() {
+        let state = State::new(1, Duration::ZERO, Duration::from_secs(600));
+        for i in 0..(OTPS_PER_NUMBER + 3) {
+            let validity = Some(Duration::from_secs(600));
+            state.record(GATEWAY, "7000000001", Some(format!("r{i}")), validity, "1".into(), Check::default()).unwrap();
+        }
+        assert_eq!(state.lock().expiring.len(), OTPS_PER_NUMBER, "an OTP pushed out of its number goes");
+        // A new number takes the place of the dead one (zero window, but live OTPs: refused).
+        assert!(matches!(send_valid_for(&state, "7000000002", Some(Duration::ZERO)), Admission::Full(_)));
+        state.reset();
+        assert_eq!(send_valid_for(&state, "7000000002", Some(Duration::ZERO)), Admission::Admitted);
+        assert_eq!(send_valid_for(&state, "7000000003", Some(Duration::ZERO)), Admission::Admitted);
+        assert_eq!(state.lock().expiring.len(), 1, "the evicted number's OTP went with it");
     }
 
     #[test]

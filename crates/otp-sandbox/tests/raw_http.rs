@@ -997,6 +997,8 @@ async fn every_sandbox_route_needs_the_admin_token_and_nothing_else_passes() {
         ("GET", "/__sandbox/health"),
         ("GET", "/__sandbox/metrics"),
         ("POST", "/__sandbox/reset"),
+        ("GET", "/__sandbox/magic"),
+        ("POST", "/__sandbox/ticket"),
     ] {
         let request = |authorization: Option<&str>| {
             let request = match method {
@@ -1016,6 +1018,100 @@ async fn every_sandbox_route_needs_the_admin_token_and_nothing_else_passes() {
         let answer = read_answer(request(Some(&format!("Bearer {token}"))).send().await.unwrap()).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
     }
+}
+
+/// Reads the event stream until `wanted` has arrived (or fails after 10 s), returning all read.
+async fn read_events_until(response: &mut reqwest::Response, wanted: &str) -> String {
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text.contains(wanted) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no {wanted:?} in the stream; read {text:?}")).unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap_or_else(|| panic!("the stream ended; read {text:?}"))));
+    }
+    text
+}
+
+#[tokio::test]
+async fn the_inbox_page_is_served_to_anyone_under_a_strict_policy_and_its_events_need_the_token() {
+    let token = "0123456789abcdef-token";
+    let h = harness_with(SandboxConfig::default().admin_token(token)).await;
+    // The page holds no data: served without the token, so that it can ask for it.
+    for (path, content_type) in [
+        ("/__sandbox/", "text/html; charset=utf-8"),
+        ("/__sandbox/inbox.js", "text/javascript; charset=utf-8"),
+        ("/__sandbox/inbox.css", "text/css; charset=utf-8"),
+        ("/__sandbox/favicon.svg", "image/svg+xml"),
+    ] {
+        let response = h.http.get(h.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), content_type, "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        let policy = header("content-security-policy");
+        assert!(policy.starts_with("default-src 'none'; script-src 'self'; style-src 'self';"), "{policy}");
+        assert!(!policy.contains("unsafe") && policy.contains("form-action 'none'"), "{policy}");
+    }
+    let page = h.get("/__sandbox/").await.text;
+    assert!(!page.contains("<script>") && !page.contains("<style") && !page.contains(" style="), "nothing inline");
+    assert!(page.contains(r#"<script src="/__sandbox/inbox.js" defer></script>"#));
+    let script = h.get("/__sandbox/inbox.js").await.text;
+    for markup in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        assert!(!script.contains(markup), "the page builds its DOM from text only, never with {markup}");
+    }
+    let not_following = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let moved = not_following.get(h.url("/__sandbox")).send().await.unwrap();
+    assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(moved.headers()["location"], "/__sandbox/");
+    assert_eq!(h.post("/__sandbox/", &[], "{}").await.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // The events: refused without the token or a ticket bought with it.
+    let events = |query: &str| h.http.get(h.url(&format!("/__sandbox/events{query}")));
+    for query in ["", "?ticket=", "?ticket=4102444800000.AAAA", "?ticket=nonsense"] {
+        assert_eq!(events(query).send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "{query:?}");
+    }
+    let bearer = format!("Bearer {token}");
+    let by_header = events("").header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK);
+    drop(by_header);
+    let ticket = h.http.post(h.url("/__sandbox/ticket")).header("authorization", &bearer).send().await.unwrap();
+    let ticket: Value = serde_json::from_str(&ticket.text().await.unwrap()).unwrap();
+    assert_eq!(ticket["expires_in"], 60);
+    let ticket = ticket["ticket"].as_str().unwrap();
+    let mut stream = events(&format!("?ticket={ticket}")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(read_events_until(&mut stream, "event: snapshot").await.contains("retry: 1000"));
+    let magic =
+        read_answer(h.http.get(h.url("/__sandbox/magic")).header("authorization", &bearer).send().await.unwrap())
+            .await
+            .json();
+    assert_eq!(magic["gateways"].as_array().unwrap().len(), Gateway::ALL.len());
+    assert_eq!(magic["numbers"][0]["mobile"], "9000000001");
+}
+
+#[tokio::test]
+async fn the_event_stream_says_retry_then_the_inbox_then_each_change() {
+    let h = harness().await;
+    assert_eq!(h.phonepe("9876543210").await.json()["code"], "SUCCESS");
+    let mut stream = h.http.get(h.url("/__sandbox/events")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    assert_eq!(stream.headers()["cache-control"], "no-cache");
+    let first = read_events_until(&mut stream, "\n\n").await;
+    assert!(first.starts_with("event: snapshot\ndata: {\"otps\":[{"), "{first}");
+    assert!(first.contains("\"mobile\":\"9876543210\"") && first.contains("\"status\":\"pending\""), "{first}");
+    assert!(first.contains("\nretry: 1000\n"), "{first}");
+    assert_eq!(h.paytm("9876543211").await.status, StatusCode::OK);
+    let sent = read_events_until(&mut stream, "9876543211").await;
+    assert!(sent.starts_with("event: otp\ndata: {"), "{sent}");
+    let line = sent.lines().nth(1).unwrap();
+    let otp: Value = serde_json::from_str(line.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!((otp["gateway"].as_str(), otp["status"].as_str()), (Some("paytm"), Some("pending")));
+    assert_eq!(otp["otp"], h.inbox("9876543211").await[0]["otp"]);
+    assert!(otp["valid_for_ms"].as_u64().unwrap() > 590_000, "{otp}");
+    assert_eq!(h.post("/__sandbox/reset", &[], "").await.status, StatusCode::OK);
+    assert!(read_events_until(&mut stream, "event: reset").await.starts_with("event: reset\ndata: {}"));
 }
 
 #[tokio::test]
