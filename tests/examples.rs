@@ -44,7 +44,8 @@ struct Announced {
 }
 
 /// Starts `otp serve --sandbox` on a free loopback port (port 0: the kernel picks it, the
-/// `listening:` line names it) and reads its three lines.
+/// `listening:` line names it) and reads the three lines it needs (the inbox page's, after
+/// them, is drained with the rest).
 fn start_server() -> (Server, Announced) {
     let stderr_log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("examples-serve-{}.log", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_otp"))

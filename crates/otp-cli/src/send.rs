@@ -279,7 +279,8 @@ pub async fn serve_sandbox(command: SandboxCommand) -> ExitCode {
     let secret = |value: &str, default: &str| if value == default { value.to_owned() } else { "(as given)".to_owned() };
     let banner = format!(
         "otp sandbox listening on {{base}}\n\
-         \x20 inbox:   GET {{base}}/__sandbox/otps?mobile=NNNNNNNNNN (at most 100; POST /__sandbox/reset forgets all)\n\
+         \x20 inbox:   {{base}}/__sandbox/ (the codes as they arrive, in a browser)\n\
+         \x20 otps:    GET {{base}}/__sandbox/otps?mobile=NNNNNNNNNN (at most 100; POST /__sandbox/reset forgets all)\n\
          \x20 health:  GET {{base}}/__sandbox/health\n\
          \x20 phonepe: merchant id {}, salt key {}, salt index {}\n\
          \x20 paytm:   client id {}, client secret {}\n\

@@ -8,8 +8,8 @@ use otp_serve::{LogFormat, NewApiKey, Scope, ServeConfig};
 use crate::args::{LogFormatArg, ServeAction, ServeCommand};
 use crate::output::{self, Failure};
 
-/// Runs `otp serve`: prints `listening: …` (and, with `--sandbox`, `api_key: …` and
-/// `sandbox: …`), each on a line of its own for scripts to read, then serves until Ctrl-C or
+/// Runs `otp serve`: prints `listening: …` (and, with `--sandbox`, `api_key: …`, `sandbox: …`
+/// and `inbox: …`), each on a line of its own for scripts to read, then serves until Ctrl-C or
 /// SIGTERM, letting requests in flight finish.
 pub async fn run(command: ServeCommand) -> ExitCode {
     if let Some(ServeAction::HashKey { name, tenant }) = &command.action {

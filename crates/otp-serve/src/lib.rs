@@ -19,6 +19,7 @@
 //! assert!(banner[0].starts_with("listening: http://127.0.0.1:"));
 //! assert!(banner[1].starts_with("api_key: otp_sk_"));
 //! assert!(banner[2].starts_with("sandbox: http://127.0.0.1:"));
+//! assert!(banner[3].starts_with("inbox: http://127.0.0.1:") && banner[3].ends_with("/__sandbox/"));
 //! server.shutdown(std::time::Duration::from_secs(1)).await;
 //! # Ok(())
 //! # }

@@ -170,7 +170,8 @@ impl Server {
     }
 
     /// What `otp serve` prints on start, one line each: `listening: http://HOST:PORT`, and
-    /// with `--sandbox` `api_key: <key>` and `sandbox: http://127.0.0.1:PORT`.
+    /// with `--sandbox` `api_key: <key>`, `sandbox: http://127.0.0.1:PORT` and `inbox:
+    /// http://127.0.0.1:PORT/__sandbox/` (the sandbox's inbox page, for a browser).
     pub fn banner(&self) -> Vec<String> {
         let mut lines = vec![format!("listening: {}", self.base_url())];
         if let Some(key) = &self.dev_key {
@@ -178,6 +179,7 @@ impl Server {
         }
         if let Some(sandbox) = &self.sandbox {
             lines.push(format!("sandbox: {}", sandbox.base_url()));
+            lines.push(format!("inbox: {}", sandbox.inbox_url()));
         }
         if let Some(addr) = self.metrics_addr {
             lines.push(format!("metrics: {}://{addr}/metrics", self.scheme));

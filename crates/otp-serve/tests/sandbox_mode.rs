@@ -19,15 +19,20 @@ fn line<'a>(banner: &'a [String], prefix: &str) -> &'a str {
 async fn the_sandbox_serves_every_gateway_with_a_development_key() {
     let server = Server::start(ServeConfig::sandbox().unwrap().listen("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let banner = server.banner();
-    assert_eq!(banner.len(), 3, "{banner:?}");
+    let http = reqwest::Client::new();
+    assert_eq!(banner.len(), 4, "{banner:?}");
     let base = line(&banner, "listening: ").to_owned();
     let key = line(&banner, "api_key: ").to_owned();
     let sandbox = line(&banner, "sandbox: ").to_owned();
     assert!(base.starts_with("http://127.0.0.1:") && sandbox.starts_with("http://127.0.0.1:"));
+    let inbox = line(&banner, "inbox: ");
+    assert_eq!(inbox, format!("{sandbox}/__sandbox/"), "the inbox page is the sandbox's");
+    let page = http.get(inbox).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert_eq!(Some(key.as_str()), server.dev_api_key().map(|k| k.expose_secret()));
     assert!(!format!("{server:?}").contains(&key), "the key never shows in Debug");
     let api = Api::new(base);
-    let http = reqwest::Client::new();
     for gateway in Gateway::ALL {
         let to = common::checkable_number(gateway);
         let started = api.start(&key, start_body(gateway, &to), &[]).await;
