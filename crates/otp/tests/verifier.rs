@@ -175,19 +175,21 @@ async fn concurrent_wrong_codes_never_take_more_than_the_limit_on_redis() {
 /// old), verify once, expire, cancel, a smaller wrong-try limit.
 async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let rules = GuardRules::default().cooldown(Duration::from_millis(300));
+    // A cooldown long enough that a busy machine (a mutation run beside it) still resends
+    // inside it: at 300 ms the refusal below was once a send.
+    let rules = GuardRules::default().cooldown(Duration::from_millis(1_500));
     let verifier = Verifier::new(client(&sandbox, Gateway::PhonePe), store()).with_rules(rules.clone()).unwrap();
     assert_eq!(verifier.rules(), &rules);
     let started = verifier.start(phonepe_to("9876500401"), &from(1)).await.unwrap();
-    assert_eq!((started.gateway, started.resend_after), (Gateway::PhonePe, Duration::from_millis(300)));
+    assert_eq!((started.gateway, started.resend_after), (Gateway::PhonePe, Duration::from_millis(1_500)));
     let lifetime = started.expires_at.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(lifetime > Duration::from_secs(595) && lifetime <= Duration::from_secs(600), "PhonePe: 10 minutes");
     let first = inbox_code(&sandbox, "9876500401");
 
     let refused = verifier.resend(&started.id, &from(1)).await.unwrap_err();
     assert_eq!((refused.guard_rule(), refused.reached_provider()), (Some("cooldown"), Reached::No));
-    assert!(refused.retry_after().unwrap() <= Duration::from_millis(300));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(refused.retry_after().unwrap() <= Duration::from_millis(1_500));
+    tokio::time::sleep(Duration::from_millis(1_550)).await;
     let resent = verifier.resend(&started.id, &from(1)).await.unwrap();
     assert_eq!(resent.id, started.id);
     assert_eq!(sandbox.otps("9876500401").len(), 2);
