@@ -509,3 +509,24 @@ async fn every_event_of_a_verification_carries_its_start_s_tenant() {
     assert_eq!(tenants, ["alpha", "alpha", "alpha", "alpha", "beta", "beta"]);
     assert_eq!(streamed[5].to_json()["id"], ran_out.id.as_str());
 }
+
+/// A resend starts the session's clock again: its expiry and its next cooldown count from the
+/// new send, in `status` and in the resend's answer.
+#[tokio::test]
+async fn a_resend_moves_the_expiry_and_the_next_cooldown_to_the_new_send() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default().cooldown(Duration::from_millis(200));
+    let verifier =
+        Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), MemoryStore::new()).with_rules(rules).unwrap();
+    let started = verifier.start(phonepe_to("9876513701"), &from(1)).await.unwrap();
+    let before = verifier.status(&started.id).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let resent = verifier.resend(&started.id, &from(1)).await.unwrap();
+    let after = verifier.status(&started.id).await.unwrap().unwrap();
+    let moved = |later: SystemTime, earlier: SystemTime| later.duration_since(earlier).unwrap_or_default();
+    assert!(moved(after.expires_at, before.expires_at) >= Duration::from_millis(350), "{before:?} → {after:?}");
+    assert!(moved(resent.expires_at, started.expires_at) >= Duration::from_millis(350));
+    let (next, first) = (after.resend_available_at.unwrap(), before.resend_available_at.unwrap());
+    assert!(moved(next, first) >= Duration::from_millis(350), "the cooldown counts from the resend");
+    assert_eq!((after.sends, after.created_at), (2, before.created_at));
+}
