@@ -237,6 +237,9 @@ pub struct Status {
     pub expires_at: SystemTime,
     /// When the cooldown admits a resend, while it is pending (other limits may still refuse).
     pub resend_available_at: Option<SystemTime>,
+    /// When it finished (approved, cancelled, out of tries, expired at a check); `None` while
+    /// pending, and for one that ran out its lifetime unchecked (see `expires_at`).
+    pub ended_at: Option<SystemTime>,
     /// A test number's verification.
     pub test: bool,
 }
@@ -453,6 +456,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     created_at: system_time(record.created_ms),
                     expires_at: system_time(record.expires_ms),
                     resend_available_at: Some(system_time(cooldown_ends)),
+                    ended_at: None,
                     test: record.test,
                 })
             }
@@ -469,6 +473,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     created_at: system_time(record.created_ms),
                     expires_at: system_time(record.expires_ms),
                     resend_available_at: None,
+                    ended_at: record.ended_ms.map(system_time),
                     test: record.test,
                 })
             }

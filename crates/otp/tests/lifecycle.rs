@@ -530,3 +530,17 @@ async fn a_resend_moves_the_expiry_and_the_next_cooldown_to_the_new_send() {
     assert!(moved(next, first) >= Duration::from_millis(350), "the cooldown counts from the resend");
     assert_eq!((after.sends, after.created_at), (2, before.created_at));
 }
+
+/// A finished verification's status says when it finished; a pending one has no end yet.
+#[tokio::test]
+async fn a_finished_status_says_when_it_ended() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = Verifier::new(sandbox_client(&sandbox, Gateway::PhonePe), MemoryStore::new());
+    let started = verifier.start(phonepe_to("9876513801"), &from(1)).await.unwrap();
+    assert_eq!(verifier.status(&started.id).await.unwrap().unwrap().ended_at, None);
+    let before = SystemTime::now();
+    verifier.cancel(&started.id).await.unwrap();
+    let ended = verifier.status(&started.id).await.unwrap().unwrap().ended_at.expect("a cancelled one has ended");
+    let after = SystemTime::now();
+    assert!(ended >= before - Duration::from_millis(5) && ended <= after, "{ended:?}");
+}
