@@ -635,8 +635,13 @@ async fn compare(gateway: Gateway) -> Result<(), BoxError> {
 /// CPU time of every thread of this process so far (Linux schedstat, nanoseconds on a CPU; 0
 /// elsewhere). Less sensitive than throughput to a neighbour taking the CPU away.
 fn process_cpu() -> Duration {
+    tasks_cpu("/proc/self/task")
+}
+
+/// CPU time of every thread listed in a /proc `task` directory (this process's or a child's).
+fn tasks_cpu(dir: &str) -> Duration {
     let mut total = 0u64;
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+    if let Ok(tasks) = std::fs::read_dir(dir) {
         for task in tasks.flatten() {
             if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
                 total += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);

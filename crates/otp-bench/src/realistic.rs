@@ -56,6 +56,10 @@ impl Settings {
 
 // ------------------------------------------------------------------ the gateway stand-in
 
+/// PhonePe's verify, and its success: a check through the stand-in is approved.
+const PHONEPE_VERIFY_PATH: &str = "/v3/merchant/otp/verify";
+const PHONEPE_VERIFY_ANSWER: &str = r#"{"success":true,"code":"SUCCESS","message":"Your request has been successfully completed.","data":{"userAuthToken":"bench-user-auth-token"}}"#;
+
 /// What the stand-in saw: connections opened, requests read, answers written.
 #[derive(Default)]
 struct Counters {
@@ -74,9 +78,9 @@ impl Counters {
     }
 }
 
-struct StandIn {
-    base_url: String,
-    ca_pem: String,
+pub(crate) struct StandIn {
+    pub(crate) base_url: String,
+    pub(crate) ca_pem: String,
     counters: Arc<Counters>,
 }
 
@@ -99,8 +103,9 @@ fn local_ca() -> Result<(String, rustls::ServerConfig), BoxError> {
     Ok((ca_pem, config))
 }
 
-/// Serves the PhonePe send's success after the configured latency, over TLS (HTTP/1.1).
-async fn stand_in(latency_ms: (u64, u64)) -> Result<StandIn, BoxError> {
+/// Serves the PhonePe send's success (and the verify's, for `--serve`'s checks) after the
+/// configured latency, over TLS (HTTP/1.1).
+pub(crate) async fn stand_in(latency_ms: (u64, u64)) -> Result<StandIn, BoxError> {
     let (ca_pem, config) = local_ca()?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -124,19 +129,22 @@ async fn stand_in(latency_ms: (u64, u64)) -> Result<StandIn, BoxError> {
     Ok(StandIn { base_url: format!("https://localhost:{port}"), ca_pem, counters })
 }
 
-/// Reads the request, waits the gateway's latency, answers the send's success. Dropped
+/// Reads the request, waits the gateway's latency, answers the send's success (the verify's
+/// at its path: any code is right). Dropped
 /// unanswered when the client gives up: received − answered is what was abandoned in flight.
 async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
     counters: Arc<Counters>,
     latency_ms: (u64, u64),
 ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let verify = request.uri().path() == PHONEPE_VERIFY_PATH;
     request.into_body().collect().await?;
     counters.received.fetch_add(1, Ordering::Relaxed);
     let delay = fastrand::u64(latency_ms.0..=latency_ms.1.max(latency_ms.0));
     tokio::time::sleep(Duration::from_millis(delay)).await;
     counters.answered.fetch_add(1, Ordering::Relaxed);
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(PHONEPE_ANSWER.as_bytes())));
+    let body = if verify { PHONEPE_VERIFY_ANSWER } else { PHONEPE_ANSWER };
+    let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     Ok(response)
 }
@@ -170,7 +178,7 @@ fn request() -> Result<SendOtpRequest, BoxError> {
 }
 
 /// `callers` workers each send one after another until `duration` has passed.
-async fn closed_loop<F, Fut>(callers: usize, duration: Duration, job: F) -> Result<Run, BoxError>
+pub(crate) async fn closed_loop<F, Fut>(callers: usize, duration: Duration, job: F) -> Result<Run, BoxError>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send,
@@ -204,7 +212,12 @@ fn peak_rss_mib() -> f64 {
 
 /// A memory figure of this process's /proc status (`VmRSS:`, `VmHWM:`), in MiB; 0 off Linux.
 pub(crate) fn process_status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_file_mib("/proc/self/status", field)
+}
+
+/// A memory figure of a /proc status file (this process's or a child's), in MiB; 0 if unread.
+pub(crate) fn status_file_mib(path: &str, field: &str) -> f64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let kib = status
         .lines()
         .find_map(|line| line.strip_prefix(field))

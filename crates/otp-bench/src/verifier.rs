@@ -20,7 +20,7 @@ fn number(i: usize) -> MobileNumber {
     text.parse().expect("8 and nine digits is a valid number")
 }
 
-fn address(i: usize) -> IpAddr {
+pub(crate) fn address(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0b00_0000u32.wrapping_add(i as u32)))
 }
 
