@@ -18,6 +18,10 @@
 //!
 //! - `otp-bench --quick` runs fewer requests (a smoke run).
 //! - `otp-bench --verifier` runs only the verifier's figures.
+//! - `otp-bench --serve` runs only `otp serve`'s figures ([`serve`]): start+check through the
+//!   service over HTTP against an in-process verifier (TLS stand-in and sandbox, memory and
+//!   Redis), start latency at 500/s open loop, the service's memory, and an overload at twice
+//!   its sustainable rate.
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
 //! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
@@ -42,6 +46,7 @@ use otp_core::reqwest;
 use sha2::{Digest, Sha256};
 
 mod realistic;
+mod serve;
 mod verifier;
 
 const MOBILE: &str = "9876543210";
@@ -503,6 +508,12 @@ struct Args {
     /// Only the verifier's figures.
     #[arg(long)]
     verifier: bool,
+    /// Only `otp serve`'s figures: throughput against an in-process verifier, latency, memory, overload.
+    #[arg(long)]
+    serve: bool,
+    /// (Internal) one `otp serve` Server in this process, as `--serve` runs it.
+    #[arg(long, value_name = "SPEC", hide = true)]
+    serve_child: Option<String>,
     /// One gateway's SDK/raw comparison, three times (`OTP_BENCH_SENDS` sends each).
     #[arg(long, value_name = "GATEWAY")]
     compare: Option<Gateway>,
@@ -527,6 +538,13 @@ struct Args {
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let quick = args.quick;
+    if let Some(spec) = &args.serve_child {
+        // The parent reads stdout: a failure to start is said there, as a line of its own.
+        return serve::child(spec).await.inspect_err(|error| println!("error: {error}"));
+    }
+    if args.serve {
+        return serve::run(quick).await;
+    }
     if let Some(gateway) = args.compare {
         return compare(gateway).await;
     }
