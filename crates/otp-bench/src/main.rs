@@ -22,6 +22,9 @@
 //!   service over HTTP against an in-process verifier (TLS stand-in and sandbox, memory and
 //!   Redis), start latency at 500/s open loop, the service's memory, and an overload at twice
 //!   its sustainable rate.
+//! - `otp-bench --webhooks` runs only the webhooks' figures ([`webhooks`]): events delivered
+//!   per second by one replica on Redis, and the delay from state change to delivery at 200
+//!   events/s.
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
 //! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
@@ -48,6 +51,7 @@ use sha2::{Digest, Sha256};
 mod realistic;
 mod serve;
 mod verifier;
+mod webhooks;
 
 const MOBILE: &str = "9876543210";
 const PHONEPE_SALT: &str = "bench-salt-key";
@@ -511,7 +515,10 @@ struct Args {
     /// Only `otp serve`'s figures: throughput against an in-process verifier, latency, memory, overload.
     #[arg(long)]
     serve: bool,
-    /// (Internal) one `otp serve` Server in this process, as `--serve` runs it.
+    /// Only the webhooks' figures: deliveries per second and the delay to delivery.
+    #[arg(long)]
+    webhooks: bool,
+    /// (Internal) one `otp serve` Server in this process, as `--serve` and `--webhooks` run it.
     #[arg(long, value_name = "SPEC", hide = true)]
     serve_child: Option<String>,
     /// One gateway's SDK/raw comparison, three times (`OTP_BENCH_SENDS` sends each).
@@ -544,6 +551,9 @@ async fn main() -> Result<(), BoxError> {
     }
     if args.serve {
         return serve::run(quick).await;
+    }
+    if args.webhooks {
+        return webhooks::run(quick).await;
     }
     if let Some(gateway) = args.compare {
         return compare(gateway).await;
