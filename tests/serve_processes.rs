@@ -91,6 +91,11 @@ impl Drop for Setup {
 impl Setup {
     /// `slow`: the gateway answers this late (the sandbox has the SMS at once).
     async fn start(name: &str, slow: Option<Duration>) -> Self {
+        Self::start_with(name, slow, "").await
+    }
+
+    /// …with `extra` appended to the config.
+    async fn start_with(name: &str, slow: Option<Duration>, extra: &str) -> Self {
         let redis = RedisServer::start().unwrap_or_else(|e| panic!("these tests need a real redis-server: {e}"));
         let sandbox = Arc::new(Sandbox::start(SandboxConfig::default()).await.unwrap());
         let slow = match slow {
@@ -110,7 +115,7 @@ impl Setup {
              {}\n\
              [gateways.phonepe]\nbase_url = \"{gateway}\"\nmerchant_id = \"SANDBOXMERCHANT\"\n\
              salt_key = \"sandbox-salt-key\"\nsalt_index = \"1\"\n\n\
-             [guard]\ncooldown_s = 60\nper_client_ip = {{ count = 10000, window_s = 3600 }}\n",
+             [guard]\ncooldown_s = 60\nper_client_ip = {{ count = 10000, window_s = 3600 }}\n{extra}",
             setup.redis.url(),
             new.config_lines("backend", "checkout", &Scope::ALL),
         );
@@ -199,6 +204,7 @@ impl Replica {
             .arg("--config")
             .arg(&config)
             .env("OTP_SERVE_STORE_KEY", STORE_KEY)
+            .env("OTP_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -654,7 +660,14 @@ async fn flow(api: Api, bases: Vec<String>, sandbox: Arc<Sandbox>, i: usize) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_run_loses_no_answered_verification_and_no_retry_sends_twice() {
     let _serial = SERIAL.lock().await;
-    let setup = Setup::start("killed", None).await;
+    // Every replica also delivers the tenant's events to one receiver, which verifies each
+    // with the official standardwebhooks package.
+    let receiver = Receiver::start();
+    let webhook = format!(
+        "\n[[webhooks]]\nname = \"audit\"\ntenant = \"checkout\"\nurl = \"{}\"\nsecret_env = \"OTP_TEST_WEBHOOK_SECRET\"\ntimeout_s = 1\n",
+        receiver.url
+    );
+    let setup = Setup::start_with("killed", None, &webhook).await;
     let mut replicas = setup.replicas(3).await;
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
     let api = setup.api();
@@ -715,6 +728,90 @@ async fn a_replica_killed_mid_run_loses_no_answered_verification_and_no_retry_se
     for replica in replicas.iter_mut().skip(1) {
         assert!(replica.running(), "a survivor exited; its log:\n{}", replica.log());
         api.until_ready(replica).await;
+    }
+
+    // Every event of every answered verification reaches the receiver through the survivors
+    // (what the dead replica held is claimed once idle), and an event delivered twice has the
+    // same webhook-id both times.
+    let mut expected = std::collections::BTreeSet::new();
+    for flow in flows.iter().filter(|f| f.id.is_some()) {
+        let id = flow.id.clone().unwrap();
+        expected.insert((id.clone(), "verification.started".to_owned()));
+        if flow.state == "approved" {
+            expected.insert((id, "verification.approved".to_owned()));
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = receiver.events();
+        if expected.iter().all(|event| seen.contains_key(event)) {
+            assert!(seen.values().all(|ids| ids.len() == 1), "a duplicate had another webhook-id: {seen:?}");
+            break;
+        }
+        let missing: Vec<_> = expected.iter().filter(|event| !seen.contains_key(*event)).collect();
+        assert!(Instant::now() < until, "not delivered within 60 s: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(receiver.unverified() == 0, "every delivery verified");
+}
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[path = "../crates/otp-serve/tests/common/python.rs"]
+mod python;
+
+/// The webhook receiver of otp-serve's tests (its `receiver.py`), answering 204 to every
+/// delivery it verifies.
+struct Receiver {
+    child: Child,
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../otp-serve/tests/webhooks/receiver.py");
+        let mut child = Command::new(python::venv_python())
+            .args([script, WEBHOOK_SECRET, "ok"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the webhook receiver needs python3 with standardwebhooks: {e}"));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("the receiver printed its port").unwrap();
+        let port: u16 = first.strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port <n>");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(serde_json::from_str::<Value>(&line).unwrap());
+            }
+        });
+        Self { child, url: format!("http://127.0.0.1:{port}/hooks"), seen }
+    }
+
+    /// (verification id, event type) → the webhook-ids it arrived with.
+    fn events(&self) -> std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> {
+        let mut events: std::collections::BTreeMap<_, std::collections::BTreeSet<String>> = Default::default();
+        for delivery in self.seen.lock().unwrap().iter().filter(|d| d["verified"] == true) {
+            let key = (
+                delivery["payload"]["data"]["id"].as_str().unwrap().to_owned(),
+                delivery["payload"]["type"].as_str().unwrap().to_owned(),
+            );
+            events.entry(key).or_default().insert(delivery["webhook_id"].as_str().unwrap().to_owned());
+        }
+        events
+    }
+
+    fn unverified(&self) -> usize {
+        self.seen.lock().unwrap().iter().filter(|d| d["verified"] == false).count()
     }
 }
 
