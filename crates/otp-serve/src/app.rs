@@ -127,7 +127,7 @@ pub(crate) struct App {
     /// Where every event is kept: what webhooks deliver and `GET /v1/events` reads.
     pub(crate) events: EventLog,
     /// Places for the starts and resends in flight.
-    pub(crate) sends: tokio::sync::Semaphore,
+    pub(crate) sends: std::sync::Arc<tokio::sync::Semaphore>,
     pub(crate) max_in_flight_sends: usize,
     pub(crate) enabled: Vec<Gateway>,
     /// Each gateway's session lifetime: a start's `resend_available_at` is its send's time
@@ -189,7 +189,7 @@ impl App {
             tags: Tags::new(store_key.expose()),
             verifiers,
             events,
-            sends: tokio::sync::Semaphore::new(config.max_in_flight_sends),
+            sends: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_in_flight_sends)),
             max_in_flight_sends: config.max_in_flight_sends,
             enabled,
             lifetimes,
@@ -203,8 +203,8 @@ impl App {
     /// A place for one start or resend, or `overloaded` when this replica has as many in
     /// flight as it takes: shed before anything is counted or sent, so a slow gateway makes
     /// callers retry elsewhere rather than queue here past their own deadlines.
-    pub(crate) fn send_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, crate::problem::Problem> {
-        self.sends.try_acquire().map_err(|_| {
+    pub(crate) fn send_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, crate::problem::Problem> {
+        self.sends.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("otp.serve.sends_shed").increment(1);
             crate::problem::Problem::overloaded(self.max_in_flight_sends)
         })

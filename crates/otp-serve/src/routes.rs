@@ -71,6 +71,24 @@ impl<S: Send + Sync> FromRequestParts<S> for VerificationPath {
     }
 }
 
+/// Runs a send (a start or a resend) in a task of its own, holding its slot: a client that
+/// disconnects drops only the wait for the answer, never the send halfway — a code that may
+/// have gone out still gets its session stored — and a shutdown waits for the slots.
+async fn detached<T, F, Fut>(app: &Arc<App>, slot: tokio::sync::OwnedSemaphorePermit, send: F) -> Result<T, Problem>
+where
+    F: FnOnce(Arc<App>) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let running = send(app.clone());
+    tokio::spawn(async move {
+        let _slot = slot;
+        running.await
+    })
+    .await
+    .map_err(|_| Problem::new(Code::Internal, "a send's task failed; the verification may have been sent"))
+}
+
 /// Runs a handler's body and notes what the log line may say of it.
 fn answered(result: Result<Response, Problem>, noted: Noted) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
@@ -195,12 +213,12 @@ pub(crate) async fn start(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut noted = Noted::default();
-    let result = start_inner(&app, &caller, &headers, body, &mut noted).await;
+    let result = start_inner(app, &caller, &headers, body, &mut noted).await;
     answered(result, noted)
 }
 
 async fn start_inner(
-    app: &App,
+    app: Arc<App>,
     caller: &Caller,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -210,12 +228,16 @@ async fn start_inner(
     let body = json_body(headers, body)?;
     let start = read_start(&body, &app.enabled)?;
     noted.gateway = Some(start.gateway);
-    let context = context(app, caller, headers, &start.client_ip.to_string(), start.caller_key.clone())?;
-    let _send = app.send_slot()?;
-    let started = match app.verifiers.start(start.gateway, start.verification, &context).await {
-        Some(result) => result.map_err(|error| Problem::from_error(&error))?,
-        None => return Err(Problem::malformed("gateway: not served")),
-    };
+    let context = context(&app, caller, headers, &start.client_ip.to_string(), start.caller_key.clone())?;
+    let slot = app.send_slot()?;
+    let (gateway, verification) = (start.gateway, start.verification);
+    let started =
+        match detached(&app, slot, |app| async move { app.verifiers.start(gateway, verification, &context).await })
+            .await?
+        {
+            Some(result) => result.map_err(|error| Problem::from_error(&error))?,
+            None => return Err(Problem::malformed("gateway: not served")),
+        };
     let id = app.tags.public_id(&caller.tenant, started.gateway, &started.id);
     *noted = Noted { outcome: Some(started.outcome.as_str()), ..Noted::verification(started.gateway, &id) };
     // A new session has every try, and this is its first send (a replay's too).
@@ -364,12 +386,12 @@ pub(crate) async fn resend(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut noted = Noted::default();
-    let result = resend_inner(&app, &caller, &id, &headers, body, &mut noted).await;
+    let result = resend_inner(app, &caller, &id, &headers, body, &mut noted).await;
     answered(result, noted)
 }
 
 async fn resend_inner(
-    app: &App,
+    app: Arc<App>,
     caller: &Caller,
     id: &str,
     headers: &HeaderMap,
@@ -379,16 +401,23 @@ async fn resend_inner(
     caller.require(Scope::VerificationsWrite)?;
     let body = json_body(headers, body)?;
     let request: ResendRequest = parse_json(&body)?;
-    let (gateway, verification) = named(app, caller, id, noted)?;
-    let context = context(app, caller, headers, &request.client_ip, request.caller_key)?;
-    let before = current(app, gateway, &verification).await?;
+    let (gateway, verification) = named(&app, caller, id, noted)?;
+    let context = context(&app, caller, headers, &request.client_ip, request.caller_key)?;
+    let before = current(&app, gateway, &verification).await?;
     let idempotent = headers.contains_key(&IDEMPOTENCY_KEY);
     // A finished one is answered at once, unless a key may replay an earlier answer.
     if before.state != State::Pending && !idempotent {
         return Err(finished(before.state));
     }
-    let _send = app.send_slot()?;
-    let started = match app.verifiers.resend(gateway, &verification, &context).await {
+    let slot = app.send_slot()?;
+    let resent = verification.clone();
+    let started = match detached(
+        &app,
+        slot,
+        |app| async move { app.verifiers.resend(gateway, &resent, &context).await },
+    )
+    .await?
+    {
         Some(Ok(started)) => started,
         Some(Err(error))
             if error.kind() == otp::ErrorKind::OtpExpired && error.reached_provider() == otp::Reached::No =>

@@ -76,6 +76,9 @@ pub struct Server {
     dev_key: Option<SecretString>,
     tasks: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// The slots of the sends in flight: a shutdown waits until all are back.
+    sends: Arc<tokio::sync::Semaphore>,
+    max_sends: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -141,7 +144,18 @@ impl Server {
         }
         tracing::info!(%addr, gateways = ?app.verifiers.gateways(), "otp serve listening");
         let scheme = if limits.tls.is_some() { "https" } else { "http" };
-        Ok(Self { addr, scheme, metrics_addr, sandbox, dev_key: config.dev_key.clone(), tasks, shutdown })
+        let (sends, max_sends) = (app.sends.clone(), app.max_in_flight_sends);
+        Ok(Self {
+            addr,
+            scheme,
+            metrics_addr,
+            sandbox,
+            dev_key: config.dev_key.clone(),
+            tasks,
+            shutdown,
+            sends,
+            max_sends,
+        })
     }
 
     /// The address it listens on.
@@ -192,10 +206,13 @@ impl Server {
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let tasks = std::mem::take(&mut self.tasks);
+        let (sends, max_sends) = (self.sends.clone(), self.max_sends);
         let _ = tokio::time::timeout(grace, async {
             for task in tasks {
                 let _ = task.await;
             }
+            // A send whose client went away runs on in its own task: it finishes too.
+            let _ = sends.acquire_many(u32::try_from(max_sends).unwrap_or(u32::MAX)).await;
         })
         .await;
         if let Some(sandbox) = self.sandbox.take() {

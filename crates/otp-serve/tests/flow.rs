@@ -285,3 +285,36 @@ async fn the_cooldown_says_when_to_try_again() {
     }
     assert_eq!(harness.sandbox.otps(&to).len(), 1, "nothing more was sent");
 }
+
+/// A client that goes away while its start waits on a slow gateway cancels nothing: the send
+/// finishes in its own task and its session is stored, so a retry with the same
+/// idempotency key answers that verification (replayed) instead of finding the key stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_start_leaves_a_stored_session() {
+    use tokio::io::AsyncWriteExt as _;
+    let harness = Harness::start(Store::Memory).await;
+    harness.proxy.set(common::Mode::Delay(std::time::Duration::from_millis(800)));
+    let to = number();
+    let body = start_body(Gateway::ALL[0], &to).to_string();
+    let addr = harness.server.addr();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/verifications HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\nidempotency-key: gone-away-1\r\ncontent-length: {}\r\n\r\n{body}",
+        harness.keys.writer,
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(socket);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    harness.proxy.set(common::Mode::Pass);
+    let retried = harness
+        .api
+        .start(&harness.keys.writer, start_body(Gateway::ALL[0], &to), &[("idempotency-key", "gone-away-1")])
+        .await;
+    assert_eq!(retried.status, 201, "{}", retried.text);
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"), "the first call finished and was stored");
+    assert_eq!(harness.sandbox.otps(&to).len(), 1, "one SMS");
+    assert_eq!(harness.api.status(&harness.keys.reader, &retried.id()).await.body["status"], "pending");
+}
