@@ -18,13 +18,13 @@
 //!
 //! - `otp-bench --quick` runs fewer requests (a smoke run).
 //! - `otp-bench --verifier` runs only the verifier's figures.
-//! - `otp-bench --serve` runs only `otp serve`'s figures ([`serve`]): start+check through the
-//!   service over HTTP against an in-process verifier (TLS stand-in and sandbox, memory and
-//!   Redis), start latency at 500/s open loop, the service's memory, and an overload at twice
-//!   its sustainable rate.
-//! - `otp-bench --webhooks` runs only the webhooks' figures ([`webhooks`]): events delivered
-//!   per second by one replica on Redis, and the delay from state change to delivery at 200
-//!   events/s.
+//! - `otp-bench --serve` runs `otp serve`'s figures ([`serve`]; not in the default run):
+//!   start+check through the service over HTTP against an in-process verifier (TLS stand-in
+//!   and sandbox, memory and Redis), start latency at 500/s open loop, the service's memory,
+//!   and an overload at twice its sustainable rate.
+//! - `otp-bench --webhooks` runs the webhooks' figures ([`webhooks`]; not in the default run):
+//!   events delivered per second by one replica on Redis, and the delay from state change to
+//!   delivery at 200 events/s.
 //! - `otp-bench --compare GATEWAY` runs one gateway's comparison three times
 //!   (`OTP_BENCH_SENDS` sends each, default 200,000): to check one change quickly.
 //! - `otp-bench --soak BASE_URL` sends `OTP_BENCH_SENDS` AOPay OTPs to distinct numbers to a
