@@ -71,10 +71,14 @@ impl<S: Send + Sync> FromRequestParts<S> for VerificationPath {
     }
 }
 
-/// Runs a send (a start or a resend) in a task of its own, holding its slot: a client that
+/// Runs a send (a start or a resend, holding its slot) or a check in a task of its own: a client that
 /// disconnects drops only the wait for the answer, never the send halfway — a code that may
 /// have gone out still gets its session stored — and a shutdown waits for the slots.
-async fn detached<T, F, Fut>(app: &Arc<App>, slot: tokio::sync::OwnedSemaphorePermit, send: F) -> Result<T, Problem>
+async fn detached<T, F, Fut>(
+    app: &Arc<App>,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    send: F,
+) -> Result<T, Problem>
 where
     F: FnOnce(Arc<App>) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
@@ -232,8 +236,12 @@ async fn start_inner(
     let slot = app.send_slot()?;
     let (gateway, verification) = (start.gateway, start.verification);
     let started =
-        match detached(&app, slot, |app| async move { app.verifiers.start(gateway, verification, &context).await })
-            .await?
+        match detached(
+            &app,
+            Some(slot),
+            |app| async move { app.verifiers.start(gateway, verification, &context).await },
+        )
+        .await?
         {
             Some(result) => result.map_err(|error| Problem::from_error(&error))?,
             None => return Err(Problem::malformed("gateway: not served")),
@@ -311,12 +319,12 @@ pub(crate) async fn check(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut noted = Noted::default();
-    let result = check_inner(&app, &caller, &id, &headers, body, &mut noted).await;
+    let result = check_inner(app, &caller, &id, &headers, body, &mut noted).await;
     answered(result, noted)
 }
 
 async fn check_inner(
-    app: &App,
+    app: Arc<App>,
     caller: &Caller,
     id: &str,
     headers: &HeaderMap,
@@ -326,17 +334,20 @@ async fn check_inner(
     caller.require(Scope::VerificationsWrite)?;
     let body = json_body(headers, body)?;
     let request: CheckRequest = parse_json(&body)?;
-    let (gateway, verification) = named(app, caller, id, noted)?;
+    let (gateway, verification) = named(&app, caller, id, noted)?;
     let code = OtpCode::parse(request.code.trim()).map_err(|error| Problem::from_error(&error))?;
     // Read first: what an approved answer says besides the credential is the session's.
-    let before = current(app, gateway, &verification).await?;
+    let before = current(&app, gateway, &verification).await?;
     if before.state != State::Pending {
         return Err(finished(before.state));
     }
-    let checked = match app.verifiers.check(gateway, &verification, code).await {
-        Some(result) => result.map_err(|error| Problem::from_error(&error))?,
-        None => return Err(Problem::not_found()),
-    };
+    // In its own task, as a send: a client gone mid-check leaves the gateway's judgement stored.
+    let checking = verification.clone();
+    let checked =
+        match detached(&app, None, |app| async move { app.verifiers.check(gateway, &checking, code).await }).await? {
+            Some(result) => result.map_err(|error| Problem::from_error(&error))?,
+            None => return Err(Problem::not_found()),
+        };
     noted.outcome = Some(checked.as_str());
     match checked {
         Check::Verified { mobile, credential } => {
@@ -411,27 +422,24 @@ async fn resend_inner(
     }
     let slot = app.send_slot()?;
     let resent = verification.clone();
-    let started = match detached(
-        &app,
-        slot,
-        |app| async move { app.verifiers.resend(gateway, &resent, &context).await },
-    )
-    .await?
-    {
-        Some(Ok(started)) => started,
-        Some(Err(error))
-            if error.kind() == otp::ErrorKind::OtpExpired && error.reached_provider() == otp::Reached::No =>
+    let started =
+        match detached(&app, Some(slot), |app| async move { app.verifiers.resend(gateway, &resent, &context).await })
+            .await?
         {
-            // Nothing sent: say why it is over as precisely as the state allows.
-            return Err(match before.state {
-                State::Pending if before.tries_left == 0 => finished(State::MaxAttemptsReached),
-                State::Pending => finished(State::Expired),
-                state => finished(state),
-            });
-        }
-        Some(Err(error)) => return Err(Problem::from_error(&error)),
-        None => return Err(Problem::not_found()),
-    };
+            Some(Ok(started)) => started,
+            Some(Err(error))
+                if error.kind() == otp::ErrorKind::OtpExpired && error.reached_provider() == otp::Reached::No =>
+            {
+                // Nothing sent: say why it is over as precisely as the state allows.
+                return Err(match before.state {
+                    State::Pending if before.tries_left == 0 => finished(State::MaxAttemptsReached),
+                    State::Pending => finished(State::Expired),
+                    state => finished(state),
+                });
+            }
+            Some(Err(error)) => return Err(Problem::from_error(&error)),
+            None => return Err(Problem::not_found()),
+        };
     noted.outcome = Some(started.outcome.as_str());
     let sends = if started.replayed { before.sends } else { before.sends.saturating_add(1) };
     let body = VerificationBody::started(
