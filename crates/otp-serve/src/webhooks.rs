@@ -43,7 +43,7 @@ use crate::ids::Tags;
 /// How long a receiver has to answer one try, by default.
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many deliveries to one endpoint a replica runs at once, by default.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 /// How much of a receiver's answer is read (then dropped, never logged).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How often a replica with nothing to deliver looks again.
