@@ -204,7 +204,7 @@ impl Replica {
             .arg("--config")
             .arg(&config)
             .env("OTP_SERVE_STORE_KEY", STORE_KEY)
-            .env("OTP_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("OTP_TEST_WEBHOOK_SECRET", receiver::SECRET)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -662,7 +662,7 @@ async fn a_replica_killed_mid_run_loses_no_answered_verification_and_no_retry_se
     let _serial = SERIAL.lock().await;
     // Every replica also delivers the tenant's events to one receiver, which verifies each
     // with the official standardwebhooks package.
-    let receiver = Receiver::start();
+    let receiver = Receiver::start("ok");
     let webhook = format!(
         "\n[[webhooks]]\nname = \"audit\"\ntenant = \"checkout\"\nurl = \"{}\"\nsecret_env = \"OTP_TEST_WEBHOOK_SECRET\"\ntimeout_s = 1\n",
         receiver.url
@@ -743,7 +743,7 @@ async fn a_replica_killed_mid_run_loses_no_answered_verification_and_no_retry_se
     }
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let seen = receiver.events();
+        let seen = events(&receiver);
         if expected.iter().all(|event| seen.contains_key(event)) {
             assert!(seen.values().all(|ids| ids.len() == 1), "a duplicate had another webhook-id: {seen:?}");
             break;
@@ -752,67 +752,27 @@ async fn a_replica_killed_mid_run_loses_no_answered_verification_and_no_retry_se
         assert!(Instant::now() < until, "not delivered within 60 s: {missing:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(receiver.unverified() == 0, "every delivery verified");
+    assert!(receiver.seen().iter().all(|d| d["verified"] == true), "every delivery verified");
 }
-
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[path = "../crates/otp-serve/tests/common/python.rs"]
 mod python;
+#[path = "../crates/otp-serve/tests/common/receiver.rs"]
+mod receiver;
 
-/// The webhook receiver of otp-serve's tests (its `receiver.py`), answering 204 to every
-/// delivery it verifies.
-struct Receiver {
-    child: Child,
-    url: String,
-    seen: Arc<std::sync::Mutex<Vec<Value>>>,
-}
+use receiver::Receiver;
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// (verification id, event type) → the webhook-ids a receiver's verified deliveries came with.
+fn events(receiver: &Receiver) -> std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> {
+    let mut events: std::collections::BTreeMap<_, std::collections::BTreeSet<String>> = Default::default();
+    for delivery in receiver.seen().iter().filter(|d| d["verified"] == true) {
+        let key = (
+            delivery["payload"]["data"]["id"].as_str().unwrap().to_owned(),
+            delivery["payload"]["type"].as_str().unwrap().to_owned(),
+        );
+        events.entry(key).or_default().insert(delivery["webhook_id"].as_str().unwrap().to_owned());
     }
-}
-
-impl Receiver {
-    fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../otp-serve/tests/webhooks/receiver.py");
-        let mut child = Command::new(python::venv_python())
-            .args([script, WEBHOOK_SECRET, "ok"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("the webhook receiver needs python3 with standardwebhooks: {e}"));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("the receiver printed its port").unwrap();
-        let port: u16 = first.strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port <n>");
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(serde_json::from_str::<Value>(&line).unwrap());
-            }
-        });
-        Self { child, url: format!("http://127.0.0.1:{port}/hooks"), seen }
-    }
-
-    /// (verification id, event type) → the webhook-ids it arrived with.
-    fn events(&self) -> std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> {
-        let mut events: std::collections::BTreeMap<_, std::collections::BTreeSet<String>> = Default::default();
-        for delivery in self.seen.lock().unwrap().iter().filter(|d| d["verified"] == true) {
-            let key = (
-                delivery["payload"]["data"]["id"].as_str().unwrap().to_owned(),
-                delivery["payload"]["type"].as_str().unwrap().to_owned(),
-            );
-            events.entry(key).or_default().insert(delivery["webhook_id"].as_str().unwrap().to_owned());
-        }
-        events
-    }
-
-    fn unverified(&self) -> usize {
-        self.seen.lock().unwrap().iter().filter(|d| d["verified"] == false).count()
-    }
+    events
 }
 
 /// Redis stopped: both replicas turn unready and refuse every start as `store_unavailable`

@@ -11,11 +11,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::receiver::{Receiver, SECRET};
 use common::{number, start_body, Harness, Store};
 use otp::verifier::{RedisStore, StoreKey};
 use otp::Gateway;
@@ -23,67 +21,9 @@ use otp_serve::{RetrySchedule, ServeConfig, Server, WebhookEndpoint, WebhookSecr
 use otp_verifier::test_util::RedisServer;
 use serde_json::Value;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// A receiver process and what it reported, a JSON value per delivery.
-struct Receiver {
-    child: Child,
-    url: String,
-    seen: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Receiver {
-    fn start(mode: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/receiver.py");
-        let mut child = Command::new(common::python::venv_python())
-            .args([script, SECRET, mode])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("the webhook receiver needs python3 with standardwebhooks: {e}"));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("the receiver printed its port").unwrap();
-        let port: u16 = first.strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port <n>");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(serde_json::from_str::<Value>(&line).unwrap());
-            }
-        });
-        Self { child, url: format!("http://127.0.0.1:{port}/hooks"), seen }
-    }
-
-    fn seen(&self) -> Vec<Value> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The deliveries it accepted (2xx).
-    fn accepted(&self) -> Vec<Value> {
-        self.seen().into_iter().filter(|d| d["status"] == 204).collect()
-    }
-
-    fn endpoint(&self, name: &str, tenant: &str) -> WebhookEndpoint {
-        WebhookEndpoint::new(name, tenant, &self.url, WebhookSecret::parse(SECRET).unwrap()).unwrap()
-    }
-
-    /// Waits until `done` holds of what it saw (or panics with it after `within`).
-    async fn until(&self, within: Duration, what: &str, done: impl Fn(&[Value]) -> bool) {
-        let deadline = tokio::time::Instant::now() + within;
-        while !done(&self.seen()) {
-            if tokio::time::Instant::now() > deadline {
-                panic!("{what}: not within {within:?}; saw {:#?}", self.seen());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A webhook to `receiver` for `tenant`'s events, under the tests' secret.
+fn endpoint(receiver: &Receiver, name: &str, tenant: &str) -> WebhookEndpoint {
+    WebhookEndpoint::new(name, tenant, &receiver.url, WebhookSecret::parse(SECRET).unwrap()).unwrap()
 }
 
 fn redis() -> RedisServer {
@@ -134,9 +74,9 @@ fn by_verification(deliveries: &[Value]) -> BTreeMap<String, Vec<String>> {
 
 async fn every_event_arrives_verified_and_in_order(store: Store) {
     let (alpha, beta) = (Receiver::start("ok"), Receiver::start("ok"));
-    let approvals = beta.endpoint("beta-approvals", "beta").events(["verification.approved"]).unwrap();
+    let approvals = endpoint(&beta, "beta-approvals", "beta").events(["verification.approved"]).unwrap();
     let harness = Harness::start_with(store, |config| {
-        config.webhook(alpha.endpoint("alpha-all", "alpha")).webhook(approvals).webhook_retries(quick())
+        config.webhook(endpoint(&alpha, "alpha-all", "alpha")).webhook(approvals).webhook_retries(quick())
     })
     .await;
     let ids = verifications(&harness, &harness.keys.writer, 200).await;
@@ -196,13 +136,13 @@ async fn failing_hanging_and_redirecting_receivers_are_retried_timed_out_and_not
     let server = redis();
     let (flaky, hung, moved, steady) =
         (Receiver::start("fail3"), Receiver::start("hang"), Receiver::start("redirect"), Receiver::start("ok"));
-    let hung_endpoint = hung.endpoint("hung", "alpha").timeout(Duration::from_millis(300)).unwrap();
+    let hung_endpoint = endpoint(&hung, "hung", "alpha").timeout(Duration::from_millis(300)).unwrap();
     let harness = Harness::start_with(Store::Redis(server.url()), |config| {
         config
-            .webhook(flaky.endpoint("flaky", "alpha"))
+            .webhook(endpoint(&flaky, "flaky", "alpha"))
             .webhook(hung_endpoint)
-            .webhook(moved.endpoint("moved", "alpha"))
-            .webhook(steady.endpoint("steady", "beta"))
+            .webhook(endpoint(&moved, "moved", "alpha"))
+            .webhook(endpoint(&steady, "steady", "beta"))
             .webhook_retries(quick())
     })
     .await;
@@ -278,7 +218,7 @@ async fn failing_hanging_and_redirecting_receivers_are_retried_timed_out_and_not
 async fn replicas_share_deliveries_and_one_that_dies_leaves_none_undelivered() {
     let server = redis();
     let receiver = Receiver::start("ok");
-    let endpoint = || receiver.endpoint("shared", "alpha").timeout(Duration::from_millis(500)).unwrap();
+    let endpoint = || endpoint(&receiver, "shared", "alpha").timeout(Duration::from_millis(500)).unwrap();
     let store = Store::Redis(server.url());
     let harness =
         Harness::start_with(store.clone(), |config| config.webhook(endpoint()).webhook_retries(quick())).await;
@@ -318,7 +258,7 @@ async fn a_redis_restart_loses_no_event_and_delivery_resumes() {
     // Tries close together, given up only after a minute: the restart's reconnection delays them.
     let patient =
         RetrySchedule::new(Duration::from_millis(100), Duration::from_millis(400), Duration::from_secs(60)).unwrap();
-    let endpoint = receiver.endpoint("after-restart", "alpha").timeout(Duration::from_secs(1)).unwrap();
+    let endpoint = endpoint(&receiver, "after-restart", "alpha").timeout(Duration::from_secs(1)).unwrap();
     let harness =
         Harness::start_with(Store::Redis(server.url()), |config| config.webhook(endpoint).webhook_retries(patient))
             .await;

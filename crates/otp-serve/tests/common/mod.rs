@@ -7,6 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Each test file uses what it needs; a failed unwrap is a failed test.
 
 pub mod python;
+pub mod receiver;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

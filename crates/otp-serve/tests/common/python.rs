@@ -23,7 +23,7 @@ const STAMP: &str = "requirements.sha256";
 /// A lock older than this is a dead maker's (an install takes about a minute).
 const STALE_LOCK: Duration = Duration::from_secs(15 * 60);
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root")
 }
 
