@@ -84,11 +84,16 @@ where
     Fut: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    use tracing::Instrument as _;
     let running = send(app.clone());
-    tokio::spawn(async move {
-        let _slot = slot;
-        running.await
-    })
+    // In the request's span still: the SDK's and the verifier's spans stay under its request id.
+    tokio::spawn(
+        async move {
+            let _slot = slot;
+            running.await
+        }
+        .instrument(tracing::Span::current()),
+    )
     .await
     .map_err(|_| Problem::new(Code::Internal, "a send's task failed; the verification may have been sent"))
 }
