@@ -48,6 +48,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How often a replica with nothing to deliver looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a replica waits after the store failed a read before reading again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Entries read or claimed at once per endpoint.
 const BATCH: usize = 64;
 /// The consumer that holds failed entries while they wait for their next try.
@@ -595,10 +597,12 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
+            let mut failed = false;
             let mut batch = match self.log.read_new(&group, &self.consumer).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(endpoint = %self.endpoint.name, %error, "webhook delivery could not read events");
+                    failed = true;
                     Vec::new()
                 }
             };
@@ -607,11 +611,14 @@ impl Worker {
             match self.log.due(&group, &self.consumer, &self.schedule, in_flight).await {
                 Ok(due) => batch.extend(due),
                 Err(error) => {
-                    tracing::warn!(endpoint = %self.endpoint.name, %error, "webhook retries could not be read")
+                    tracing::warn!(endpoint = %self.endpoint.name, %error, "webhook retries could not be read");
+                    failed = true;
                 }
             }
             if batch.is_empty() {
-                if pause(&mut stop, POLL).await {
+                // A store that fails is asked again once a second, not at the poll's pace (and
+                // its warning logged as often).
+                if pause(&mut stop, if failed { STORE_RETRY } else { POLL }).await {
                     break;
                 }
                 continue;
