@@ -373,6 +373,7 @@ mod tests {
     use crate::store::Store as _;
     use crate::test_util::RedisServer;
     use crate::StoreKey;
+    use metrics_util::debugging::DebugValue;
     use otp_core::Gateway;
 
     fn server() -> RedisServer {
@@ -486,19 +487,40 @@ mod tests {
 
     /// On one server, the change and its event are one script: each XADD Redis runs comes from
     /// a script (`[0 lua]` in MONITOR), none from the client, and a replayed script (the same
-    /// call again) appends nothing twice; a change that does not happen appends nothing.
-    #[tokio::test]
-    async fn on_one_server_each_change_appends_its_event_in_its_own_script_once() {
+    /// call again) appends nothing twice; a change that does not happen appends nothing. The
+    /// `otp.events.appended` counter says the same (a snapshot reads what was counted since the
+    /// last): three, not one per call.
+    #[test]
+    fn on_one_server_each_change_appends_its_event_in_its_own_script_once() {
+        use metrics_util::debugging::DebuggingRecorder;
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let appended = move || -> Vec<(String, Vec<String>, DebugValue)> {
+            let rows = snapshotter.snapshot().into_vec().into_iter().map(|(key, _, _, value)| {
+                let labels = key.key().labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
+                (key.key().name().to_owned(), labels, value)
+            });
+            rows.collect()
+        };
+        metrics::with_local_recorder(&recorder, || runtime.block_on(each_change_appends_once(appended)));
+    }
+
+    async fn each_change_appends_once(appended: impl Fn() -> Vec<(String, Vec<String>, DebugValue)>) {
         use crate::store::{Ending, Generation, State, Store};
+        let counted = |events| {
+            vec![("otp.events.appended".to_owned(), vec!["sink=redis_stream".to_owned()], DebugValue::Counter(events))]
+        };
         let server = server();
         let store = recording(&server, 1_000);
         let id = VerificationId::random().unwrap();
         let kinds = [EventKind::Started, EventKind::Resent, EventKind::Approved, EventKind::Canceled];
         let [started, resent, approved, canceled] = kinds.map(|kind| Event::new(kind, &id, Gateway::Paytm));
         let monitor = server.monitor().unwrap();
-        for _ in 0..2 {
-            store.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
-        }
+        store.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
+        assert_eq!(appended(), counted(1), "the start's event, counted");
+        store.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
+        assert_eq!(appended(), counted(0), "a replayed put appends and counts nothing");
         for _ in 0..2 {
             assert!(store.replace_session(&id, b"p2", b"r2", LIFETIMES, 9, Some(&resent)).await.unwrap());
         }
@@ -516,6 +538,35 @@ mod tests {
         let xadds: Vec<&String> = lines.iter().filter(|line| line.contains("\"XADD\"")).collect();
         assert_eq!(xadds.len(), 3, "started, resent, approved: once each {xadds:#?}");
         assert!(xadds.iter().all(|line| line.contains("[0 lua]")), "each from its script: {xadds:#?}");
+        let read = store.read_events("g", "c", 10).await.unwrap();
+        let types: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
+        assert_eq!(types, ["verification.started", "verification.resent", "verification.approved"]);
+        assert_eq!(appended(), counted(2), "then the resend's and the approval's, none dropped");
+    }
+
+    /// On a Cluster the event goes right after its change; the same call made again (a caller's
+    /// retry with the same ticket) finds its own change and appends nothing twice.
+    #[tokio::test]
+    async fn on_a_cluster_a_call_made_twice_appends_its_event_once() {
+        use crate::store::{Generation, State, Store};
+        let cluster = crate::test_util::RedisCluster::start()
+            .unwrap_or_else(|e| panic!("this test needs a real Redis Cluster (redis-server and redis-cli): {e}"));
+        let urls = cluster.urls();
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let key = StoreKey::from_bytes(&[5; 32]).unwrap();
+        let store = RedisStore::connect_cluster(&nodes, key).await.unwrap().with_event_stream(1_000).unwrap();
+        let id = VerificationId::random().unwrap();
+        let kinds = [EventKind::Started, EventKind::Resent, EventKind::Approved];
+        let [started, resent, approved] = kinds.map(|kind| Event::new(kind, &id, Gateway::Paytm));
+        for _ in 0..2 {
+            store.put_session(&id, b"p", b"r", LIFETIMES, Some(&started)).await.unwrap();
+            assert!(store.replace_session(&id, b"p2", b"r2", LIFETIMES, 9, Some(&resent)).await.unwrap());
+        }
+        for _ in 0..2 {
+            let ending =
+                store.end_session(&id, Generation::Any, State::Approved, b"x", LIFETIMES.retention, Some(&approved));
+            ending.await.unwrap();
+        }
         let read = store.read_events("g", "c", 10).await.unwrap();
         let types: Vec<serde_json::Value> = read.iter().map(|entry| entry.to_json()["type"].clone()).collect();
         assert_eq!(types, ["verification.started", "verification.resent", "verification.approved"]);

@@ -453,7 +453,8 @@ end
 
 /// Replaces a live session's payload (ARGV[1]), lifetime (ARGV[2]) and record (ARGV[3], kept
 /// ARGV[2] + ARGV[4]) for the resend ARGV[5], keeping its tries and raising its generation: 1,
-/// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op. With the
+/// or 0 when it is not live. The writing call's ticket (`u`) makes a replay a no-op that
+/// answers 2 (replaced, by this call's first run: nothing appended or counted again). With the
 /// expiry set as KEYS[3] (one server), its member ARGV[6] is due again at the new lifetime's end,
 /// and the `resent` event is appended (`append_lua!`, from ARGV[7]).
 const REPLACE: &str = concat!(
@@ -463,17 +464,18 @@ const REPLACE: &str = concat!(
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if redis.call('HGET', KEYS[1], 'u') ~= ARGV[5] then
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[5])
-  redis.call('HINCRBY', KEYS[1], 'g', 1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('HSET', KEYS[2], 'z', ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
-  if KEYS[3] then
-    schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
-  end
-  append(7)
+if redis.call('HGET', KEYS[1], 'u') == ARGV[5] then
+  return 2
 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'g', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'z', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
+if KEYS[3] then
+  schedule(KEYS[3], ARGV[6], tonumber(ARGV[2]), tonumber(ARGV[4]))
+end
+append(7)
 return 1
 "
 );
@@ -820,18 +822,18 @@ impl Store for RedisStore {
         if self.single_server() {
             invocation.key(self.expiry_key()).arg(&hex);
             let in_script = self.event_in_script(&mut invocation, event);
-            let replaced = self.invoke::<i64>(&invocation).await? == 1;
-            self.count_in_script(in_script && replaced);
-            return Ok(replaced);
+            let replaced = self.invoke::<i64>(&invocation).await?;
+            self.count_in_script(in_script && replaced == 1);
+            return Ok(replaced != 0);
         }
-        let replaced = self.invoke::<i64>(&invocation).await? == 1;
-        if replaced {
+        let replaced = self.invoke::<i64>(&invocation).await?;
+        if replaced == 1 {
             // Until this lands, a sweep that claims the old expiry finds the session live and
             // puts it back: late, never early.
             self.schedule(&hex, lifetime, lifetimes.retention).await?;
             self.append_entries(one(event)).await;
         }
-        Ok(replaced)
+        Ok(replaced != 0)
     }
 
     async fn take_try(&self, id: &VerificationId, max_tries: u32, ticket: Ticket) -> Result<TryTaken, Error> {
