@@ -12,11 +12,11 @@ use otp::verifier::{
     ChannelSink, Check, Context, Event, EventKind, GuardRules, MemoryStore, RedisStore, State, Store, StoreKey,
     Verifier,
 };
-use otp::{ErrorKind, Gateway, MobileNumber, Reached};
+use otp::{ErrorKind, Gateway, MobileNumber, Outcome, Reached};
 use otp_verifier::test_util::RedisCluster;
 
 mod common;
-use common::sessions::{from, phonepe_to, redis_server, redis_store};
+use common::sessions::{from, phonepe_to, redis_server, redis_store, Instrumented};
 use common::{code, inbox_code, sandbox_client, wrong};
 
 fn drain(receiver: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<EventKind> {
@@ -529,6 +529,29 @@ async fn a_resend_moves_the_expiry_and_the_next_cooldown_to_the_new_send() {
     let (next, first) = (after.resend_available_at.unwrap(), before.resend_available_at.unwrap());
     assert!(moved(next, first) >= Duration::from_millis(350), "the cooldown counts from the resend");
     assert_eq!((after.sends, after.created_at), (2, before.created_at));
+}
+
+/// A resend's outcome is its own send's, not the first one's: a provider that first sent for
+/// registration and then plainly (AOPay, once the remitter is registered) shows `sent` in the
+/// resend's answer, its event and the status.
+#[tokio::test]
+async fn a_resend_reports_its_own_sends_outcome() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let gateway = Instrumented::new(sandbox_client(&sandbox, Gateway::PhonePe));
+    let (sink, mut events) = ChannelSink::new(64);
+    let rules = GuardRules::default().cooldown(Duration::from_millis(1));
+    let verifier =
+        otp_verifier::Verifier::new(gateway.clone(), MemoryStore::new()).with_rules(rules).unwrap().with_events(sink);
+    gateway.next_send_answers(Outcome::SentForRegistration);
+    let started = verifier.start(phonepe_to("9876513711"), &from(1)).await.unwrap();
+    assert_eq!(started.outcome, Outcome::SentForRegistration);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let resent = verifier.resend(&started.id, &from(1)).await.unwrap();
+    assert_eq!(resent.outcome, Outcome::Sent);
+    assert_eq!(verifier.status(&started.id).await.unwrap().unwrap().outcome, Outcome::Sent);
+    let outcomes: Vec<(EventKind, Option<&str>)> =
+        std::iter::from_fn(|| events.try_recv().ok()).map(|event| (event.kind, event.outcome)).collect();
+    assert_eq!(outcomes, [(EventKind::Started, Some("sent_for_registration")), (EventKind::Resent, Some("sent"))]);
 }
 
 /// A finished verification's status says when it finished; a pending one has no end yet.

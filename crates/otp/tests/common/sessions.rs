@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otp::verifier::{Context, RedisStore, Sent, SessionGateway, StoreKey, Verification};
-use otp::{phonepe, Error, Gateway, GatewayClient, MobileNumber, OtpCode, SendReceipt, VerifyReceipt, VerifyRequest};
+use otp::{
+    phonepe, Error, Gateway, GatewayClient, MobileNumber, OtpCode, Outcome, SendReceipt, VerifyReceipt, VerifyRequest,
+};
 use otp_verifier::test_util::RedisServer;
 
 /// The store key every test store shares (a second process opens the same sessions).
@@ -41,7 +43,8 @@ pub type QueuedFailures = Arc<std::sync::Mutex<Vec<fn() -> Error>>>;
 
 /// The real client, counting the verify calls that leave the verifier for the gateway, holding
 /// each send back for `send_delay` and each verify for `verify_delay` (to let something happen
-/// meanwhile); `verify_failures`, while any are queued, replace the next verify calls' answers.
+/// meanwhile); `verify_failures`, while any are queued, replace the next verify calls' answers,
+/// and `send_outcomes` the next sends' outcomes (a provider whose answer changes between sends).
 #[derive(Clone, Debug)]
 pub struct Instrumented {
     pub client: GatewayClient,
@@ -49,6 +52,7 @@ pub struct Instrumented {
     pub send_delay: Duration,
     pub verify_delay: Duration,
     pub verify_failures: QueuedFailures,
+    pub send_outcomes: Arc<std::sync::Mutex<Vec<Outcome>>>,
 }
 
 impl Instrumented {
@@ -59,7 +63,12 @@ impl Instrumented {
             send_delay: Duration::ZERO,
             verify_delay: Duration::ZERO,
             verify_failures: Arc::default(),
+            send_outcomes: Arc::default(),
         }
+    }
+
+    pub fn next_send_answers(&self, outcome: Outcome) {
+        self.send_outcomes.lock().unwrap().push(outcome);
     }
 
     pub fn fail_next_verify(&self, failure: fn() -> Error) {
@@ -89,7 +98,11 @@ impl SessionGateway for Instrumented {
 
     async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
         tokio::time::sleep(self.send_delay).await;
-        SessionGateway::send(&self.client, request).await
+        let mut receipt = SessionGateway::send(&self.client, request).await?;
+        if let Some(outcome) = self.send_outcomes.lock().unwrap().pop() {
+            receipt.outcome = outcome;
+        }
+        Ok(receipt)
     }
 
     fn verify_request(request: &Verification, sent: &Sent, code: OtpCode) -> Result<VerifyRequest, Error> {
