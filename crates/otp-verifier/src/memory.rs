@@ -102,7 +102,11 @@ impl Log {
 struct Session {
     payload: Zeroizing<Vec<u8>>,
     tries_used: u32,
+    /// Raised by a resend's claim before it sends and again when it replaces the payload.
     generation: u64,
+    /// The generation the payload was written at: what a check reads, so a check of the old
+    /// send's code, read between a resend's claim and its replacement, ends nothing.
+    payload_generation: u64,
     expires_ms: u64,
     record: Zeroizing<Vec<u8>>,
     retention_ms: u64,
@@ -126,7 +130,7 @@ struct KeyEntry {
 
 impl Session {
     fn loaded(&self) -> Loaded {
-        Loaded { payload: self.payload.clone(), tries_used: self.tries_used, generation: self.generation }
+        Loaded { payload: self.payload.clone(), tries_used: self.tries_used, generation: self.payload_generation }
     }
 }
 
@@ -470,6 +474,7 @@ impl Store for MemoryStore {
             payload: Zeroizing::new(payload.to_vec()),
             tries_used: 0,
             generation: 0,
+            payload_generation: 0,
             expires_ms: now.saturating_add(millis(lifetimes.session)),
             record: Zeroizing::new(record.to_vec()),
             retention_ms: millis(lifetimes.retention),
@@ -521,6 +526,7 @@ impl Store for MemoryStore {
             payload: Zeroizing::new(payload.to_vec()),
             tries_used: live.tries_used,
             generation: live.generation + 1,
+            payload_generation: live.generation + 1,
             expires_ms: now.saturating_add(millis(lifetimes.session)),
             record: Zeroizing::new(record.to_vec()),
             retention_ms: millis(lifetimes.retention),
@@ -759,6 +765,7 @@ mod tests {
             payload: Zeroizing::new(vec![1]),
             tries_used: 0,
             generation: 0,
+            payload_generation: 0,
             expires_ms,
             record: Zeroizing::new(vec![2]),
             retention_ms: 10,

@@ -359,7 +359,8 @@ return {1, 0, 0}
 ";
 
 // A session is two keys in one hash tag: the live part `s` (payload `v`, tries `t`,
-// generation `g`, per-call marks), whose TTL is the session's lifetime, and its record `r`
+// generation `g`, the generation `p` the payload was written at — what checks read; a session
+// written before `p` existed reads `g` — and per-call marks), whose TTL is the session's lifetime, and its record `r`
 // (state `st` as an index of `State::ALL`, the sealed record `z`), kept for the lifetime and
 // the retention after it. A record whose state is still 0 (pending) without a live part has
 // run out its lifetime: expired. KEYS[1] is the live part, KEYS[2] the record.
@@ -377,7 +378,7 @@ if st ~= '0' or not v then
   if st == '0' then st = '3' end
   return {3, 0, 0, false, tonumber(st)}
 end
-local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
+local g = tonumber(redis.call('HGET', KEYS[1], 'p') or redis.call('HGET', KEYS[1], 'g') or '0')
 local mark = 'r:' .. ARGV[2]
 local taken = redis.call('HGET', KEYS[1], mark)
 if taken then
@@ -468,7 +469,7 @@ if redis.call('HGET', KEYS[1], 'u') == ARGV[5] then
   return 2
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'u', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'g', 1)
+redis.call('HSET', KEYS[1], 'p', redis.call('HINCRBY', KEYS[1], 'g', 1))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'z', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
@@ -492,7 +493,7 @@ const PUT: &str = concat!(
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 2
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0)
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', 0, 'g', 0, 'p', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'st', 0, 'z', ARGV[3], 'i', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]))
@@ -566,7 +567,7 @@ local z = redis.call('HGET', KEYS[2], 'z')
 local v = redis.call('HGET', KEYS[1], 'v')
 if st == '0' and v then
   local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-  local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
+  local g = tonumber(redis.call('HGET', KEYS[1], 'p') or redis.call('HGET', KEYS[1], 'g') or '0')
   return {1, t, g, v, 0, z}
 end
 if st == '0' then st = '3' end

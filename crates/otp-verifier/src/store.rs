@@ -45,8 +45,10 @@ pub enum Admission {
     Full,
 }
 
-/// A live session as stored: its payload, the tries its checks have used, and its generation
-/// (raised by every resend, so a check ends only the generation it read).
+/// A live session as stored: its payload, the tries its checks have used, and the generation
+/// its payload was written at (a resend raises the session's generation when it claims it and
+/// again when it replaces the payload, so a check ends only the generation whose code it
+/// judged: one read between a claim and its replacement judged the old send's code).
 pub struct Loaded {
     pub(crate) payload: Zeroizing<Vec<u8>>,
     pub(crate) tries_used: u32,
@@ -370,8 +372,18 @@ pub(crate) mod behaviour {
         store.refund_try(&id, 11).await.unwrap();
         assert_eq!(tries(store.take_try(&id, 2, 13).await.unwrap()), Ok((2, 0)));
 
-        // A resend claims the next generation and its replacement the one after; tries stay.
+        // A resend claims the next generation and its replacement the one after; tries stay. A
+        // check that reads the session in between reads the old payload's generation: its
+        // ending (the old code judged expired by a gateway that knows of the new send) ends
+        // nothing, and the resend's replacement lands.
         assert!(store.claim_resend(&id, 20).await.unwrap());
+        assert_eq!(tries(store.take_try(&id, 3, 14).await.unwrap()), Ok((3, 0)), "the old payload's generation");
+        store.refund_try(&id, 14).await.unwrap();
+        assert_eq!(
+            store.end_session(&id, Generation::Only(0), State::Expired, b"x", MINUTE, None).await.unwrap(),
+            Ending::Newer,
+            "a resend is on its way"
+        );
         assert!(store.replace_session(&id, b"second", b"rec2", lifetimes, 21, None).await.unwrap());
         assert_eq!(live(store.load_session(&id).await.unwrap()), (b"second".to_vec(), 2, 2, b"rec2".to_vec()));
         assert_eq!(

@@ -542,19 +542,7 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                     }
                 }
                 Err(error) if error.kind() == ErrorKind::WrongOtp => {
-                    self.record(self.event(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, &marks))
-                        .await;
-                    if tries_left == 0 {
-                        let kind = EventKind::MaxAttemptsReached;
-                        let event = self.event(kind, id, Some(mobile), Some("wrong_otp"), None, &marks);
-                        let spent = State::MaxAttemptsReached;
-                        if self.end(id, Generation::Only(generation), spent, record, event.as_ref()).await
-                            == Ending::Ended
-                        {
-                            self.notify(event);
-                        }
-                    }
-                    Ok(Check::WrongOtp { tries_left })
+                    Ok(self.wrong_code(id, mobile, &marks, record, tries_left).await)
                 }
                 Err(error) if error.kind() == ErrorKind::OtpExpired => {
                     let event = self.event(EventKind::Expired, id, Some(mobile), Some("otp_expired"), None, &marks);
@@ -563,9 +551,9 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
                             self.notify(event);
                             Ok(Check::Expired)
                         }
-                        // A resend replaced the session while this code was judged: the code
-                        // was the old send's, and the new one is still to be checked.
-                        Ending::Newer => Ok(Check::WrongOtp { tries_left }),
+                        // A resend claimed or replaced the session while this code was judged:
+                        // the code was the old send's, wrong for the session now.
+                        Ending::Newer => Ok(self.wrong_code(id, mobile, &marks, record, tries_left).await),
                         Ending::Finished(state) => Ok(Check::finished(state)),
                         Ending::Unknown => Ok(Check::NotFound),
                     }
@@ -584,6 +572,28 @@ impl<G: SessionGateway, S: Store> Verifier<G, S> {
         .await
         .inspect(|check| record_outcome(&span, check.as_str()))
         .inspect_err(|error| record_error(&span, error))
+    }
+
+    /// A wrong code's answer and event; the last try used ends the session. Tries belong to the
+    /// session, not to a send (a resend keeps them), so that ending applies whatever a resend
+    /// did meanwhile: no code of any send can be checked now.
+    async fn wrong_code(
+        &self,
+        id: &VerificationId,
+        mobile: MobileNumber,
+        marks: &Marks,
+        record: &Record,
+        tries_left: u32,
+    ) -> Check {
+        self.record(self.event(EventKind::WrongCode, id, Some(mobile), Some("wrong_otp"), None, marks)).await;
+        if tries_left == 0 {
+            let event = self.event(EventKind::MaxAttemptsReached, id, Some(mobile), Some("wrong_otp"), None, marks);
+            let spent = State::MaxAttemptsReached;
+            if self.end(id, Generation::Any, spent, record, event.as_ref()).await == Ending::Ended {
+                self.notify(event);
+            }
+        }
+        Check::WrongOtp { tries_left }
     }
 
     /// A test number's code against its fixed one, in constant time.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use otp::sandbox::{Sandbox, SandboxConfig};
 use otp::verifier::{
-    Check, Context, GuardRules, Limit, MemoryStore, RedisStore, Store, StoreKey, Verification, Verifier,
+    Check, Context, GuardRules, Limit, MemoryStore, RedisStore, State, Store, StoreKey, Verification, Verifier,
 };
 use otp::{ErrorKind, Gateway, MobileNumber, Reached};
 use otp_verifier::test_util::guard_decision;
@@ -237,6 +237,85 @@ async fn a_check_never_ends_the_session_a_resend_replaced_in_memory() {
 async fn a_check_never_ends_the_session_a_resend_replaced_on_redis() {
     let server = redis_server();
     a_check_never_ends_the_session_a_resend_replaced(redis_store(&server), 600).await;
+}
+
+/// Point 4, the interleaving the race above hits only sometimes, made certain: the resend's new
+/// code has reached the gateway (which now judges the old one expired) but its answer is not
+/// back, so the session still holds the old send when the old code is checked. The check ends
+/// nothing; the resend lands and its code verifies.
+async fn a_check_between_a_resends_send_and_its_answer_ends_nothing<S: Store>(store: S, mobile: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default().cooldown(Duration::ZERO);
+    let gateway = Instrumented {
+        answer_delay: Duration::from_millis(300),
+        ..Instrumented::new(sandbox_client(&sandbox, Gateway::PhonePe))
+    };
+    let verifier = otp_verifier::Verifier::new(gateway, store).with_rules(rules).unwrap();
+    let started = verifier.start(phonepe_to(mobile), &from(1)).await.unwrap();
+    let old = inbox_code(&sandbox, mobile);
+    let resend = {
+        let (verifier, id) = (verifier.clone(), started.id.clone());
+        tokio::spawn(async move { verifier.resend(&id, &from(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_ne!(inbox_code(&sandbox, mobile), old, "the new code has reached the gateway");
+    let checked = verifier.check(&started.id, code(&old)).await.unwrap();
+    assert!(matches!(checked, Check::WrongOtp { .. }), "the old code is not the session's now: {checked:?}");
+    resend.await.unwrap().expect("the resend lands: the check ended nothing");
+    let new = inbox_code(&sandbox, mobile);
+    assert!(matches!(verifier.check(&started.id, code(&new)).await.unwrap(), Check::Verified { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_between_a_resends_send_and_its_answer_ends_nothing_in_memory() {
+    a_check_between_a_resends_send_and_its_answer_ends_nothing(MemoryStore::new(), "9876512461").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_between_a_resends_send_and_its_answer_ends_nothing_on_redis() {
+    let server = redis_server();
+    a_check_between_a_resends_send_and_its_answer_ends_nothing(redis_store(&server), "9876512462").await;
+}
+
+/// The last try used ends the session even while a resend is on its way (tries belong to the
+/// session, a resend keeps them): the status says `max_attempts_reached`, its event goes, and
+/// the resend's new code is reported as landing on an ended session (may have been sent).
+async fn the_last_try_ends_the_session_a_resend_is_replacing<S: Store>(store: S, mobile: &str) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let rules = GuardRules::default().cooldown(Duration::ZERO);
+    let gateway = Instrumented {
+        answer_delay: Duration::from_millis(300),
+        ..Instrumented::new(sandbox_client(&sandbox, Gateway::PhonePe))
+    };
+    let tries = rules.max_wrong_tries;
+    let verifier = otp_verifier::Verifier::new(gateway, store).with_rules(rules).unwrap();
+    let started = verifier.start(phonepe_to(mobile), &from(1)).await.unwrap();
+    let issued = inbox_code(&sandbox, mobile);
+    for _ in 1..tries {
+        verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    }
+    let resend = {
+        let (verifier, id) = (verifier.clone(), started.id.clone());
+        tokio::spawn(async move { verifier.resend(&id, &from(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let last = verifier.check(&started.id, wrong(&issued)).await.unwrap();
+    assert!(matches!(last, Check::WrongOtp { tries_left: 0 }), "{last:?}");
+    let status = verifier.status(&started.id).await.unwrap().unwrap();
+    assert_eq!(status.state, State::MaxAttemptsReached);
+    let error = resend.await.unwrap().unwrap_err();
+    assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::OtpExpired, Reached::Yes), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_try_ends_the_session_a_resend_is_replacing_in_memory() {
+    the_last_try_ends_the_session_a_resend_is_replacing(MemoryStore::new(), "9876512463").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_try_ends_the_session_a_resend_is_replacing_on_redis() {
+    let server = redis_server();
+    the_last_try_ends_the_session_a_resend_is_replacing(redis_store(&server), "9876512464").await;
 }
 
 /// Point 6: fail-open is for a store that cannot be reached, and even then a guard decides. A

@@ -44,12 +44,14 @@ pub type QueuedFailures = Arc<std::sync::Mutex<Vec<fn() -> Error>>>;
 /// The real client, counting the verify calls that leave the verifier for the gateway, holding
 /// each send back for `send_delay` and each verify for `verify_delay` (to let something happen
 /// meanwhile); `verify_failures`, while any are queued, replace the next verify calls' answers,
-/// and `send_outcomes` the next sends' outcomes (a provider whose answer changes between sends).
+/// and `send_outcomes` the next sends' outcomes (a provider whose answer changes between sends);
+/// `answer_delay` holds each send's answer back after the provider has it.
 #[derive(Clone, Debug)]
 pub struct Instrumented {
     pub client: GatewayClient,
     pub verifies: Arc<AtomicUsize>,
     pub send_delay: Duration,
+    pub answer_delay: Duration,
     pub verify_delay: Duration,
     pub verify_failures: QueuedFailures,
     pub send_outcomes: Arc<std::sync::Mutex<Vec<Outcome>>>,
@@ -61,6 +63,7 @@ impl Instrumented {
             client,
             verifies: Arc::default(),
             send_delay: Duration::ZERO,
+            answer_delay: Duration::ZERO,
             verify_delay: Duration::ZERO,
             verify_failures: Arc::default(),
             send_outcomes: Arc::default(),
@@ -98,7 +101,9 @@ impl SessionGateway for Instrumented {
 
     async fn send(&self, request: &Verification) -> Result<SendReceipt, Error> {
         tokio::time::sleep(self.send_delay).await;
-        let mut receipt = SessionGateway::send(&self.client, request).await?;
+        let answer = SessionGateway::send(&self.client, request).await;
+        tokio::time::sleep(self.answer_delay).await;
+        let mut receipt = answer?;
         if let Some(outcome) = self.send_outcomes.lock().unwrap().pop() {
             receipt.outcome = outcome;
         }
