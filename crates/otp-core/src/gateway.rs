@@ -61,16 +61,16 @@ impl fmt::Display for UnknownGateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The names come from `Gateway::ALL`, so a new gateway is listed without a word here.
         write!(f, "unknown gateway {:?}: expected ", self.0)?;
-        let (last, others) = Gateway::ALL.split_last().map_or((None, &[][..]), |(last, others)| (Some(last), others));
-        for (i, gateway) in others.iter().enumerate() {
-            let separator = if i == 0 { "" } else { ", " };
+        let last = Gateway::ALL.len().saturating_sub(1);
+        for (i, gateway) in Gateway::ALL.iter().enumerate() {
+            let separator = match i {
+                0 => "",
+                i if i == last => " or ",
+                _ => ", ",
+            };
             write!(f, "{separator}{gateway}")?;
         }
-        match last {
-            Some(last) if others.is_empty() => write!(f, "{last}"),
-            Some(last) => write!(f, " or {last}"),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -965,6 +965,21 @@ mod tests {
         wiped_on_drop(&writer.0);
     }
 
+    /// It grows into a buffer of its own making (so the old one is wiped as it goes), only when
+    /// full, to at least twice its size: a `Vec` left to grow itself would round up to 8 here
+    /// and free its old buffer unwiped.
+    #[test]
+    fn a_full_buffer_moves_to_one_of_its_own_making_and_only_then() {
+        let mut writer = WipingWriter::with_capacity(4);
+        writer.extend(b"abcd");
+        assert_eq!(writer.0.capacity(), 4, "exactly full: no move");
+        writer.extend(b"e");
+        assert_eq!(writer.0.capacity(), 8, "twice its size");
+        let mut writer = WipingWriter::with_capacity(2);
+        writer.extend(b"abcde");
+        assert_eq!(writer.0.capacity(), 5, "what is needed, when more than twice");
+    }
+
     #[test]
     fn a_growing_buffer_keeps_every_byte_in_order() {
         let mut writer = WipingWriter::with_capacity(2);

@@ -254,6 +254,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verify_extras_keep_what_they_are_given_and_show_none_of_it() {
+        let extras = VerifyExtras::new().customer_name("Asha Rao").kyc_id("KYC-42");
+        assert_eq!((extras.customer_name.as_deref(), extras.kyc_id.as_deref()), (Some("Asha Rao"), Some("KYC-42")));
+        assert_eq!(format!("{extras:?}"), r#"VerifyExtras { customer_name: "[redacted]", kyc_id: "[redacted]" }"#);
+        assert_eq!(format!("{:?}", VerifyExtras::new()), r#"VerifyExtras { customer_name: "none", kyc_id: "none" }"#);
+    }
+
+    #[test]
     fn settings_name_their_environment_variables_and_labels() {
         let setting = Setting::secret("salt_key");
         assert_eq!(setting.env_var(Gateway::PhonePe), "OTP_PHONEPE_SALT_KEY");

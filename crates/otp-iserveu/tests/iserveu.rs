@@ -336,6 +336,20 @@ fn registration_valid() -> RegistrationOtpRequest {
     registration().external_ref("REG-123456").params(Some("a".into()), None, None)
 }
 
+/// What the HTTP path records for each send (its number, masked in a span) and what a log of a
+/// completion shows: the number masked, never the code or the customer's name.
+#[test]
+fn each_send_names_its_number_and_a_completion_shows_neither_code_nor_name() {
+    use otp_core::operation::Request;
+    assert_eq!(Request::mobile(&registration()), Some(&mobile()));
+    assert_eq!(Request::mobile(&transaction()), Some(&mobile()));
+    let completion = CompleteRegistrationRequest::new(mobile(), OtpCode::parse("4321").unwrap(), "Asha Rao");
+    let debug = format!("{completion:?}");
+    assert!(debug.starts_with("CompleteRegistrationRequest { mobile: "), "{debug}");
+    assert!(debug.contains("name: \"[redacted]\"") && debug.contains("XXXXXX4480"), "{debug}");
+    assert!(!debug.contains("Asha") && !debug.contains("4321") && !debug.contains("8144094480"), "{debug}");
+}
+
 /// Feature `serde`: a stored request comes back only through its checks.
 #[cfg(feature = "serde")]
 mod stored {

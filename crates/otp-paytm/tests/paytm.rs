@@ -309,6 +309,7 @@ async fn an_invalid_request_is_refused_by_validate_and_never_reaches_paytm() {
     let send = SendOtpRequest::new(MobileNumber::parse("7777777777").unwrap(), long_device.as_str()).scope("paytm");
     let refused = otp_core::operation::Request::validate(&send).unwrap_err();
     assert_eq!((refused.kind(), refused.reached_provider()), (ErrorKind::InvalidRequest, Reached::No));
+    assert_eq!(send.validate().unwrap_err().to_string(), refused.to_string(), "the same check without the trait");
     let error = client.send_otp(&send).await.unwrap_err();
     assert_eq!((error.kind(), error.reached_provider()), (ErrorKind::InvalidRequest, Reached::No), "{error}");
     let verify =
