@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -244,10 +245,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let server = Server::start(config).await?;
+    // Polled once before the banner: a signal handler the future installs when first polled
+    // (as `shutdown_signal`'s do) is in place before anyone can read `listening:` and signal.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let signalled = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
     for line in server.banner() {
         announce(&line);
     }
-    shutdown.await;
+    if !signalled {
+        shutdown.await;
+    }
     tracing::info!("otp serve stopping: finishing requests in flight");
     server.shutdown(DRAIN).await;
     Ok(())
@@ -460,5 +467,37 @@ async fn serve_connection<I>(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A signal sent the moment `listening:` is printed is already handled: the shutdown
+    /// future has been polled (its handler installed) before the first banner line.
+    #[tokio::test]
+    async fn the_shutdown_signal_is_listened_for_before_the_banner_is_printed() {
+        let polled = Arc::new(AtomicBool::new(false));
+        let shutdown = {
+            let polled = Arc::clone(&polled);
+            std::future::poll_fn(move |_| {
+                // Resolves on its second poll: the first one installs, as a signal handler.
+                if polled.swap(true, Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        };
+        let config = ServeConfig::sandbox().unwrap().listen("127.0.0.1:0".parse().unwrap());
+        let announce = |line: &str| {
+            assert!(polled.load(Ordering::SeqCst), "announced {line:?} before the shutdown future was polled");
+        };
+        tokio::time::timeout(Duration::from_secs(60), run(config, announce, shutdown)).await.unwrap().unwrap();
     }
 }
