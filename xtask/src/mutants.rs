@@ -11,10 +11,11 @@ const CARGO_MUTANTS_VERSION: &str = "27.1.0";
 
 /// The verifier's files, which its own unit tests and otp's end-to-end `tests/verifier.rs` (a
 /// real Redis and the sandbox), `tests/lifecycle.rs` (a verification's whole life, events and
-/// the sweeper), `tests/guard_attacks.rs` (each attack on the guard) and `tests/telemetry.rs`
-/// (its spans and counters) test together: their mutants run those tests, and only those.
+/// the sweeper), `tests/guard_attacks.rs` (each attack on the guard), `tests/telemetry.rs`
+/// (its spans and counters) and `tests/validation.rs` (every gateway's request checked before
+/// the guard) test together: their mutants run those tests, and only those.
 const VERIFIER_SCOPE: [&str; 2] = ["crates/otp-verifier/src/*.rs", "crates/otp/src/verifier.rs"];
-const VERIFIER_TESTS: [&str; 14] = [
+const VERIFIER_TESTS: [&str; 16] = [
     "--test-package",
     "otp-verifier",
     "--test-package",
@@ -29,6 +30,8 @@ const VERIFIER_TESTS: [&str; 14] = [
     "guard_attacks",
     "--test",
     "telemetry",
+    "--test",
+    "validation",
 ];
 
 fn is_verifier_file(file: &str) -> bool {
