@@ -366,7 +366,7 @@ return {1, 0, 0}
 // run out its lifetime: expired. KEYS[1] is the live part, KEYS[2] the record.
 
 /// Reserves one try for the call `ARGV[2]`: {0} unknown, {1} every try used, {2, tries used,
-/// generation, payload}, {3, 0, 0, false, state} finished. The try is marked with the call's
+/// the payload's generation, payload}, {3, 0, 0, false, state} finished. The try is marked with the call's
 /// ticket (`r:<ticket>`), so a replay answers what the first run did without a second try.
 const TAKE_TRY: &str = r"
 local st = redis.call('HGET', KEYS[2], 'st')
@@ -556,7 +556,7 @@ end
 return {3, 0, redis.call('HGET', KEYS[2], 'i'), redis.call('HGET', KEYS[2], 'z')}
 ";
 
-/// {0} unknown; {1, tries used, generation, payload, 0, record} live; {2, 0, 0, false, state,
+/// {0} unknown; {1, tries used, the payload's generation, payload, 0, record} live; {2, 0, 0, false, state,
 /// record} finished.
 const LOAD: &str = r"
 local st = redis.call('HGET', KEYS[2], 'st')
