@@ -187,16 +187,21 @@ impl Drops {
     pub(crate) fn dropped(&self, events: u64, reason: &'static str) {
         metrics::counter!("otp.events.dropped", "sink" => self.sink, "reason" => reason).increment(events);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let last = self.logged_s.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= DROP_LOG_EVERY.as_secs()
-            && self.logged_s.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
+        if self.log_due(now) {
             tracing::warn!(
                 sink = self.sink,
                 reason,
                 "verification events are being dropped: the sink does not keep up (logged at most once a minute)"
             );
         }
+    }
+
+    /// Whether a drop at `now_s` is logged: the first, then one a minute at most, however many
+    /// tasks drop at once (one of them wins the minute).
+    fn log_due(&self, now_s: u64) -> bool {
+        let last = self.logged_s.load(Ordering::Relaxed);
+        now_s.saturating_sub(last) >= DROP_LOG_EVERY.as_secs()
+            && self.logged_s.compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 }
 
@@ -217,14 +222,54 @@ mod tests {
         assert_eq!(event.to_json()["type"], "verification.approved");
     }
 
-    #[tokio::test]
-    async fn a_full_channel_drops_and_never_blocks() {
+    /// The two a full channel could not take are dropped and counted, by sink and reason.
+    #[test]
+    fn a_full_channel_drops_counts_and_never_blocks() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
         let (sink, mut receiver) = ChannelSink::new(1);
+        assert_eq!(format!("{sink:?}"), "ChannelSink { capacity: 1 }");
         let id = VerificationId::random().unwrap();
-        for _ in 0..3 {
-            sink.emit(Event::new(EventKind::Started, &id, Gateway::Paytm));
-        }
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                sink.emit(Event::new(EventKind::Started, &id, Gateway::Paytm));
+            }
+        });
         assert!(receiver.try_recv().is_ok());
         assert!(receiver.try_recv().is_err(), "the two that did not fit were dropped");
+        let counted: Vec<(String, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+                (format!("{} {}", key.key().name(), labels.join(",")), value)
+            })
+            .collect();
+        assert_eq!(counted, [("otp.events.dropped sink=channel,reason=full".to_owned(), DebugValue::Counter(2))]);
+    }
+
+    #[test]
+    fn drops_are_logged_first_then_once_a_minute() {
+        let drops = Drops::new("channel");
+        let start = 1_800_000_000;
+        assert!(drops.log_due(start), "the first drop is logged");
+        assert!(!drops.log_due(start), "not again that second");
+        assert!(!drops.log_due(start + 59));
+        assert!(drops.log_due(start + 60), "a minute later");
+        assert!(!drops.log_due(start + 61));
+    }
+
+    #[test]
+    fn a_function_is_a_sink() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = {
+            let seen = Arc::clone(&seen);
+            move |event: Event| seen.lock().unwrap().push(event.kind)
+        };
+        let id = VerificationId::random().unwrap();
+        EventSink::emit(&sink, Event::new(EventKind::Canceled, &id, Gateway::Paytm));
+        assert_eq!(*seen.lock().unwrap(), [EventKind::Canceled]);
     }
 }

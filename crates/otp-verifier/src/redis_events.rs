@@ -544,6 +544,69 @@ mod tests {
         assert_eq!(appended(), counted(2), "then the resend's and the approval's, none dropped");
     }
 
+    /// Events a Redis that cannot be reached did not take are counted as dropped, by sink and
+    /// reason (the change itself answered its own error already).
+    #[test]
+    fn events_a_stopped_redis_did_not_take_are_counted_as_dropped() {
+        use metrics_util::debugging::DebuggingRecorder;
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let mut server = server();
+                let store = recording(&server, 1_000);
+                store.append_entries(&[event(EventKind::Started)]).await;
+                server.stop();
+                store.append_entries(&[event(EventKind::Approved), event(EventKind::Canceled)]).await;
+            })
+        });
+        let mut counted: Vec<(String, Vec<String>, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let labels = key.key().labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
+                (key.key().name().to_owned(), labels, value)
+            })
+            .collect();
+        counted.sort_by(|a, b| a.0.cmp(&b.0));
+        let labels = |labels: &[&str]| labels.iter().map(|label| (*label).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            counted,
+            [
+                ("otp.events.appended".to_owned(), labels(&["sink=redis_stream"]), DebugValue::Counter(1)),
+                (
+                    "otp.events.dropped".to_owned(),
+                    labels(&["sink=redis_stream", "reason=store_failed"]),
+                    DebugValue::Counter(2)
+                ),
+            ]
+        );
+    }
+
+    /// Reading makes the group when it is missing; any other failure of that step is the
+    /// read's error, not read past (here: a user not allowed to manage groups).
+    #[tokio::test]
+    async fn a_read_fails_when_its_group_cannot_be_made_for_any_reason_but_existing() {
+        let server = server();
+        let store = recording(&server, 1_000);
+        store.append_entries(&[event(EventKind::Started)]).await;
+        assert_eq!(store.read_events("hooks", "r1", 10).await.unwrap().len(), 1, "made on first use");
+        assert!(store.read_events("hooks", "r1", 10).await.unwrap().is_empty(), "there already: read on");
+        let admin = redis::Client::open(server.url()).unwrap();
+        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+        let () = redis::cmd("ACL")
+            .arg(&["SETUSER", "reader", "on", ">pw", "~*", "&*", "+@all", "-xgroup"][..])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let url = format!("redis://reader:pw@127.0.0.1:{}/", server.port());
+        let reader = RedisStore::open(&url, StoreKey::from_bytes(&[5; 32]).unwrap()).unwrap().with_event_stream(1_000);
+        let error = reader.unwrap().read_events("hooks", "r2", 10).await.unwrap_err();
+        assert!(error.to_string().contains("NoPerm"), "{error}");
+    }
+
     /// On a Cluster the event goes right after its change; the same call made again (a caller's
     /// retry with the same ticket) finds its own change and appends nothing twice.
     #[tokio::test]
