@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use otp_verifier::{
     ChannelSink, Check, Context, Event, EventKind, EventSink, GuardRule, GuardRules, Limit, MemoryStore, Sent,
-    SessionGateway, Started, State, Status, Store, VerificationId, DEFAULT_RETENTION,
+    SessionGateway, Started, State, Status, Store, VerificationId, DEFAULT_RETENTION, IDEMPOTENCY_KEY_LIFETIME,
 };
 #[cfg(feature = "redis")]
 pub use otp_verifier::{PendingEvent, RedisStore, StoreKey, StreamedEvent};
