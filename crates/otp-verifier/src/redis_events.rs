@@ -586,7 +586,8 @@ mod tests {
     }
 
     /// Reading makes the group when it is missing; any other failure of that step is the
-    /// read's error, not read past (here: a user not allowed to manage groups).
+    /// read's error, not read past (here: a user not allowed to manage groups), and so is
+    /// making it explicitly.
     #[tokio::test]
     async fn a_read_fails_when_its_group_cannot_be_made_for_any_reason_but_existing() {
         let server = server();
@@ -603,8 +604,12 @@ mod tests {
             .unwrap();
         let url = format!("redis://reader:pw@127.0.0.1:{}/", server.port());
         let reader = RedisStore::open(&url, StoreKey::from_bytes(&[5; 32]).unwrap()).unwrap().with_event_stream(1_000);
-        let error = reader.unwrap().read_events("hooks", "r2", 10).await.unwrap_err();
+        let reader = reader.unwrap();
+        let error = reader.read_events("hooks", "r2", 10).await.unwrap_err();
         assert!(error.to_string().contains("NoPerm"), "{error}");
+        let error = reader.create_event_group("hooks", false).await.unwrap_err();
+        assert!(error.to_string().contains("NoPerm"), "making a group that exists is refused too: {error}");
+        store.create_event_group("hooks", false).await.expect("there already: fine for a user who may make it");
     }
 
     /// On a Cluster the event goes right after its change; the same call made again (a caller's
