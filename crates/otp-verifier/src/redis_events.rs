@@ -692,6 +692,10 @@ mod tests {
         assert_eq!(letter["id"], later[0].id.as_str(), "the id opens from the dead letter too");
         assert_eq!((letter["group"].as_str(), letter["reason"].as_str()), (Some("hooks"), Some("http_500")));
         assert_eq!(letter["entry"].as_str(), Some(claimed.entry_id.as_str()));
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let kept: u64 = redis::cmd("XLEN").arg("otp:{e}:dead").query_async(&mut connection).await.unwrap();
+        assert_eq!(kept, 1, "in the stream's hash tag (one Cluster slot), beside it");
 
         // The audit trail pages by cursor.
         let page = store.events_after(None, 2).await.unwrap();

@@ -217,6 +217,9 @@ async fn session_lifecycle<S: Store>(store: impl Fn() -> S) {
     let too_short =
         Verifier::new(client(&sandbox, Gateway::PhonePe), store()).with_session_lifetime(Duration::from_millis(999));
     assert!(too_short.err().unwrap().is_configuration());
+    let retention = |retention| Verifier::new(client(&sandbox, Gateway::PhonePe), store()).with_retention(retention);
+    assert!(retention(Duration::from_millis(999)).err().unwrap().is_configuration(), "a retention of at least 1 s");
+    assert!(retention(Duration::from_secs(1)).is_ok() && retention(Duration::from_secs(7 * 86_400)).is_ok());
     let short = Verifier::new(client(&sandbox, Gateway::PhonePe), store())
         .with_session_lifetime(Duration::from_secs(1))
         .unwrap();
