@@ -612,6 +612,29 @@ mod tests {
         store.create_event_group("hooks", false).await.expect("there already: fine for a user who may make it");
     }
 
+    /// An entry's id is sealed to its own stream's name: copied into another store's stream
+    /// (the same store key, another prefix), it does not open there.
+    #[tokio::test]
+    async fn an_entry_copied_into_another_stream_does_not_open_there() {
+        let server = server();
+        let (ours, theirs) = (recording(&server, 1_000), store(&server).key_prefix("app7").unwrap());
+        let theirs = theirs.with_event_stream(1_000).unwrap();
+        ours.append_entries(&[event(EventKind::Started)]).await;
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let entries: Vec<Entry> =
+            redis::cmd("XRANGE").arg("otp:{e}:events").arg("-").arg("+").query_async(&mut connection).await.unwrap();
+        let mut copy = redis::cmd("XADD");
+        copy.arg("app7:{e}:events").arg("*");
+        for (name, value) in &entries[0].1 {
+            copy.arg(name).arg(value);
+        }
+        let _: String = copy.query_async(&mut connection).await.unwrap();
+        assert_eq!(ours.events_after(None, 10).await.unwrap().len(), 1, "it opens in its own stream");
+        let error = theirs.events_after(None, 10).await.unwrap_err();
+        assert!(error.to_string().contains("could not be opened"), "{error}");
+    }
+
     /// On a Cluster the event goes right after its change; the same call made again (a caller's
     /// retry with the same ticket) finds its own change and appends nothing twice.
     #[tokio::test]
