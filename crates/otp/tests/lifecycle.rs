@@ -397,6 +397,30 @@ async fn three_sweepers_report_each_of_a_thousand_expired_sessions_once_in_memor
     three_sweepers(verifiers, Events::Channels(receivers), 1_000).await;
 }
 
+/// One sweep claims batch after batch until none is left: 501 sessions that ran out (one more
+/// than a batch) are all reported by a single call, on both stores.
+async fn one_sweep_reports_more_than_a_batch<S: Store>(store: S) {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let verifier = sweeping_verifier(&sandbox, store, 501);
+    for i in 0..501 {
+        verifier.start(phonepe_to(sweeper_number(i).expose_digits()), &from(i as u32)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(verifier.sweep_expired().await.unwrap(), 501);
+    assert_eq!(verifier.sweep_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn one_sweep_reports_more_than_a_batch_in_memory() {
+    one_sweep_reports_more_than_a_batch(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn one_sweep_reports_more_than_a_batch_on_redis() {
+    let server = redis_server();
+    one_sweep_reports_more_than_a_batch(redis_store(&server)).await;
+}
+
 /// On a three-node Redis Cluster the stream and the expiry set are keys of their own slots,
 /// apart from the sessions: a verification's events reach the stream, and three sweepers on
 /// connections of their own report each expired session once.
