@@ -1140,3 +1140,16 @@ fn decode_record(record: &[u8]) -> Result<Record, Error> {
         Error::store_unavailable(Reached::No, format!("a verification's record could not be read ({:?})", e.classify()))
     })
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The tombstone benchmark's record is one the verifier would read back as a finished one,
+    /// with what `otp serve` keeps in it (a tenant): its size is a real record's.
+    #[test]
+    fn the_benchmarks_sample_record_is_a_real_finished_record() {
+        let record = super::decode_record(&super::sample_record().unwrap()).unwrap();
+        assert!(record.ended_ms.is_some() && record.tenant.as_deref() == Some("checkout"));
+    }
+}
