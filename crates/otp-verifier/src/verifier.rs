@@ -1071,11 +1071,7 @@ fn replay(answer: &[u8]) -> Result<Started, Error> {
         }),
         Answer::Failed { kind, reached, retryable, description } => {
             let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::UnexpectedResponse);
-            let reached = match reached.as_str() {
-                "no" => Reached::No,
-                "yes" => Reached::Yes,
-                _ => Reached::Maybe,
-            };
+            let reached = if reached == "yes" { Reached::Yes } else { Reached::Maybe };
             Err(Error::replayed(
                 kind,
                 reached,
@@ -1086,12 +1082,14 @@ fn replay(answer: &[u8]) -> Result<Started, Error> {
     }
 }
 
+/// How a stored failure says whether it reached the provider. A call that did not is never
+/// stored (its key is forgotten, so a retry really tries), so only these two are kept; anything
+/// else `Reached` may gain is as uncertain as "maybe".
 fn reached_name(reached: Reached) -> &'static str {
-    match reached {
-        Reached::No => "no",
-        Reached::Yes => "yes",
-        // Reached is non-exhaustive: anything new is as uncertain as "maybe".
-        _ => "maybe",
+    if reached == Reached::Yes {
+        "yes"
+    } else {
+        "maybe"
     }
 }
 

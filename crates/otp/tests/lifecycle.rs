@@ -207,6 +207,27 @@ async fn a_key_whose_first_call_sent_nothing_is_free_again() {
     assert_eq!(again.guard_rule(), Some("cooldown"), "tried again, not replayed: {again}");
 }
 
+/// A first call the provider answered with a refusal, or may have received, keeps its key: a
+/// retry replays that failure — its kind and whether the provider was reached — and sends
+/// nothing again.
+#[tokio::test]
+async fn a_key_whose_first_call_failed_after_reaching_the_provider_replays_that_failure() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    // A deadline well before the sandbox's 35 s answer to 9000000004: the send may have arrived.
+    let http = otp::HttpOptions::default().timeout(Duration::from_millis(300));
+    let options = otp::ClientOptions::new().environment(otp::Environment::Custom(sandbox.base_url())).http(http);
+    let client = otp::sandbox::client(Gateway::PhonePe, options).unwrap();
+    let verifier = Verifier::new(client, MemoryStore::new());
+    for (number, caller, reached) in [("9000000002", 1, Reached::Yes), ("9000000004", 2, Reached::Maybe)] {
+        let context = from(caller).idempotency_key(&format!("key-{number}")).unwrap();
+        let first = verifier.start(phonepe_to(number), &context).await.unwrap_err();
+        assert_eq!(first.reached_provider(), reached, "{first}");
+        let again = verifier.start(phonepe_to(number), &context).await.unwrap_err();
+        assert_eq!((again.kind(), again.reached_provider()), (first.kind(), reached), "{again}");
+        assert!(again.to_string().contains("the first call with this idempotency key failed"), "{again}");
+    }
+}
+
 /// Test numbers reach no gateway, verify only their fixed code, and are counted by the guard.
 async fn test_numbers<S: Store>(store: S) {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
