@@ -219,7 +219,7 @@ async fn a_key_whose_first_call_failed_after_reaching_the_provider_replays_that_
     let client = otp::sandbox::client(Gateway::PhonePe, options).unwrap();
     let verifier = Verifier::new(client, MemoryStore::new());
     for (number, caller, reached) in [("9000000002", 1, Reached::Yes), ("9000000004", 2, Reached::Maybe)] {
-        let context = from(caller).idempotency_key(&format!("key-{number}")).unwrap();
+        let context = from(caller).idempotency_key(format!("key-{number}")).unwrap();
         let first = verifier.start(phonepe_to(number), &context).await.unwrap_err();
         assert_eq!(first.reached_provider(), reached, "{first}");
         let again = verifier.start(phonepe_to(number), &context).await.unwrap_err();
