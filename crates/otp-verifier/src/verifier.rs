@@ -1148,6 +1148,12 @@ mod tests {
     #[test]
     fn the_benchmarks_sample_record_is_a_real_finished_record() {
         let record = super::decode_record(&super::sample_record().unwrap()).unwrap();
-        assert!(record.ended_ms.is_some() && record.tenant.as_deref() == Some("checkout"));
+        assert_eq!(record.tenant.as_deref(), Some("checkout"));
+        // A 10-minute session approved after 30 s: times of a real record's digits.
+        let since_created = |ms: u64| ms.checked_sub(record.created_ms);
+        assert_eq!(
+            (since_created(record.expires_ms), record.ended_ms.and_then(since_created)),
+            (Some(600_000), Some(30_000))
+        );
     }
 }
