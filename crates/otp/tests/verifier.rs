@@ -571,6 +571,12 @@ async fn redis_holds_no_number_address_key_code_or_reference_and_every_key_expir
         } else {
             assert!(*ttl > 0, "{key} has no TTL");
         }
+        if key.starts_with("otp:r:") {
+            // A record outlives its session by the retention: 24 h by default.
+            let day = otp::verifier::DEFAULT_RETENTION.as_millis() as i64;
+            assert_eq!(day, 86_400_000);
+            assert!(*ttl > day - 10_000, "{key}: {ttl} ms");
+        }
         if key.starts_with("otp:k:") {
             // An idempotency key replays its first answer for 24 h (a couple of seconds have passed).
             let day = otp::verifier::IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
