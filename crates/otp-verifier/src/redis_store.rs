@@ -965,12 +965,9 @@ impl Store for RedisStore {
 
     fn unreachable(&self, error: &Error) -> bool {
         std::error::Error::source(error).and_then(|source| source.downcast_ref::<redis::RedisError>()).is_some_and(
+            // redis-rs answers every timeout, refusal and dropped connection as an I/O error.
             |error| {
-                error.is_io_error()
-                    || error.is_timeout()
-                    || error.is_connection_refusal()
-                    || error.is_connection_dropped()
-                    || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
+                error.is_io_error() || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
             },
         )
     }
@@ -1153,6 +1150,27 @@ mod tests {
         let key = StoreKey::from_bytes(&[1; 32]).unwrap();
         assert_eq!(format!("{key:?}"), "StoreKey([redacted])");
         assert_eq!(format!("{:?}", store(1).key_prefix("app7").unwrap()), "RedisStore { prefix: \"app7\", .. }");
+    }
+
+    /// Unreachable: an I/O error of any kind (a timeout, a refusal, a dropped connection, any
+    /// other) or a Cluster that is down; an answer Redis gave (a script's error) is not.
+    #[tokio::test]
+    async fn only_io_errors_and_a_cluster_down_are_unreachable() {
+        let store = store(1);
+        let wrapped = |error: redis::RedisError| super::unreachable(error);
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::Other,
+        ] {
+            let error = wrapped(std::io::Error::new(kind, "x").into());
+            assert!(store.unreachable(&error), "{kind:?}");
+        }
+        let down = redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown);
+        assert!(store.unreachable(&wrapped((down, "CLUSTERDOWN").into())));
+        let answered = redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+        assert!(!store.unreachable(&wrapped((answered, "NOSCRIPT").into())));
     }
 
     #[tokio::test]
