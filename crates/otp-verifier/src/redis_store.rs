@@ -1289,6 +1289,30 @@ mod replays {
         crate::store::behaviour::a_session_lives_and_leaves_a_tombstone(store).await;
     }
 
+    /// A record's sealed id is bound to that record: copied into another session's record, it
+    /// does not open there, so a sweep can never report one session's expiry under another's id.
+    #[tokio::test]
+    async fn a_records_id_copied_into_another_record_does_not_open_there() {
+        let (server, store) = store().await;
+        let short = Lifetimes { session: Duration::from_millis(50), retention: HOUR };
+        let (first, second) = (VerificationId::random().unwrap(), VerificationId::random().unwrap());
+        for id in [&first, &second] {
+            store.put_session(id, b"p", b"r", short, None).await.unwrap();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let (_, first_record) = store.session_keys(&first);
+        let (_, second_record) = store.session_keys(&second);
+        let sealed: Vec<u8> =
+            redis::cmd("HGET").arg(&first_record).arg("i").query_async(&mut connection).await.unwrap();
+        let () =
+            redis::cmd("HSET").arg(&second_record).arg("i").arg(sealed).query_async(&mut connection).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let swept = store.claim_expired(10, HOUR, 1).await.unwrap();
+        let reported: Vec<&VerificationId> = swept.expired.iter().map(|swept| &swept.id).collect();
+        assert_eq!(reported, [&first], "the second's record names no one it can prove");
+    }
+
     #[tokio::test]
     async fn a_sweep_replayed_answers_its_own_claim_and_the_expiry_set_follows_the_sessions() {
         let (server, store) = store().await;
