@@ -205,6 +205,25 @@ impl Drops {
     }
 }
 
+/// The metrics a test's local recorder took since its last snapshot, each as `name label=value,…`
+/// with its value, by name.
+#[cfg(test)]
+pub(crate) fn counted(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> Vec<(String, metrics_util::debugging::DebugValue)> {
+    let mut rows: Vec<(String, metrics_util::debugging::DebugValue)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            (format!("{} {}", key.key().name(), labels.join(",")), value)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -238,16 +257,10 @@ mod tests {
         });
         assert!(receiver.try_recv().is_ok());
         assert!(receiver.try_recv().is_err(), "the two that did not fit were dropped");
-        let counted: Vec<(String, DebugValue)> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, value)| {
-                let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
-                (format!("{} {}", key.key().name(), labels.join(",")), value)
-            })
-            .collect();
-        assert_eq!(counted, [("otp.events.dropped sink=channel,reason=full".to_owned(), DebugValue::Counter(2))]);
+        assert_eq!(
+            counted(&snapshotter),
+            [("otp.events.dropped sink=channel,reason=full".to_owned(), DebugValue::Counter(2))]
+        );
     }
 
     #[test]

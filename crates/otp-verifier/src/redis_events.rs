@@ -496,21 +496,13 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let appended = move || -> Vec<(String, Vec<String>, DebugValue)> {
-            let rows = snapshotter.snapshot().into_vec().into_iter().map(|(key, _, _, value)| {
-                let labels = key.key().labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
-                (key.key().name().to_owned(), labels, value)
-            });
-            rows.collect()
-        };
+        let appended = move || crate::events::counted(&snapshotter);
         metrics::with_local_recorder(&recorder, || runtime.block_on(each_change_appends_once(appended)));
     }
 
-    async fn each_change_appends_once(appended: impl Fn() -> Vec<(String, Vec<String>, DebugValue)>) {
+    async fn each_change_appends_once(appended: impl Fn() -> Vec<(String, DebugValue)>) {
         use crate::store::{Ending, Generation, State, Store};
-        let counted = |events| {
-            vec![("otp.events.appended".to_owned(), vec!["sink=redis_stream".to_owned()], DebugValue::Counter(events))]
-        };
+        let counted = |events| vec![("otp.events.appended sink=redis_stream".to_owned(), DebugValue::Counter(events))];
         let server = server();
         let store = recording(&server, 1_000);
         let id = VerificationId::random().unwrap();
@@ -561,26 +553,11 @@ mod tests {
                 store.append_entries(&[event(EventKind::Approved), event(EventKind::Canceled)]).await;
             })
         });
-        let mut counted: Vec<(String, Vec<String>, DebugValue)> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, value)| {
-                let labels = key.key().labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
-                (key.key().name().to_owned(), labels, value)
-            })
-            .collect();
-        counted.sort_by(|a, b| a.0.cmp(&b.0));
-        let labels = |labels: &[&str]| labels.iter().map(|label| (*label).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            counted,
+            crate::events::counted(&snapshotter),
             [
-                ("otp.events.appended".to_owned(), labels(&["sink=redis_stream"]), DebugValue::Counter(1)),
-                (
-                    "otp.events.dropped".to_owned(),
-                    labels(&["sink=redis_stream", "reason=store_failed"]),
-                    DebugValue::Counter(2)
-                ),
+                ("otp.events.appended sink=redis_stream".to_owned(), DebugValue::Counter(1)),
+                ("otp.events.dropped sink=redis_stream,reason=store_failed".to_owned(), DebugValue::Counter(2)),
             ]
         );
     }
